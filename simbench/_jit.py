@@ -1,0 +1,77 @@
+"""The one place where Numba options are chosen.
+
+Every compiled function in simbench is decorated with :func:`kernel` (or
+:func:`kernel_nocache`, with the reason written beside it).  Keeping the options here
+means a change of policy, say enabling a fastmath flag, is one edit and one review.
+
+Policy
+------
+* ``nopython`` always: a kernel that would fall back to object mode is a bug.
+* ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of raising,
+  so kernels need no Python-level exception paths and vectorise better.  Kernels that can
+  meet such values handle them explicitly (e.g. ``y * log(y)`` at ``y = 0``).
+* ``nogil=True``: kernels release the GIL, so threads of a Dask worker can overlap.
+* ``fastmath`` is off.  The kernels are checked to the last testable digit against plain
+  NumPy/SciPy; ``nnan``/``ninf`` would also break the non-finite checks that detect a
+  diverging fit.  Only ``contract`` (fused multiply-add) would be harmless, and it would
+  still make results differ between machines with and without FMA.
+* ``cache=True``: compiled code is written next to the module, so only the first process
+  on a machine pays for compilation.  Caveat: Numba keys a cache entry on the file of the
+  function itself, not on the files of the kernels it calls; after editing a leaf kernel
+  in another module, clear ``__pycache__`` (``simbench.clear_cache()`` does that) or
+  set ``NUMBA_CACHE_DIR`` to a fresh directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from numba import njit
+
+_OPTIONS = {"nopython": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+
+
+def kernel(fn=None, *, cache: bool = True, parallel: bool = False):
+    """Compile ``fn`` with the project's Numba policy.
+
+    Usable bare (``@kernel``) or with options (``@kernel(parallel=True)``).  Compilation is
+    lazy: nothing is compiled until the first call with a given signature.
+    """
+
+    def decorate(f):
+        return njit(cache=cache, parallel=parallel, **_OPTIONS)(f)
+
+    return decorate if fn is None else decorate(fn)
+
+
+def kernel_nocache(fn=None, *, parallel: bool = False):
+    """Like :func:`kernel` without the on-disk cache.
+
+    For functions whose compiled form depends on something other than their own source
+    file and argument types (e.g. closures over generated code), where a cached entry could
+    go stale silently.  Every use says why.
+    """
+    return kernel(fn, cache=False, parallel=parallel)
+
+
+def cache_dirs() -> list[Path]:
+    """The directories where Numba keeps compiled simbench kernels."""
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    if custom:
+        return [Path(custom)]
+    root = Path(__file__).resolve().parent
+    return sorted({p.parent for p in root.rglob("*.nbi")})
+
+
+def clear_cache() -> int:
+    """Delete the compiled-kernel cache of simbench; return the number of files removed."""
+    removed = 0
+    for d in cache_dirs():
+        for f in list(d.glob("*.nbi")) + list(d.glob("*.nbc")):
+            f.unlink(missing_ok=True)
+            removed += 1
+        if d.name != "__pycache__" and d.exists() and not any(d.iterdir()):
+            shutil.rmtree(d, ignore_errors=True)
+    return removed

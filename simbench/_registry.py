@@ -1,0 +1,102 @@
+"""Name registries with aliases and helpful errors.
+
+A registry maps canonical names and aliases to small immutable objects (families, links,
+losses, activations, optimisers).  Lookups are case-insensitive and treat ``-`` and ``_``
+alike; an unknown name raises :class:`~simbench.errors.UnknownNameError` listing the accepted
+names and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from .errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def normalize_name(name: str) -> str:
+    """Lower-case ``name`` and unify separators: ``"Inverse-Gaussian"`` -> ``"inverse_gaussian"``."""
+    return str(name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def closest(name: str, choices: list[str]) -> str | None:
+    """The accepted name closest to ``name``, or ``None`` if nothing is close."""
+    match = difflib.get_close_matches(normalize_name(name), choices, n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def unknown_name_message(kind: str, name: object, accepted: list[str]) -> str:
+    """``unknown link 'lgo'; did you mean 'log'? accepted: identity, log, ...``"""
+    text = f"unknown {kind} {name!r}"
+    guess = closest(str(name), accepted) if isinstance(name, str) else None
+    if guess is not None:
+        text += f"; did you mean {guess!r}?"
+    return text + "; accepted: " + ", ".join(accepted)
+
+
+class Registry(Generic[T]):
+    """Canonical name -> object, with aliases.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, used in error messages (``"family"``, ``"link"``).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self._factories: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str, obj: T, aliases: tuple[str, ...] = ()) -> T:
+        key = normalize_name(name)
+        if key in self._items or key in self._aliases:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._items[key] = obj
+        for alias in aliases:
+            self._aliases[normalize_name(alias)] = key
+        return obj
+
+    def canonical(self, name: str) -> str:
+        """The canonical name for ``name`` (an alias or a canonical name)."""
+        key = normalize_name(name)
+        key = self._aliases.get(key, key)
+        if key not in self._items:
+            raise UnknownNameError(unknown_name_message(self.kind, name, self.names(aliases=True)))
+        return key
+
+    def get(self, name: str) -> T:
+        return self._items[self.canonical(name)]
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = normalize_name(name)
+        return key in self._items or key in self._aliases
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def names(self, aliases: bool = False) -> list[str]:
+        """Canonical names in registration order (and the aliases, sorted, if asked)."""
+        out = list(self._items)
+        if aliases:
+            out += sorted(self._aliases)
+        return out
+
+    def aliases_of(self, name: str) -> list[str]:
+        key = self.canonical(name)
+        return sorted(a for a, k in self._aliases.items() if k == key)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} registry: {', '.join(self._items)}>"

@@ -1,0 +1,1 @@
+"""Fitting: the reference GLM (IRLS) and neural network training."""

@@ -1,0 +1,1 @@
+"""Reporting: aggregation across replicates, tables, figures, reports and comparisons."""
