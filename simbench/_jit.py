@@ -6,7 +6,7 @@ means a change of policy, say enabling a fastmath flag, is one edit and one revi
 
 Policy
 ------
-* ``nopython`` always: a kernel that would fall back to object mode is a bug.
+* ``njit`` (nopython mode) always: a kernel that would fall back to object mode is a bug.
 * ``error_model="numpy"``: division by zero gives inf/nan as in NumPy instead of raising,
   so kernels need no Python-level exception paths and vectorise better.  Kernels that can
   meet such values handle them explicitly (e.g. ``y * log(y)`` at ``y = 0``).
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from numba import njit
 
-_OPTIONS = {"nopython": True, "nogil": True, "error_model": "numpy", "fastmath": False}
+_OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": False}
 
 
 def kernel(fn=None, *, cache: bool = True, parallel: bool = False):
