@@ -1,0 +1,371 @@
+"""The ``simbench`` command.
+
+Each subcommand is registered by one small function decorated with :func:`command`, which
+adds its arguments to a subparser and returns the handler ``handler(args) -> exit code``.
+Adding a command is adding one such function (in this module or one imported by it)::
+
+    @command("table", help="aggregate a results directory into a table")
+    def _table(parser):
+        parser.add_argument("directory")
+        def handle(args):
+            ...
+            return EXIT_OK
+        return handle
+
+Exit codes: 0 all cells ok; 1 internal error; 2 bad input (nothing written); 3 some cells
+failed (or, for ``compare``, a regression found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ValidationError
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "build_parser",
+    "command",
+    "main",
+]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_FAILED = 0, 1, 2, 3
+
+Handler = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Handler]]] = {}
+
+
+def command(name: str, help: str) -> Callable:
+    """Register ``fn(parser) -> handler`` as the subcommand ``name``."""
+
+    def register(fn: Callable[[argparse.ArgumentParser], Handler]):
+        _COMMANDS[name] = (help, fn)
+        return fn
+
+    return register
+
+
+def _err(message: str) -> None:
+    print(f"simbench: error: {message}", file=sys.stderr)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (all CPUs) or more, got {text!r}")
+    return value or (os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- run
+
+
+@command("run", help="run a sweep file (resuming what is already stored)")
+def _run(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("sweep", help="sweep file (TOML)")
+    parser.add_argument("--out", help="results directory (default results/<sweep name>)")
+    parser.add_argument(
+        "--jobs", "-j", type=_jobs, default=1, help="worker processes (0: one per CPU)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["serial", "local", "dask"],
+        help="where cells run (default: serial for one job, local processes otherwise)",
+    )
+    parser.add_argument("--address", help="Dask scheduler address, e.g. tcp://host:8786")
+    parser.add_argument(
+        "--quick", action="store_true", help="one replicate of the smallest n of each block"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the cell count and cache state, run nothing"
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_float, help="seconds per cell (default: the sweep's timeout)"
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+    parser.add_argument(
+        "--rerun-failed", action="store_true", help="run stored error/timeout cells again"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress line (the summary is printed)"
+    )
+
+    def handle(args: argparse.Namespace) -> int:
+        from .sweep.api import default_out
+        from .sweep.executors import make_executor
+        from .sweep.progress import summary_table
+        from .sweep.runner import Runner
+        from .sweep.spec import load_sweep
+        from .sweep.store import load
+
+        spec = load_sweep(args.sweep)
+        out = Path(args.out) if args.out else default_out(spec)
+        backend = args.backend
+        if backend is None and args.address:
+            backend = "dask"
+        executor = make_executor(backend, jobs=args.jobs, address=args.address)
+        runner = Runner(
+            spec,
+            out,
+            executor=executor,
+            quick=args.quick,
+            timeout=args.timeout,
+            fail_fast=args.fail_fast,
+            rerun_failed=args.rerun_failed,
+            progress=not args.no_progress,
+        )
+        if args.dry_run:
+            print(_describe_plan(spec, runner, out))
+            return EXIT_OK
+        report = runner.run()
+        df = load(out)
+        wanted = {c.cell_id for c in runner.plan().cells}
+        df = df[df["cell_id"].isin(wanted)]
+        print(summary_table(df))
+        totals = ", ".join(f"{k} {v}" for k, v in sorted(report.totals.items()))
+        print(
+            f"results: {out}  ({report.n_cells} cells: {totals or 'none stored'}; "
+            f"{report.n_cached} already stored; {report.elapsed:.1f} s)"
+        )
+        if report.stopped:
+            print("stopped at the first failed cell (--fail-fast)", file=sys.stderr)
+        if report.missing:
+            print(
+                f"{report.missing} cells not run; run the same command to resume", file=sys.stderr
+            )
+        if report.failed:
+            print(
+                f"{report.failed} cells failed; see the 'error' column, "
+                "or retry them with --rerun-failed",
+                file=sys.stderr,
+            )
+        return report.exit_code
+
+    return handle
+
+
+def _describe_plan(spec, runner, out: Path) -> str:
+    plan = runner.plan()
+    stored = plan.stored_counts()
+    n_sc = len({c.scenario_index for c in plan.cells})
+    reps = len({c.replicate for c in plan.cells})
+    lines = [
+        f"sweep {spec.name!r} ({spec.source}): {n_sc} scenarios x {len(spec.configs)} configs "
+        f"x {reps} replicates = {len(plan.cells)} cells" + (" (--quick)" if runner.quick else ""),
+        f"  results directory: {out}" + ("" if out.exists() else " (new)"),
+        "  stored: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(stored.items())) if stored else "none"),
+        f"  not applicable (skipped rows): {plan.n_skipped_total}",
+        f"  to run: {len(plan.to_run)} cells in {len(plan.groups)} groups"
+        + (f", plus {len(plan.to_skip)} skipped rows to write" if plan.to_skip else ""),
+    ]
+    failed = sum(v for k, v in stored.items() if k in ("error", "timeout"))
+    if failed and not runner.rerun_failed:
+        lines.append(f"  {failed} failed cells are kept; --rerun-failed retries them")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@command("validate", help="check a sweep file and print its cell count")
+def _validate(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("sweep", help="sweep file (TOML)")
+
+    def handle(args: argparse.Namespace) -> int:
+        from .sweep.cells import expand_cells
+        from .sweep.spec import load_sweep
+
+        spec = load_sweep(args.sweep)
+        cells = expand_cells(spec)
+        skipped = [c for c in cells if c.skip_reason is not None]
+        groups = len({c.group_key for c in cells})
+        print(
+            f"{args.sweep}: OK: sweep {spec.name!r}: {len(spec.scenarios)} scenarios x "
+            f"{len(spec.configs)} configs x {spec.replicates} replicates = {len(cells)} cells "
+            f"in {groups} groups"
+        )
+        if skipped:
+            print(f"  {len(skipped)} cells will be skipped rows (configuration not applicable):")
+            reasons: dict[str, int] = {}
+            for c in skipped:
+                label = spec.configs[c.config_index].label
+                key = f"{label} on scenario {spec.scenarios[c.scenario_index].id}: {c.skip_reason}"
+                reasons[key] = reasons.get(key, 0) + 1
+            for text, n in list(reasons.items())[:20]:
+                print(f"    {n} x {text}")
+            if len(reasons) > 20:
+                print(f"    ... and {len(reasons) - 20} more")
+        if spec.vocabulary == "raw":
+            print("  note: scenario/config semantics not checked (modules not installed)")
+        return EXIT_OK
+
+    return handle
+
+
+# --------------------------------------------------------------------------- status
+
+
+@command("status", help="count done / failed / missing cells of a results directory")
+def _status(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument("directory", help="results directory")
+
+    def handle(args: argparse.Namespace) -> int:
+        from .sweep.api import status
+
+        report = status(args.directory)
+        print(report.format())
+        return EXIT_FAILED if report.failed else EXIT_OK
+
+    return handle
+
+
+# --------------------------------------------------------------------------- list
+
+LISTABLE = {
+    "families": "simbench.families",
+    "links": "simbench.links",
+    "losses": "simbench.losses",
+    "activations": "simbench.activations",
+    "optimizers": "simbench.fit.optimizers",
+    "metrics": "simbench.metrics",
+}
+
+
+def _registry_lines(registry) -> list[str]:
+    """``name  (aliases)  description`` per item of a Registry or a mapping."""
+    entries: list[tuple[str, list[str], str]] = []
+    if hasattr(registry, "names") and hasattr(registry, "get"):
+        for name in registry.names():
+            obj = registry.get(name)
+            aliases = registry.aliases_of(name) if hasattr(registry, "aliases_of") else []
+            entries.append((name, aliases, _description(obj)))
+    elif hasattr(registry, "items"):
+        for name, obj in registry.items():
+            entries.append((str(name), [], _description(obj)))
+    else:
+        entries = [(str(x), [], "") for x in registry]
+    width = max((len(n) for n, _, _ in entries), default=0)
+    lines = []
+    for name, aliases, desc in entries:
+        text = f"  {name.ljust(width)}"
+        if desc:
+            text += f"  {desc}"
+        if aliases:
+            text += f"  (aliases: {', '.join(aliases)})"
+        lines.append(text.rstrip())
+    return lines
+
+
+def _description(obj) -> str:
+    desc = getattr(obj, "description", None)
+    if isinstance(desc, str) and desc:
+        return desc.strip().splitlines()[0]
+    if callable(obj) and not isinstance(obj, type) and getattr(obj, "__doc__", None):
+        return obj.__doc__.strip().splitlines()[0]
+    return ""
+
+
+@command("list", help="list families, links, losses, activations, optimizers, metrics")
+def _list(parser: argparse.ArgumentParser) -> Handler:
+    parser.add_argument(
+        "what", nargs="?", choices=list(LISTABLE), help="one registry (default all)"
+    )
+
+    def handle(args: argparse.Namespace) -> int:
+        kinds = [args.what] if args.what else list(LISTABLE)
+        code = EXIT_OK
+        for i, kind in enumerate(kinds):
+            if i:
+                print()
+            print(f"{kind}:")
+            try:
+                registry = importlib.import_module(LISTABLE[kind]).REGISTRY
+            except (ImportError, AttributeError) as exc:
+                print(f"  (not available: {exc})")
+                if args.what:
+                    code = EXIT_INTERNAL
+                continue
+            for line in _registry_lines(registry):
+                print(line)
+        return code
+
+    return handle
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="simbench",
+        description="Simulation studies of neural networks against generalized linear models.",
+    )
+    parser.add_argument("--version", action="version", version=f"simbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, register) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=register(p))
+    return parser
+
+
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C so buffered rows are flushed and workers stopped
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``simbench`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        return int(handler(args) or EXIT_OK)
+    except ValidationError as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        _err("interrupted; run the same command again to resume")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:
+        traceback.print_exc()
+        _err("internal error (a bug in simbench; please report it with the traceback above)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

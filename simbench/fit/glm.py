@@ -1,0 +1,694 @@
+r"""The reference GLM: maximum likelihood by Fisher scoring (IRLS) with step-halving.
+
+For a family with unit variance :math:`V`, link :math:`g = h^{-1}`, prior weights
+:math:`w_i` and design rows :math:`\tilde x_i = (1, x_i)`, :func:`fit_glm` maximises the
+log-likelihood in :math:`\beta`, :math:`\eta_i = \tilde x_i^\top\beta + o_i`,
+:math:`\mu_i = h(\eta_i)`, by the iteration
+
+.. math::
+
+    \beta \leftarrow \beta + t\,A^{-1} g,\qquad
+    A = \sum_i W_i \tilde x_i\tilde x_i^\top,\qquad
+    g = \sum_i w_i\,\frac{h'(\eta_i)(y_i - \mu_i)}{V(\mu_i)}\,\tilde x_i,\qquad
+    W_i = \frac{w_i\,h'(\eta_i)^2}{V(\mu_i)},
+
+with :math:`t = 1, 1/2, 1/4, \dots` until the step stays in the domain and does not raise
+the deviance :math:`D = \sum_i w_i d(y_i, \mu_i)`.  The compiled iteration lives in
+:mod:`simbench.kernels.irls`; this module validates the input, interprets the result
+(rank deficiency, separation, domain problems) and computes the inference quantities.
+
+Separation.  For a binary response with a link onto (0, 1) (logit, probit, cloglog, loglog,
+cauchit), and for counts (Poisson, negative binomial, Tweedie) with the log link, the MLE
+does not exist when some direction :math:`d \ne 0` has :math:`\tilde x_i^\top d \ge 0` for
+every :math:`y_i = 1`, :math:`\le 0` for every :math:`y_i = 0` (for counts: every zero count)
+and :math:`= 0` for every response strictly inside, the likelihood then increasing for ever
+along :math:`d` (Albert & Anderson 1984; Santos Silva & Tenreyro 2010 for counts).  When
+a fit shows the symptoms (fitted means at the boundary for boundary responses, or no
+convergence) a linear program searches for such a direction; a verified direction gives the
+status ``"separation"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simbench import families as _families
+from simbench.errors import ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from simbench.families import Family
+    from simbench.links import Link
+
+__all__ = ["STATUSES", "GLMFit", "fit_glm"]
+
+STATUSES = ("ok", "not_converged", "separation", "rank_deficient", "domain_error")
+
+# boundary responses fitted closer than this to the boundary of the mean space (relative to
+# the mean response for counts) make the fit suspect of separation and trigger the LP check
+_SEPARATION_SUSPECT = 1e-6
+_SEPARABLE_BINARY_LINKS = frozenset({"logit", "probit", "cloglog", "loglog", "cauchit"})
+_COUNT_FAMILIES = frozenset({"poisson", "negative_binomial", "tweedie"})
+
+
+def _irls():
+    # compiled kernels are loaded on first use, never at import
+    from simbench.kernels import irls
+
+    return irls
+
+
+# ---- the result -----------------------------------------------------------------------------
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class GLMFit:
+    r"""A fitted generalized linear model (the result of :func:`fit_glm`).
+
+    Coefficient vectors and matrices are ordered ``[intercept, x1, ..., xp]`` (without the
+    intercept when ``fit_intercept=False``).  Arrays are read-only.
+
+    Attributes
+    ----------
+    coef : ndarray (q,)
+        :math:`\hat\beta` (the last iterate when ``status`` is not ``"ok"``; nan when no
+        iterate exists: ``"rank_deficient"``, ``"domain_error"`` without a valid start).
+    covariance : ndarray (q, q)
+        :math:`\hat\phi\,(\tilde X^\top W \tilde X)^{-1}`, the inverse expected information.
+    covariance_sandwich : ndarray (q, q)
+        :math:`A^{-1} B A^{-1}` with :math:`A = \tilde X^\top W\tilde X` and
+        :math:`B = \sum_i u_i^2 \tilde x_i\tilde x_i^\top`,
+        :math:`u_i = w_i h'(\eta_i)(y_i-\mu_i)/V(\mu_i)` (HC0; valid under a misspecified
+        variance function).
+    bse : ndarray (q,)
+        Standard errors, the square roots of the diagonal of ``covariance``.
+    dispersion : float
+        Pearson estimate :math:`\hat\phi = \sum_i w_i (y_i-\hat\mu_i)^2/V(\hat\mu_i) /
+        (n - q)` for families with a dispersion parameter, 1 otherwise.
+    dispersion_deviance : float
+        :math:`D/(n - q)` for families with a dispersion parameter, 1 otherwise.
+    deviance, null_deviance : float
+        :math:`D(\hat\beta)` and the deviance of the intercept-only model (with the offset;
+        statsmodels' convention, also when ``fit_intercept=False``).
+    loglik, aic : float
+        Log-likelihood at :math:`\hat\phi` (the Gaussian identity model uses the maximum
+        likelihood :math:`\sum w (y-\hat\mu)^2/n`; statsmodels' convention) and
+        :math:`-2\ell + 2q`.  nan when ``y`` is outside the support of the distribution
+        (non-integer counts, fractional binary responses: a quasi-likelihood fit).
+    pearson_chi2 : float
+        The Pearson statistic :math:`\sum_i w_i (y_i-\hat\mu_i)^2/V(\hat\mu_i)`.
+    nobs : int
+        Rows with positive weight (rows of weight 0 are absent from the likelihood).
+    df_resid : int
+        ``nobs - q``.
+    iterations : int
+        Accepted Fisher-scoring iterates.
+    deviance_history : ndarray
+        The deviance of each accepted iterate.
+    converged : bool
+        Both convergence criteria met and ``status == "ok"``.
+    status : str
+        ``"ok"``, ``"not_converged"``, ``"separation"``, ``"rank_deficient"`` or
+        ``"domain_error"``.
+    message : str
+        What happened, in words ("" when ``status == "ok"``).
+    fisher_information : ndarray (q, q)
+        :math:`I_n = \tilde X^\top W \tilde X/\hat\phi` at :math:`\hat\beta`.
+    grad_norm : float
+        :math:`\lVert\nabla_\beta \tfrac{1}{2}D/\sum_i w_i\rVert_2`, the gradient of the mean
+        half-deviance per unit weight (the network's loss scale) at :math:`\hat\beta`.
+    decrement : float
+        Newton decrement :math:`g^\top A^{-1} g`: the deviance a further step would gain.
+    family, link : Family, Link
+    fit_intercept : bool
+    feature_names : tuple of str
+        Names of the coefficients (``"intercept"``, then the columns of ``X``).
+    """
+
+    coef: np.ndarray
+    covariance: np.ndarray
+    covariance_sandwich: np.ndarray
+    bse: np.ndarray
+    dispersion: float
+    dispersion_deviance: float
+    deviance: float
+    null_deviance: float
+    loglik: float
+    aic: float
+    pearson_chi2: float
+    nobs: int
+    df_resid: int
+    iterations: int
+    deviance_history: np.ndarray
+    converged: bool
+    status: str
+    message: str
+    fisher_information: np.ndarray
+    grad_norm: float
+    decrement: float
+    family: Family
+    link: Link
+    fit_intercept: bool
+    feature_names: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        head = f"GLMFit({self.family!r}, {self.link!r}, status={self.status!r}"
+        return head + f", deviance={self.deviance:.6g}, iterations={self.iterations})"
+
+    @property
+    def n_features(self) -> int:
+        """Number of columns of ``X`` (the intercept not counted)."""
+        return len(self.coef) - int(self.fit_intercept)
+
+    @cached_property
+    def bse_sandwich(self) -> np.ndarray:
+        """Sandwich (HC0) standard errors."""
+        return _readonly(np.sqrt(np.diag(self.covariance_sandwich)))
+
+    def _check_X(self, X) -> np.ndarray:
+        arr = _as_matrix(X, "X")
+        if arr.shape[1] != self.n_features:
+            raise ValidationError(
+                f"X has {arr.shape[1]} columns; the model was fitted with {self.n_features}"
+            )
+        return arr
+
+    def linear_predictor(self, X, offset=None) -> np.ndarray:
+        r""":math:`\eta = \tilde X\hat\beta + o` for new rows ``X`` (n, p)."""
+        arr = self._check_X(X)
+        eta = arr @ self.coef[int(self.fit_intercept) :]
+        if self.fit_intercept:
+            eta = eta + self.coef[0]
+        if offset is not None:
+            eta = eta + _as_vector(offset, "offset", arr.shape[0], scalar_ok=True)
+        return eta
+
+    def predict(self, X, offset=None) -> np.ndarray:
+        r"""Fitted means :math:`\hat\mu = h(\tilde X\hat\beta + o)` for new rows ``X``."""
+        return self.link.h(self.linear_predictor(X, offset=offset))
+
+    def summary(self) -> pd.DataFrame:
+        """Coefficient table: estimate, standard error, Wald z, two-sided p-value (normal
+        reference), sandwich standard error; one row per coefficient."""
+        import pandas as pd
+
+        z = self.coef / self.bse
+        pval = np.array([math.erfc(abs(v) / math.sqrt(2.0)) for v in z])
+        return pd.DataFrame(
+            {
+                "coef": self.coef,
+                "se": self.bse,
+                "z": z,
+                "p_value": pval,
+                "se_sandwich": self.bse_sandwich,
+            },
+            index=pd.Index(self.feature_names, name="term"),
+        )
+
+
+# ---- input validation -------------------------------------------------------------------------
+
+
+def _as_matrix(X, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"{what} must be a 2-D array of real numbers; got {type(X).__name__}"
+        ) from None
+    if arr.ndim != 2:
+        raise ValidationError(
+            f"{what} must be 2-D (n rows, p columns, no intercept column); got shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _as_vector(v, what: str, n: int, scalar_ok: bool = False) -> np.ndarray:
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"{what} must be an array of real numbers; got {type(v).__name__}"
+        ) from None
+    if arr.ndim == 0 and scalar_ok:
+        arr = np.full(n, float(arr))
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValidationError(f"{what} must have shape ({n},) like y; got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValidationError(f"{what} must be finite; got {arr[i]!r} at index {i}")
+    return np.ascontiguousarray(arr)
+
+
+def _check_nonfinite_X(X: np.ndarray) -> None:
+    """Raise the ValidationError that explains a non-finite X'WX."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise ValidationError(f"X must be finite; got {X[i, j]!r} at row {i}, column {j}")
+    raise ValidationError(
+        "X'WX overflows at the starting values: the columns of X are too large "
+        f"(max |X| = {np.abs(X).max():.3g}); rescale them"
+    )
+
+
+# ---- diagnostics ------------------------------------------------------------------------------
+
+
+def _collinearity_message(A: np.ndarray, names: tuple[str, ...], tol: float) -> str:
+    """Name the columns that are (weighted) linear combinations of earlier ones."""
+    d = np.diag(A).copy()
+    info = d > 0
+    root = np.sqrt(np.where(info, d, 1.0))
+    S = A / np.outer(root, root)
+    kept: list[int] = []
+    parts = []
+    for j in range(A.shape[0]):
+        if not info[j]:
+            parts.append(f"{names[j]!r} is zero on every row with positive weight")
+            continue
+        if kept:
+            c = np.linalg.solve(S[np.ix_(kept, kept)], S[kept, j])
+            resid = 1.0 - float(S[kept, j] @ c)
+        else:
+            c = np.zeros(0)
+            resid = 1.0
+        if resid > tol:
+            kept.append(j)
+            continue
+        big = np.abs(c) > 1e-6 * max(np.abs(c).max(initial=0.0), 1e-300)
+        combo = ", ".join(repr(names[kept[i]]) for i in np.flatnonzero(big))
+        parts.append(f"{names[j]!r} is a linear combination of {combo} (1 - R^2 = {resid:.1e})")
+    return (
+        "rank-deficient design: "
+        + "; ".join(parts)
+        + ". The coefficients are not identifiable: remove or combine these columns."
+    )
+
+
+def _separation_kind(family: Family, link: Link) -> str | None:
+    if family.is_binary and link.name in _SEPARABLE_BINARY_LINKS:
+        return "binary"
+    if family.name in _COUNT_FAMILIES and link.name == "log":
+        return "count"
+    return None
+
+
+def _suspect_separation(kind: str, y, mu, wpos, ybar: float) -> bool:
+    if kind == "binary":
+        low = wpos & (y == 0.0) & (mu < _SEPARATION_SUSPECT)
+        high = wpos & (y == 1.0) & (mu > 1.0 - _SEPARATION_SUSPECT)
+        return bool(low.any() or high.any())
+    return bool((wpos & (y == 0.0) & (mu < _SEPARATION_SUSPECT * max(ybar, 1.0))).any())
+
+
+def _find_separation(X: np.ndarray, icpt: int, y, wpos, kind: str):
+    """A verified direction of separation, as ``(n_separated, n_boundary, complete)``, or None.
+
+    Solves the LP  max sum_b s_b x~_b'd  s.t.  s_b x~_b'd >= 0 (boundary rows),
+    x~_i'd = 0 (interior rows), -1 <= d <= 1, with ``s = +1`` for ``y = 1`` and ``-1`` for
+    ``y = 0``, on columns scaled to unit max-norm, then re-checks the direction in floating
+    point; an LP answer that does not survive the check is no evidence.
+    """
+    from scipy.optimize import linprog
+
+    rows = np.flatnonzero(wpos)
+    Xt = X[rows]
+    if icpt:
+        Xt = np.hstack([np.ones((rows.size, 1)), Xt])
+    scale = np.abs(Xt).max(axis=0)
+    Xt = Xt / np.where(scale > 0, scale, 1.0)
+    yy = y[rows]
+    if kind == "binary":
+        sign = np.where(yy == 1.0, 1.0, np.where(yy == 0.0, -1.0, 0.0))
+    else:
+        sign = np.where(yy == 0.0, -1.0, 0.0)
+    bnd = sign != 0.0
+    if not bnd.any():
+        return None
+    Xb = Xt[bnd] * sign[bnd, None]
+    inner = Xt[~bnd]
+    res = linprog(
+        -Xb.sum(axis=0),
+        A_ub=-Xb,
+        b_ub=np.zeros(Xb.shape[0]),
+        A_eq=inner if inner.shape[0] else None,
+        b_eq=np.zeros(inner.shape[0]) if inner.shape[0] else None,
+        bounds=(-1.0, 1.0),
+        method="highs",
+    )
+    if res.status != 0 or res.x is None or not -res.fun > 0.0:
+        return None
+    dvec = res.x
+    size = np.abs(Xt) @ np.abs(dvec) + 1e-300
+    margin = (Xt @ dvec) / size
+    sm = margin[bnd] * sign[bnd]
+    if (sm < -1e-7).any() or (np.abs(margin[~bnd]) > 1e-7).any():
+        return None
+    n_sep = int((sm > 1e-5).sum())
+    if n_sep == 0:
+        return None
+    return n_sep, int(bnd.sum()), n_sep == rows.size
+
+
+def _separation_message(kind: str, n_sep: int, n_bnd: int, complete: bool, n: int) -> str:
+    if kind == "binary":
+        if complete:
+            return (
+                f"complete separation: a hyperplane in the covariates separates y = 0 from y = 1 "
+                f"(all {n} observations are fitted exactly); the maximum-likelihood estimate "
+                "does not exist and the coefficients diverge along that direction"
+            )
+        return (
+            f"quasi-complete separation: {n_sep} of the {n_bnd} observations with y = 0 or 1 "
+            "lie strictly on one side of a hyperplane that the others touch, and are fitted "
+            "with probability 0 or 1 in the limit; the maximum-likelihood estimate does not "
+            "exist and some coefficients diverge"
+        )
+    return (
+        f"separation: {n_sep} of the {n_bnd} zero counts can be fitted with mean 0 exactly "
+        "(a direction in the covariates is <= 0 on all zero counts, < 0 on these, and 0 on all "
+        "positive counts); the maximum-likelihood estimate does not exist and some "
+        "coefficients diverge to -inf"
+    )
+
+
+# ---- the fit ------------------------------------------------------------------------------------
+
+
+def _resolve(family, link):
+    fam = _families.get(family) if not hasattr(family, "check_link") else family
+    lnk = fam.default_link if link is None else fam.check_link(link)
+    return fam, lnk
+
+
+def fit_glm(
+    X,
+    y,
+    family: str | Family = "poisson",
+    link: str | Link | None = None,
+    weights=None,
+    offset=None,
+    fit_intercept: bool = True,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+) -> GLMFit:
+    r"""Fit a GLM by maximum likelihood (Fisher scoring / IRLS with step-halving).
+
+    Parameters
+    ----------
+    X : array-like (n, p)
+        Covariates, without an intercept column (a pandas DataFrame's column names are kept).
+    y : array-like (n,)
+        Responses, in the domain of the family's deviance: binomial proportions (with the
+        trials as ``weights``), non-integer counts and fractional binary responses are
+        accepted (quasi-likelihood; the log-likelihood is then nan).
+    family : str or Family
+        A family name (``"poisson"``, ``"tweedie(1.5)"``, ...) or a Family.
+    link : str, Link or None
+        A link the family accepts; None or ``"canonical"``: the family's default link.
+    weights : array-like (n,), optional
+        Prior weights :math:`w_i \ge 0` (statsmodels' ``var_weights``; binomial: trials).
+        Integer weights give the same coefficients, deviance and Pearson statistic as
+        repeating rows; rows of weight 0 are absent.
+    offset : array-like (n,) or float, optional
+        Known part of the linear predictor, :math:`\eta = \tilde x^\top\beta + o`.
+    fit_intercept : bool
+        Whether to fit an intercept (the first coefficient).
+    tol : float
+        Convergence tolerance: both the relative deviance change between iterates and the
+        Newton decrement (the deviance a further step would gain) must be below
+        ``tol * (|D| + 0.1)``.
+    max_iter : int
+        Maximal number of Fisher-scoring iterates.
+
+    Returns
+    -------
+    GLMFit
+        Its ``status`` says whether the fit is the MLE (``"ok"``) or why not: no convergence,
+        separation (no MLE), a rank-deficient design, or means that leave the domain.
+
+    Raises
+    ------
+    ValidationError
+        Malformed input: shapes, non-finite values, ``y`` outside the family's domain,
+        negative weights, an unknown or unaccepted link.
+    """
+    fam, lnk = _resolve(family, link)
+    names_in = getattr(X, "columns", None)
+    Xa = _as_matrix(X, "X")
+    n, p = Xa.shape
+    if n == 0:
+        raise ValidationError("X has no rows")
+    feature_names = (
+        tuple(str(c) for c in names_in)
+        if names_in is not None and len(names_in) == p
+        else tuple(f"x{j + 1}" for j in range(p))
+    )
+    ya = _as_vector(y, "y", n)
+    fam.check_y(ya, support=False)
+    if weights is None:
+        wa = np.empty(0)
+        wpos_count_ok = True
+    else:
+        wa = _as_vector(weights, "weights", n)
+        if (wa < 0).any():
+            i = int(np.flatnonzero(wa < 0)[0])
+            raise ValidationError(f"weights must be >= 0; got {wa[i]!r} at index {i}")
+        wpos_count_ok = bool((wa > 0).any())
+    if not wpos_count_ok:
+        raise ValidationError("weights are all zero: there is nothing to fit")
+    oa = np.empty(0) if offset is None else _as_vector(offset, "offset", n, scalar_ok=True)
+    try:
+        tol_f = float(tol)
+    except (TypeError, ValueError):
+        tol_f = math.nan
+    if not (math.isfinite(tol_f) and tol_f > 0):
+        raise ValidationError(f"tol must be a finite number > 0; got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValidationError(f"max_iter must be an integer >= 1; got {max_iter!r}")
+    icpt = 1 if fit_intercept else 0
+    q = p + icpt
+    if q == 0:
+        raise ValidationError("no coefficients to fit: X has no columns and fit_intercept=False")
+    names = (("intercept",) if icpt else ()) + feature_names
+
+    k = _irls()
+    fcode, fpar = int(fam.code), float(fam.param)
+    lcode, lpar = int(lnk.code), float(lnk.param)
+    beta = np.empty(q)
+    eta = np.empty(n)
+    A = np.empty((q, q))
+    g = np.empty(q)
+    history = np.empty(int(max_iter) + 1)
+    status_code, iters, dev, decrement, column = k.irls_solve(
+        Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter),
+        beta, eta, A, g, history,
+    )  # fmt: skip
+    iters = int(iters)
+    common: dict[str, Any] = {
+        "family": fam,
+        "link": lnk,
+        "fit_intercept": bool(fit_intercept),
+        "feature_names": names,
+    }
+    wpos = np.ones(n, dtype=bool) if wa.size == 0 else wa > 0
+    sep_kind = _separation_kind(fam, lnk)
+
+    if status_code == k.IRLS_NONFINITE:
+        _check_nonfinite_X(Xa)
+    if status_code == k.IRLS_RANK_DEFICIENT:
+        return _failed(
+            q, "rank_deficient", _collinearity_message(A, names, k.RANK_TOL), common, n=int(wpos.sum())
+        )
+    if status_code == k.IRLS_NO_START:
+        if sep_kind is not None:
+            found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
+            if found is not None:
+                msg = _separation_message(sep_kind, *found, n=int(wpos.sum()))
+                return _failed(q, "separation", msg, common, n=int(wpos.sum()))
+        return _failed(
+            q,
+            "domain_error",
+            f"no valid starting point: neither the standard starting means nor the "
+            f"intercept-only model give a linear predictor and means inside the domain of the "
+            f"{lnk.name} link and the {fam.name} family ({fam.mu_domain})",
+            common,
+            n=int(wpos.sum()),
+        )
+
+    # ---- inference at the final iterate --------------------------------------------------
+    mu = np.empty(n)
+    pearson, npos, sw = k.irls_summaries(fcode, fpar, lcode, lpar, ya, wa, eta, mu)
+    npos = int(npos)
+    df_resid = npos - q
+    if fam.has_dispersion:
+        phi = pearson / df_resid if df_resid > 0 else math.nan
+        phi_dev = dev / df_resid if df_resid > 0 else math.nan
+    else:
+        phi = phi_dev = 1.0
+    L = np.zeros((q, q))
+    dsc = np.empty(q)
+    Ainv = np.full((q, q), math.nan)
+    if k.scaled_cholesky(A, L, dsc, 0.0) < 0:
+        k.cholesky_inverse(L, dsc, Ainv)
+    meat = np.empty((q, q))
+    k.irls_meat(Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, eta, meat, np.empty((k.CHUNK, q)))
+    cov = phi * Ainv
+    cov_sandwich = Ainv @ meat @ Ainv
+    cov_sandwich = 0.5 * (cov_sandwich + cov_sandwich.T)
+
+    # ---- status ---------------------------------------------------------------------------------
+    status, message = "ok", ""
+    ybar = float(np.average(ya, weights=None if wa.size == 0 else wa))
+    if status_code == k.IRLS_MAX_ITER:
+        status = "not_converged"
+        message = (
+            f"no convergence in {max_iter} iterations: relative deviance change "
+            f"{abs(history[iters - 1] - history[max(iters - 2, 0)]) / (abs(dev) + 0.1):.2e}, "
+            f"Newton decrement / (|D| + 0.1) = {decrement / (abs(dev) + 0.1):.2e} (tol {tol_f:g})"
+        )
+    elif status_code == k.IRLS_STALLED:
+        status = "not_converged"
+        message = (
+            f"step-halving failed: no step along the Fisher-scoring direction lowers the "
+            f"deviance, though a full step would gain {decrement:.3g}"
+        )
+        if not (lnk.mu_valid(mu[wpos]).all() and fam.mu_valid(mu[wpos]).all()) or (
+            _near_boundary(fam, mu[wpos])
+        ):
+            status = "domain_error"
+            message = (
+                "the fitted means run into the boundary of the domain "
+                f"({fam.mu_domain}) and step-halving cannot move further: the MLE lies on "
+                "the boundary of the parameter space or does not exist"
+            )
+    elif status_code == k.IRLS_SINGULAR:
+        status = "not_converged"
+        message = (
+            f"the information matrix became singular at column {names[int(column)]!r} during "
+            "the iterations (working weights vanished, e.g. fitted means at the boundary)"
+        )
+    if sep_kind is not None and (
+        status != "ok" or _suspect_separation(sep_kind, ya, mu, wpos, ybar)
+    ):
+        found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
+        if found is not None:
+            status = "separation"
+            message = _separation_message(sep_kind, *found, n=npos)
+
+    # ---- likelihood ------------------------------------------------------------------------------
+    if fam.name == "gaussian" and lnk.name == "identity":
+        r = ya - mu
+        phi_ll = float(np.sum(r * r * (1.0 if wa.size == 0 else wa)) / npos)
+    else:
+        phi_ll = phi
+    try:
+        loglik = fam.loglik(
+            ya[wpos], mu[wpos], phi=phi_ll, weights=None if wa.size == 0 else wa[wpos]
+        )
+    except ValidationError:
+        loglik = math.nan
+    null_dev = _null_deviance(k, fam, lnk, ya, wa, oa, ybar, tol_f)
+
+    return GLMFit(
+        coef=_readonly(beta),
+        covariance=_readonly(cov),
+        covariance_sandwich=_readonly(cov_sandwich),
+        bse=_readonly(np.sqrt(np.diag(cov))),
+        dispersion=float(phi),
+        dispersion_deviance=float(phi_dev),
+        deviance=float(dev),
+        null_deviance=float(null_dev),
+        loglik=float(loglik),
+        aic=float(-2.0 * loglik + 2.0 * q),
+        pearson_chi2=float(pearson),
+        nobs=npos,
+        df_resid=int(df_resid),
+        iterations=iters,
+        deviance_history=_readonly(history[:iters].copy()),
+        converged=status == "ok" and status_code == k.IRLS_CONVERGED,
+        status=status,
+        message=message,
+        fisher_information=_readonly(A / phi),
+        grad_norm=float(np.linalg.norm(g) / sw),
+        decrement=float(decrement),
+        **common,
+    )
+
+
+def _near_boundary(fam: Family, mu: np.ndarray) -> bool:
+    """Whether some fitted mean sits at the edge of the mean space (to rounding)."""
+    if fam.name == "gaussian":
+        return False
+    scale = max(float(np.abs(mu).max(initial=0.0)), 1e-300)
+    if (mu <= 1e-10 * scale).any():
+        return True
+    return bool(fam.is_binary and (mu >= 1.0 - 1e-10).any())
+
+
+def _null_deviance(k, fam, lnk, y, w, offset, ybar, tol) -> float:
+    """Deviance of the intercept-only model (with the offset)."""
+    if offset.size == 0:
+        if not (fam.mu_valid(np.array([ybar]))[0] and lnk.mu_valid(np.array([ybar]))[0]):
+            return math.nan
+        return float(
+            _irls_fam().fam_deviance_sum(
+                int(fam.code), float(fam.param), y, np.full(y.shape[0], ybar), w
+            )
+        )
+    n = y.shape[0]
+    X0 = np.empty((n, 0))
+    beta = np.empty(1)
+    out = k.irls_solve(
+        X0, 1, int(fam.code), float(fam.param), int(lnk.code), float(lnk.param), y, w, offset,
+        tol, 100, beta, np.empty(n), np.empty((1, 1)), np.empty(1), np.empty(101),
+    )  # fmt: skip
+    return float(out[2]) if out[0] == k.IRLS_CONVERGED else math.nan
+
+
+def _irls_fam():
+    from simbench.kernels import families
+
+    return families
+
+
+def _failed(q: int, status: str, message: str, common: dict, n: int) -> GLMFit:
+    nan_v = _readonly(np.full(q, math.nan))
+    nan_m = _readonly(np.full((q, q), math.nan))
+    return GLMFit(
+        coef=nan_v,
+        covariance=nan_m,
+        covariance_sandwich=nan_m,
+        bse=nan_v,
+        dispersion=math.nan,
+        dispersion_deviance=math.nan,
+        deviance=math.nan,
+        null_deviance=math.nan,
+        loglik=math.nan,
+        aic=math.nan,
+        pearson_chi2=math.nan,
+        nobs=n,
+        df_resid=n - q,
+        iterations=0,
+        deviance_history=_readonly(np.empty(0)),
+        converged=False,
+        status=status,
+        message=message,
+        fisher_information=nan_m,
+        grad_norm=math.nan,
+        decrement=math.nan,
+        **common,
+    )

@@ -1,0 +1,506 @@
+"""Loss kernels: the value, dℓ/dη and d²ℓ/dη² of a loss seen through an output activation.
+
+Design
+------
+Every loss is a function of the output unit's linear predictor η: the output activation
+(inverse link, a ``LINK_*`` code) gives μ = h(η), and the loss compares y with μ.  All
+derivatives are with respect to η, because that is what a network's backward pass and the
+IRLS/Newton steps need.
+
+Family negative log-likelihoods (loss codes 0..7, equal to the family codes) are kept in
+deviance form, ℓ(y, η) = d(y, μ) / (2φ): zero at μ = y, the normalising constant of the
+log-likelihood left out.  Because every unit deviance is d(y, μ) = 2 ∫_μ^y (y − t)/V(t) dt,
+∂d/∂μ = −2 (y − μ)/V(μ) for all families, and the chain rule gives::
+
+    dℓ/dη        = −(y − μ) h′ / (φ V)
+    d²ℓ/dη²      = [h′²/V + (y − μ)(h′² V′/V² − h″/V)] / φ      (observed)
+    E_y d²ℓ/dη²  = h′² / (φ V)                                  (expected, Fisher)
+
+Losses with no family are functions L(y, μ) (``LOSS_*`` codes): squared error (y − μ)²/2,
+and the margin losses of t = 2y − 1 ∈ {−1, 1}: hinge max(0, 1 − tμ), squared hinge
+max(0, 1 − tμ)², logistic log(1 + e^{−tμ}) and perceptron max(0, −tμ).  For them
+dℓ/dη = L_μ h′, observed d²ℓ/dη² = L_μμ h′² + L_μ h″ and the "expected" kind is the
+Gauss–Newton term L_μμ h′².  They take no dispersion (``phi`` is ignored).  At the kink of
+hinge and perceptron (and of the squared hinge's second derivative) the subgradient 0 is used:
+the branch tests are strict inequalities.
+
+Fused paths.  Four canonical pairs have a closed form in η that is both cheaper and more
+accurate than composing h with the deviance; ``loss_eval`` and ``loss_grad_hess`` take them
+whenever the codes match (Bernoulli and binomial share the logit path: per unit weight their
+losses are the same function of a proportion y)::
+
+    Poisson–log        ℓ = y (e^r − 1 − r)/φ, r = η − log y  (= e^η/φ at y = 0);  ℓ′ = (e^η − y)/φ
+    Bernoulli–logit    ℓ = [log(1 + e^η) − yη + y log y + (1−y) log(1−y)]/φ;      ℓ′ = (σ(η) − y)/φ
+    Gaussian–identity  ℓ = (y − η)²/(2φ);                                          ℓ′ = (η − y)/φ
+    Gamma–log          ℓ = (e^r − 1 − r)/φ, r = log y − η;                         ℓ′ = −(e^r − 1)/φ
+
+The ``e^r − 1 − r`` forms (``expm1(r) − r``) keep the loss accurate near its minimum, where
+the textbook form e^η − yη + y log y − y cancels to a few digits.  ``log(1 + e^η)`` is split
+at η = 0, so the Bernoulli–logit loss at η = −1000, y = 1 is 1000, not inf.
+
+The generic path (h, h′, h″ from the link kernels, then V, V′ and d from the family kernels)
+serves every other pair.  It is exact in exact arithmetic but inherits the cancellation of
+composing h with d at extreme η (e.g. 1 − σ(η) for large η), so the fused paths are the
+stable ones; ``loss_grad_hess_generic`` always takes the generic path, for testing.
+
+Arrays.  "No weights" and "no offset" are size-0 arrays (meaning 1 and 0), and a size-0
+``hess_out`` skips the Hessian.  Rows with weight exactly 0 contribute nothing (their
+gradient and Hessian entries are 0) even where their loss is not finite, so a zero weight
+always means "row absent".  Totals are summed serially in row order.
+"""
+
+from __future__ import annotations
+
+from math import exp, expm1, log, log1p
+
+from simbench._jit import kernel
+from simbench.kernels.codes import (
+    FAMILY_BERNOULLI,
+    FAMILY_BINOMIAL,
+    FAMILY_GAMMA,
+    FAMILY_GAUSSIAN,
+    FAMILY_POISSON,
+    HESS_EXPECTED,
+    LINK_IDENTITY,
+    LINK_LOG,
+    LINK_LOGIT,
+    LOSS_HINGE,
+    LOSS_LOGISTIC,
+    LOSS_PERCEPTRON,
+    LOSS_SQUARED_ERROR,
+    LOSS_SQUARED_HINGE,
+)
+from simbench.kernels.families import fam_unit_deviance, fam_variance, fam_variance_d1
+from simbench.kernels.links import link_h, link_h012
+
+# Fused (loss, output activation) pairs; PAIR_NONE selects the generic path.
+PAIR_NONE = 0
+PAIR_POISSON_LOG = 1
+PAIR_BERNOULLI_LOGIT = 2
+PAIR_GAUSSIAN_IDENTITY = 3
+PAIR_GAMMA_LOG = 4
+
+# Loss codes below this are family negative log-likelihoods (they equal the family codes).
+N_FAMILY_CODES = 20
+
+
+@kernel
+def fused_pair(lcode, hcode):
+    """The ``PAIR_*`` code of the fused path for (loss, output activation), or ``PAIR_NONE``."""
+    if hcode == LINK_LOG:
+        if lcode == FAMILY_POISSON:
+            return PAIR_POISSON_LOG
+        if lcode == FAMILY_GAMMA:
+            return PAIR_GAMMA_LOG
+    elif hcode == LINK_LOGIT:
+        if lcode == FAMILY_BERNOULLI or lcode == FAMILY_BINOMIAL:
+            return PAIR_BERNOULLI_LOGIT
+    elif hcode == LINK_IDENTITY and lcode == FAMILY_GAUSSIAN:
+        return PAIR_GAUSSIAN_IDENTITY
+    return PAIR_NONE
+
+
+# ---- fused scalar kernels: (value, d1, d2) per unit weight ---------------------------------
+
+
+@kernel
+def _poisson_log_value(y, eta, phi):
+    if y > 0.0:
+        r = eta - log(y)
+        return y * (expm1(r) - r) / phi
+    return exp(eta) / phi
+
+
+@kernel
+def _poisson_log(y, eta, phi):
+    mu = exp(eta)
+    if y > 0.0:
+        r = eta - log(y)
+        value = y * (expm1(r) - r)
+    else:
+        value = mu
+    return value / phi, (mu - y) / phi, mu / phi
+
+
+@kernel
+def _xlogx_pair(y):
+    # y log y + (1 - y) log(1 - y): zero at y in {0, 1}, where the logs are -inf
+    if 0.0 < y < 1.0:
+        return y * log(y) + (1.0 - y) * log1p(-y)
+    return 0.0
+
+
+@kernel
+def _bernoulli_logit_value(y, eta, phi):
+    # log(1 + e^eta) - y eta = max(eta, 0) - y eta + log1p(e^-|eta|): nothing overflows, and
+    # at y = 1, eta > 0 the first two terms cancel exactly
+    value = max(eta, 0.0) - y * eta + log1p(exp(-abs(eta)))
+    return (value + _xlogx_pair(y)) / phi
+
+
+@kernel
+def _bernoulli_logit(y, eta, phi):
+    e = exp(-abs(eta))
+    t = e / (1.0 + e)  # sigma(-|eta|), the smaller of sigma(eta) and 1 - sigma(eta)
+    value = max(eta, 0.0) - y * eta + log1p(e)
+    # mu - y, written for eta > 0 as (1 - y) - (1 - mu): exact at y = 1 where mu rounds to 1.
+    # Both sides are computed so the choice is a select, not an unpredictable branch.
+    d1 = (1.0 - y) - t if eta > 0.0 else t - y
+    # sigma (1 - sigma) = t (1 - t) = e / (1 + e)^2
+    d2 = t / (1.0 + e)
+    return (value + _xlogx_pair(y)) / phi, d1 / phi, d2 / phi
+
+
+@kernel
+def _gaussian_identity_value(y, eta, phi):
+    r = eta - y
+    return 0.5 * r * r / phi
+
+
+@kernel
+def _gaussian_identity(y, eta, phi):
+    r = eta - y
+    return 0.5 * r * r / phi, r / phi, 1.0 / phi
+
+
+@kernel
+def _gamma_log_value(y, eta, phi):
+    r = log(y) - eta
+    return (expm1(r) - r) / phi
+
+
+@kernel
+def _gamma_log(y, eta, phi, hess_kind):
+    r = log(y) - eta
+    em = expm1(r)
+    if hess_kind == HESS_EXPECTED:
+        d2 = 1.0 / phi
+    else:
+        d2 = exp(r) / phi  # y e^{-eta}
+    return (em - r) / phi, -em / phi, d2
+
+
+# ---- losses of (y, mu) with no family --------------------------------------------------------
+
+
+@kernel
+def _plain_value(lcode, y, mu):
+    if lcode == LOSS_SQUARED_ERROR:
+        r = mu - y
+        return 0.5 * r * r
+    z = (2.0 * y - 1.0) * mu
+    if lcode == LOSS_HINGE:
+        return max(0.0, 1.0 - z)
+    if lcode == LOSS_SQUARED_HINGE:
+        m = max(0.0, 1.0 - z)
+        return m * m
+    if lcode == LOSS_LOGISTIC:
+        if z > 0.0:
+            return log1p(exp(-z))
+        return log1p(exp(z)) - z
+    if lcode == LOSS_PERCEPTRON:
+        return max(0.0, -z)
+    return float("nan")
+
+
+@kernel
+def _plain_terms(lcode, y, mu):
+    """(L, dL/dmu, d2L/dmu2) of a loss with no family."""
+    if lcode == LOSS_SQUARED_ERROR:
+        r = mu - y
+        return 0.5 * r * r, r, 1.0
+    t = 2.0 * y - 1.0
+    z = t * mu
+    if lcode == LOSS_HINGE:
+        m = 1.0 - z
+        if m > 0.0:
+            return m, -t, 0.0
+        return 0.0, 0.0, 0.0
+    if lcode == LOSS_SQUARED_HINGE:
+        m = 1.0 - z
+        if m > 0.0:
+            return m * m, -2.0 * t * m, 2.0 * t * t
+        return 0.0, 0.0, 0.0
+    if lcode == LOSS_LOGISTIC:
+        # L = log(1 + e^{-z}); s = sigma(-z); s (1 - s) = e / (1 + e)^2 with e = exp(-|z|)
+        if z > 0.0:
+            e = exp(-z)
+            value = log1p(e)
+            s = e / (1.0 + e)
+        else:
+            e = exp(z)
+            value = log1p(e) - z
+            s = 1.0 / (1.0 + e)
+        return value, -t * s, t * t * e / ((1.0 + e) * (1.0 + e))
+    if lcode == LOSS_PERCEPTRON:
+        if z < 0.0:
+            return -z, -t, 0.0
+        return 0.0, 0.0, 0.0
+    nan = float("nan")
+    return nan, nan, nan
+
+
+# ---- generic and dispatching scalar kernels ------------------------------------------------
+
+
+@kernel
+def loss_value_generic(lcode, a, phi, hcode, lam, y, eta):
+    """ℓ(y, η) by the generic path: μ = h(η), then the deviance or loss of (y, μ)."""
+    mu = link_h(hcode, lam, eta)
+    if lcode < N_FAMILY_CODES:
+        return 0.5 * fam_unit_deviance(lcode, a, y, mu) / phi
+    return _plain_value(lcode, y, mu)
+
+
+@kernel
+def loss_eval_generic(lcode, a, phi, hcode, lam, y, eta, hess_kind):
+    """(ℓ, dℓ/dη, d²ℓ/dη²) by the generic path (see the module notes for the formulas)."""
+    mu, h1, h2 = link_h012(hcode, lam, eta)
+    if lcode < N_FAMILY_CODES:
+        v = fam_variance(lcode, a, mu)
+        value = 0.5 * fam_unit_deviance(lcode, a, y, mu) / phi
+        r = y - mu
+        q = h1 / v  # h'/V
+        d1 = -r * q / phi
+        if hess_kind == HESS_EXPECTED:
+            d2 = h1 * q / phi
+        else:
+            d2 = (h1 * q + r * (q * q * fam_variance_d1(lcode, a, mu) - h2 / v)) / phi
+        return value, d1, d2
+    value, l1, l2 = _plain_terms(lcode, y, mu)
+    if hess_kind == HESS_EXPECTED:
+        return value, l1 * h1, l2 * h1 * h1
+    return value, l1 * h1, l2 * h1 * h1 + l1 * h2
+
+
+@kernel
+def loss_value(lcode, a, phi, hcode, lam, y, eta):
+    """ℓ(y, η) per unit weight: the fused path for canonical pairs, else the generic one.
+
+    Parameters
+    ----------
+    lcode : int
+        Loss code (a ``FAMILY_*`` code for a family NLL, else a ``LOSS_*`` code).
+    a : float
+        Family parameter (negative binomial α or Tweedie power; 0.0 otherwise).
+    phi : float
+        Dispersion φ > 0; family NLLs are divided by it, other losses ignore it.
+    hcode, lam : int, float
+        Output activation (``LINK_*`` code) and its parameter (power λ; 0.0 otherwise).
+    y, eta : float
+        Response and linear predictor (offset already added).
+    """
+    pair = fused_pair(lcode, hcode)
+    if pair == PAIR_POISSON_LOG:
+        return _poisson_log_value(y, eta, phi)
+    if pair == PAIR_BERNOULLI_LOGIT:
+        return _bernoulli_logit_value(y, eta, phi)
+    if pair == PAIR_GAUSSIAN_IDENTITY:
+        return _gaussian_identity_value(y, eta, phi)
+    if pair == PAIR_GAMMA_LOG:
+        return _gamma_log_value(y, eta, phi)
+    return loss_value_generic(lcode, a, phi, hcode, lam, y, eta)
+
+
+@kernel
+def loss_eval(lcode, a, phi, hcode, lam, y, eta, hess_kind):
+    """(ℓ, dℓ/dη, d²ℓ/dη²) at one observation, per unit weight.
+
+    Family NLLs: ℓ = d(y, μ)/(2φ) with μ = h(η); other losses: L(y, μ).  ``hess_kind`` is
+    ``HESS_OBSERVED`` (d²ℓ/dη² at this y) or ``HESS_EXPECTED`` (Fisher h′²/(φV) for family
+    NLLs, Gauss–Newton L_μμ h′² otherwise).  Canonical pairs take the fused, stable path.
+    Arguments as in :func:`loss_value`.
+    """
+    pair = fused_pair(lcode, hcode)
+    if pair == PAIR_POISSON_LOG:
+        return _poisson_log(y, eta, phi)
+    if pair == PAIR_BERNOULLI_LOGIT:
+        return _bernoulli_logit(y, eta, phi)
+    if pair == PAIR_GAUSSIAN_IDENTITY:
+        return _gaussian_identity(y, eta, phi)
+    if pair == PAIR_GAMMA_LOG:
+        return _gamma_log(y, eta, phi, hess_kind)
+    return loss_eval_generic(lcode, a, phi, hcode, lam, y, eta, hess_kind)
+
+
+# ---- one-pass array kernels ------------------------------------------------------------------
+# Each loop reads y, eta (+ offset) and weights once and writes the gradient (and Hessian) of
+# row i in the same iteration.  The per-row branches on has_w / has_off / has_h are loop
+# invariant, so LLVM unswitches them.
+
+
+@kernel
+def _lgh_poisson_log(phi, y, eta, weights, offset, grad_out, hess_out):
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    has_h = hess_out.size > 0
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        e = eta[i] + offset[i] if has_off else eta[i]
+        if w == 0.0:
+            grad_out[i] = 0.0
+            if has_h:
+                hess_out[i] = 0.0
+            continue
+        v, d1, d2 = _poisson_log(y[i], e, phi)
+        total += w * v
+        grad_out[i] = w * d1
+        if has_h:
+            hess_out[i] = w * d2
+    return total
+
+
+@kernel
+def _lgh_bernoulli_logit(phi, y, eta, weights, offset, grad_out, hess_out):
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    has_h = hess_out.size > 0
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        e = eta[i] + offset[i] if has_off else eta[i]
+        if w == 0.0:
+            grad_out[i] = 0.0
+            if has_h:
+                hess_out[i] = 0.0
+            continue
+        v, d1, d2 = _bernoulli_logit(y[i], e, phi)
+        total += w * v
+        grad_out[i] = w * d1
+        if has_h:
+            hess_out[i] = w * d2
+    return total
+
+
+@kernel
+def _lgh_gaussian_identity(phi, y, eta, weights, offset, grad_out, hess_out):
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    has_h = hess_out.size > 0
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        e = eta[i] + offset[i] if has_off else eta[i]
+        if w == 0.0:
+            grad_out[i] = 0.0
+            if has_h:
+                hess_out[i] = 0.0
+            continue
+        v, d1, d2 = _gaussian_identity(y[i], e, phi)
+        total += w * v
+        grad_out[i] = w * d1
+        if has_h:
+            hess_out[i] = w * d2
+    return total
+
+
+@kernel
+def _lgh_gamma_log(phi, hess_kind, y, eta, weights, offset, grad_out, hess_out):
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    has_h = hess_out.size > 0
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        e = eta[i] + offset[i] if has_off else eta[i]
+        if w == 0.0:
+            grad_out[i] = 0.0
+            if has_h:
+                hess_out[i] = 0.0
+            continue
+        v, d1, d2 = _gamma_log(y[i], e, phi, hess_kind)
+        total += w * v
+        grad_out[i] = w * d1
+        if has_h:
+            hess_out[i] = w * d2
+    return total
+
+
+@kernel
+def loss_grad_hess_generic(
+    lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
+):
+    """:func:`loss_grad_hess` by the generic path for every pair (the fused paths' reference)."""
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    has_h = hess_out.size > 0
+    # without a Hessian to write, the cheaper expected kind saves the V' evaluation
+    kind = hess_kind if has_h else HESS_EXPECTED
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        e = eta[i] + offset[i] if has_off else eta[i]
+        if w == 0.0:
+            grad_out[i] = 0.0
+            if has_h:
+                hess_out[i] = 0.0
+            continue
+        v, d1, d2 = loss_eval_generic(lcode, a, phi, hcode, lam, y[i], e, kind)
+        total += w * v
+        grad_out[i] = w * d1
+        if has_h:
+            hess_out[i] = w * d2
+    return total
+
+
+@kernel
+def loss_grad_hess(
+    lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
+):
+    """One pass: total weighted loss, per-row weighted gradient and Hessian in η.
+
+    With η_i = eta[i] + offset[i] and w_i = weights[i] (size-0 arrays mean 0 and 1)::
+
+        total       = Σ_i w_i ℓ(y_i, η_i)
+        grad_out[i] = w_i dℓ/dη (y_i, η_i)
+        hess_out[i] = w_i d²ℓ/dη² (y_i, η_i)     (observed or expected per hess_kind)
+
+    ``hess_out`` of size 0 skips the Hessian.  The dispatch on (loss, activation) happens
+    once, before the row loop; canonical pairs run their own fused loop.
+
+    Returns
+    -------
+    float
+        The total loss Σ w ℓ.
+    """
+    pair = fused_pair(lcode, hcode)
+    if pair == PAIR_POISSON_LOG:
+        return _lgh_poisson_log(phi, y, eta, weights, offset, grad_out, hess_out)
+    if pair == PAIR_BERNOULLI_LOGIT:
+        return _lgh_bernoulli_logit(phi, y, eta, weights, offset, grad_out, hess_out)
+    if pair == PAIR_GAUSSIAN_IDENTITY:
+        return _lgh_gaussian_identity(phi, y, eta, weights, offset, grad_out, hess_out)
+    if pair == PAIR_GAMMA_LOG:
+        kind = hess_kind if hess_out.size > 0 else HESS_EXPECTED
+        return _lgh_gamma_log(phi, kind, y, eta, weights, offset, grad_out, hess_out)
+    return loss_grad_hess_generic(
+        lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
+    )
+
+
+@kernel
+def loss_sum(lcode, a, phi, hcode, lam, y, eta, weights, offset):
+    """Σ_i w_i ℓ(y_i, eta[i] + offset[i]), value only (zero-weight rows skipped)."""
+    pair = fused_pair(lcode, hcode)
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        if w == 0.0:
+            continue
+        e = eta[i] + offset[i] if has_off else eta[i]
+        # loop-invariant branch on pair: unswitched by the compiler
+        if pair == PAIR_POISSON_LOG:
+            v = _poisson_log_value(y[i], e, phi)
+        elif pair == PAIR_BERNOULLI_LOGIT:
+            v = _bernoulli_logit_value(y[i], e, phi)
+        elif pair == PAIR_GAUSSIAN_IDENTITY:
+            v = _gaussian_identity_value(y[i], e, phi)
+        elif pair == PAIR_GAMMA_LOG:
+            v = _gamma_log_value(y[i], e, phi)
+        else:
+            v = loss_value_generic(lcode, a, phi, hcode, lam, y[i], e)
+        total += w * v
+    return total

@@ -1,0 +1,779 @@
+"""Network kernels: forward and backward passes on one flat parameter vector.
+
+Parameter layout
+----------------
+A network maps ``p`` inputs through ``L`` hidden layers of widths ``h_1 .. h_L`` to one
+output unit.  ``sizes = [p, h_1, ..., h_L, 1]``; layer ``l`` (``0 <= l <= L``, layer ``L`` is
+the output unit) has ``fan_in = sizes[l]`` and ``fan_out = sizes[l + 1]`` and occupies::
+
+    theta[offs[l] : offs[l] + fan_out]          bias  b_l
+    theta[offs[l] + fan_out : offs[l + 1]]      weights W_l, fan_out x fan_in, row-major
+
+With no hidden layer ``theta = [b, w_1, ..., w_p]`` is exactly the GLM coefficient vector
+``[intercept, x_1 .. x_p]``, in the order of ``fit_glm``.
+
+Forward: ``Z_l = H_{l-1} W_l^T + b_l`` (``H_{-1} = X``), ``H_l = f_l(Z_l)`` for hidden
+layers, and the output unit's ``eta = Z_L + offset``; the output activation (inverse link,
+a ``LINK_*`` code) and the loss are applied together by the loss kernels, which return
+``l'(eta)`` per row.  Backward, with ``delta_L = w l'(eta) * gscale``::
+
+    grad b_l = sum_rows delta_l,   grad W_l = delta_l^T H_{l-1},
+    delta_{l-1} = (delta_l W_l) * f'_{l-1}(Z_{l-1})
+
+The forward pass stores ``f'`` beside ``f`` (``act_layer``), and ``delta`` overwrites the
+stored ``f'`` in place, so one batch needs one activation and one derivative buffer per
+hidden layer and a scratch buffer.  Matrix products go through BLAS (``np.dot`` on
+contiguous 2-D arrays); elementwise work is fused with the bias add.
+
+Networks without hidden layers take a separate path (``_glm_rows``): one pass over the rows
+of X computes ``eta_i``, the loss derivative and ``grad += w_i l'_i x_i`` while the row is
+in cache, so X is streamed from memory once per evaluation.
+
+Determinism.  Full-data evaluations split the rows into fixed chunks of ``CHUNK`` rows
+(a constant, not a function of the thread count), reduce each chunk serially and add the
+chunk results in chunk order, so results are bit-identical whatever the number of threads.
+There is no randomness in this module: permutations and dropout masks come in as arrays.
+
+Activations over a batch.  ``tanh`` and ``sigmoid`` are evaluated by a branch-free
+``expm1``/``exp`` (Cody-Waite reduction, degree-13 polynomial, the power of two built from
+its bits) that LLVM vectorises; a libm call per element would cost ~10x more and dominate
+an MLP step.  They agree with ``act_fd`` to a few ulp (tested); the other activations call
+``act_fd`` directly.
+
+Optimisers.  ``opt_step`` applies one first-order update (``OPT_*`` codes below), and
+``minibatch_epoch`` runs a whole epoch of mini-batch steps in compiled code, so a step
+costs microseconds rather than a Python round trip.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from simbench._jit import kernel
+from simbench.kernels.activations import act_fd
+from simbench.kernels.codes import (
+    ACT_IDENTITY,
+    ACT_RELU,
+    ACT_SIGMOID,
+    ACT_TANH,
+    HESS_EXPECTED,
+)
+from simbench.kernels.losses import loss_eval, loss_grad_hess
+
+# Rows per fixed reduction chunk of a full-data evaluation.  Part of the result's
+# definition (the order of floating-point sums), so never derived from the thread count.
+CHUNK = 2048
+
+# First-order update rules of opt_step.
+OPT_SGD = 0
+OPT_MOMENTUM = 1
+OPT_NESTEROV = 2
+OPT_ADAM = 3
+
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+
+
+# ---- vectorisable exponentials ------------------------------------------------------------
+
+
+@kernel
+def _expm1_poly(r):
+    """``e^r - 1`` for ``|r| <= ln2 / 2`` by its Taylor series to degree 13 (error < 1 ulp)."""
+    return r * (
+        1.0
+        + r
+        * (
+            0.5
+            + r
+            * (
+                1.6666666666666666e-01
+                + r
+                * (
+                    4.1666666666666664e-02
+                    + r
+                    * (
+                        8.3333333333333332e-03
+                        + r
+                        * (
+                            1.3888888888888889e-03
+                            + r
+                            * (
+                                1.9841269841269841e-04
+                                + r
+                                * (
+                                    2.4801587301587302e-05
+                                    + r
+                                    * (
+                                        2.7557319223985893e-06
+                                        + r
+                                        * (
+                                            2.7557319223985888e-07
+                                            + r
+                                            * (
+                                                2.5052108385441720e-08
+                                                + r
+                                                * (
+                                                    2.0876756987868100e-09
+                                                    + r * 1.6059043836821613e-10
+                                                )
+                                            )
+                                        )
+                                    )
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
+    )
+
+
+@kernel
+def _pow2(k):
+    """``2^k`` for an integral float ``k`` in [-1022, 1023], built from its exponent bits."""
+    bits = np.int64((np.int64(k) + 1023) << 52)
+    return bits.view(np.float64)
+
+
+@kernel
+def _expm1_nonneg(x):
+    """``e^x - 1`` for ``0 <= x <= 700``, without branches or calls (so loops vectorise)."""
+    k = math.floor(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    s = _pow2(k)
+    return s * _expm1_poly(r) + (s - 1.0)
+
+
+@kernel
+def _exp_nonpos(x):
+    """``e^x`` for ``-708 <= x <= 0``, without branches or calls."""
+    k = math.floor(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    s = _pow2(k)
+    return s + s * _expm1_poly(r)
+
+
+@kernel
+def tanh_fd(x):
+    """``(tanh x, 1 - tanh^2 x)`` with ``m = expm1(2|x|)``: ``tanh = m / (m + 2)`` and
+    ``tanh' = 4 (m + 1) / (m + 2)^2`` (full relative accuracy in the tails)."""
+    a = abs(x)
+    if a > 350.0:  # tanh = 1 to double precision; NaN fails the test and propagates
+        a = 350.0
+    m = _expm1_nonneg(2.0 * a)
+    q = m + 2.0
+    t = m / q
+    d = (4.0 * (m + 1.0) / q) / q
+    return (t if x >= 0.0 else -t), d
+
+
+@kernel
+def sigmoid_fd(x):
+    """``(s, s (1 - s))`` with ``z = e^{-|x|}``: ``s = 1/(1+z)`` or ``z/(1+z)`` by the sign."""
+    a = abs(x)
+    if a > 708.0:
+        a = 708.0
+    z = _exp_nonpos(-a)
+    q = 1.0 + z
+    s = (1.0 if x >= 0.0 else z) / q
+    return s, z / (q * q)
+
+
+@kernel
+def act_layer(code, z, bias, a_out, d_out):
+    """``a_out = f(z + bias)`` and ``d_out = f'(z + bias)`` over a (rows x units) block.
+
+    ``a_out`` may be ``z`` itself.  The branch on ``code`` is outside the loops.
+    """
+    nr, nu = z.shape
+    if code == ACT_IDENTITY:
+        for i in range(nr):
+            for j in range(nu):
+                a_out[i, j] = z[i, j] + bias[j]
+                d_out[i, j] = 1.0
+    elif code == ACT_RELU:
+        for i in range(nr):
+            for j in range(nu):
+                x = z[i, j] + bias[j]
+                pos = x > 0.0
+                a_out[i, j] = x if pos else 0.0
+                d_out[i, j] = 1.0 if pos else 0.0
+    elif code == ACT_TANH:
+        for i in range(nr):
+            for j in range(nu):
+                a_out[i, j], d_out[i, j] = tanh_fd(z[i, j] + bias[j])
+    elif code == ACT_SIGMOID:
+        for i in range(nr):
+            for j in range(nu):
+                a_out[i, j], d_out[i, j] = sigmoid_fd(z[i, j] + bias[j])
+    else:
+        for i in range(nr):
+            for j in range(nu):
+                a_out[i, j], d_out[i, j] = act_fd(code, z[i, j] + bias[j])
+
+
+# ---- layout ---------------------------------------------------------------------------------
+
+
+@kernel
+def layer_offsets(sizes):
+    """Start of every layer's block in ``theta`` (``offs[L + 1]`` is the parameter count)."""
+    nl = sizes.size - 1
+    offs = np.zeros(nl + 1, np.int64)
+    for l in range(nl):
+        offs[l + 1] = offs[l] + sizes[l + 1] * (sizes[l] + 1)
+    return offs
+
+
+@kernel
+def _hidden_offsets(sizes):
+    """Start of every hidden layer's column block in the activation buffers, and the total."""
+    nh = sizes.size - 2
+    hoffs = np.zeros(nh + 1, np.int64)
+    for l in range(nh):
+        hoffs[l + 1] = hoffs[l] + sizes[l + 1]
+    return hoffs
+
+
+@kernel
+def _max_hidden(sizes):
+    m = 1
+    for l in range(1, sizes.size - 1):
+        m = max(m, sizes[l])
+    return m
+
+
+# ---- networks without hidden layers -----------------------------------------------------------
+
+
+@kernel
+def _row_eta(theta, X, i):
+    """``theta[0] + X[i] . theta[1:]`` with eight accumulators (a fixed summation order)."""
+    p = X.shape[1]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    s5 = 0.0
+    s6 = 0.0
+    s7 = 0.0
+    k = 0
+    while k + 8 <= p:
+        s0 += X[i, k] * theta[k + 1]
+        s1 += X[i, k + 1] * theta[k + 2]
+        s2 += X[i, k + 2] * theta[k + 3]
+        s3 += X[i, k + 3] * theta[k + 4]
+        s4 += X[i, k + 4] * theta[k + 5]
+        s5 += X[i, k + 5] * theta[k + 6]
+        s6 += X[i, k + 6] * theta[k + 7]
+        s7 += X[i, k + 7] * theta[k + 8]
+        k += 8
+    while k < p:
+        s0 += X[i, k] * theta[k + 1]
+        k += 1
+    return theta[0] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+
+
+# Rows per block of the fused pass: the block's rows stay in L1/L2 between the eta pass and
+# the gradient pass, so X still comes from memory once.
+BLOCK = 128
+
+
+@kernel
+def _glm_rows(
+    theta, X, y, weights, offset, rows, start, stop, lcode, a, hcode, lam, need_value, grad
+):
+    """Rows ``start:stop`` (positions in ``rows``, or rows of X when ``rows`` is empty):
+    overwrite ``grad`` with ``sum w l'(eta) (1, x)`` and return ``sum w l(eta)`` (0.0 when
+    ``need_value`` is False: the loss value then costs nothing, the compiler drops it).
+
+    Blocks of ``BLOCK`` rows go through three short loops: the linear predictors (loads of
+    independent rows overlap, which matters for rows in random order), the loss
+    derivatives, and ``grad += sum_i d_i x_i`` four rows at a time.
+    """
+    p = X.shape[1]
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    use_rows = rows.size > 0
+    eta = np.empty(BLOCK)
+    dv = np.empty(BLOCK)
+    idx = np.empty(BLOCK, np.int64)
+    for k in range(p + 1):
+        grad[k] = 0.0
+    total = 0.0
+    for b0 in range(start, stop, BLOCK):
+        nb = min(stop, b0 + BLOCK) - b0
+        for r in range(nb):
+            idx[r] = rows[b0 + r] if use_rows else b0 + r
+        for r in range(nb):
+            i = idx[r]
+            e = _row_eta(theta, X, i)
+            eta[r] = e + offset[i] if has_off else e
+        for r in range(nb):
+            i = idx[r]
+            w = weights[i] if has_w else 1.0
+            v, d1, _ = loss_eval(lcode, a, 1.0, hcode, lam, y[i], eta[r], HESS_EXPECTED)
+            if w == 0.0:
+                dv[r] = 0.0
+            else:
+                dv[r] = w * d1
+                if need_value:
+                    total += w * v
+        r = 0
+        while r + 4 <= nb:
+            i0 = idx[r]
+            i1 = idx[r + 1]
+            i2 = idx[r + 2]
+            i3 = idx[r + 3]
+            g0 = dv[r]
+            g1 = dv[r + 1]
+            g2 = dv[r + 2]
+            g3 = dv[r + 3]
+            grad[0] += (g0 + g1) + (g2 + g3)
+            for k in range(p):
+                grad[k + 1] += (g0 * X[i0, k] + g1 * X[i1, k]) + (g2 * X[i2, k] + g3 * X[i3, k])
+            r += 4
+        while r < nb:
+            i0 = idx[r]
+            g0 = dv[r]
+            grad[0] += g0
+            for k in range(p):
+                grad[k + 1] += g0 * X[i0, k]
+            r += 1
+    return total
+
+
+@kernel(parallel=True)
+def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out):
+    """Full-data ``sum w l`` and its gradient for a network without hidden layers.
+
+    Fixed chunks of ``CHUNK`` rows run in parallel and are added in chunk order, so the
+    result does not depend on the thread count.  ``grad_out`` (size p + 1) is overwritten.
+    """
+    n, p = X.shape
+    nch = (n + CHUNK - 1) // CHUNK
+    parts = np.zeros((nch, p + 1))
+    totals = np.zeros(nch)
+    no_rows = np.empty(0, np.int64)
+    for c in prange(nch):
+        s = c * CHUNK
+        e = min(n, s + CHUNK)
+        totals[c] = _glm_rows(
+            theta, X, y, weights, offset, no_rows, s, e, lcode, a, hcode, lam, True, parts[c]
+        )
+    total = 0.0
+    for k in range(p + 1):
+        grad_out[k] = 0.0
+    for c in range(nch):
+        total += totals[c]
+        for k in range(p + 1):
+            grad_out[k] += parts[c, k]
+    return total
+
+
+@kernel(parallel=True)
+def glm_eta(theta, X, offset, out):
+    """``out = theta[0] + X theta[1:] (+ offset)``; rows are independent, so any split is exact."""
+    n = X.shape[0]
+    has_off = offset.size > 0
+    for i in prange(n):
+        e = _row_eta(theta, X, i)
+        out[i] = e + offset[i] if has_off else e
+
+
+@kernel
+def _glm_newton_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode, lam, kind, g, H):
+    """Rows ``start:stop``: overwrite ``g`` with the gradient and the lower triangle of ``H``
+    with ``sum w l'' (1, x)(1, x)^T``; return ``sum w l``."""
+    p = X.shape[1]
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    g[:] = 0.0
+    H[:, :] = 0.0
+    total = 0.0
+    for i in range(start, stop):
+        w = weights[i] if has_w else 1.0
+        if w == 0.0:
+            continue
+        eta = _row_eta(theta, X, i)
+        if has_off:
+            eta += offset[i]
+        v, d1, d2 = loss_eval(lcode, a, 1.0, hcode, lam, y[i], eta, kind)
+        total += w * v
+        gi = w * d1
+        hi = w * d2
+        g[0] += gi
+        H[0, 0] += hi
+        for j in range(p):
+            xj = X[i, j]
+            g[j + 1] += gi * xj
+            H[j + 1, 0] += hi * xj
+            hx = hi * xj
+            for k in range(j + 1):
+                H[j + 1, k + 1] += hx * X[i, k]
+    return total
+
+
+@kernel(parallel=True)
+def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g_out, H_out):
+    """Loss, gradient and Hessian ``X~^T diag(w l'') X~`` of a network without hidden layers.
+
+    ``kind`` is ``HESS_OBSERVED`` or ``HESS_EXPECTED``.  At most 16 fixed chunks (their number
+    depends on n only), reduced in order; ``H_out`` is returned symmetric.
+    """
+    n, p = X.shape
+    q = p + 1
+    nch = min(16, (n + CHUNK - 1) // CHUNK)
+    if nch < 1:
+        nch = 1
+    size = (n + nch - 1) // nch
+    gs = np.zeros((nch, q))
+    Hs = np.zeros((nch, q, q))
+    totals = np.zeros(nch)
+    for c in prange(nch):
+        s = c * size
+        e = min(n, s + size)
+        totals[c] = _glm_newton_rows(
+            theta, X, y, weights, offset, s, e, lcode, a, hcode, lam, kind, gs[c], Hs[c]
+        )
+    total = 0.0
+    g_out[:] = 0.0
+    H_out[:, :] = 0.0
+    for c in range(nch):
+        total += totals[c]
+        for j in range(q):
+            g_out[j] += gs[c, j]
+            for k in range(j + 1):
+                H_out[j, k] += Hs[c, j, k]
+    for j in range(q):
+        for k in range(j):
+            H_out[k, j] = H_out[j, k]
+    return total
+
+
+# ---- networks with hidden layers ------------------------------------------------------------
+
+
+@kernel
+def _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, mask, keep_inv, eta):
+    """Forward pass of a batch: hidden activations into ``hbuf``, their derivatives into
+    ``dbuf`` (both rows x sum(h), layer blocks side by side... stored layer after layer),
+    and the output unit's ``eta`` (without offset).  ``mask`` (rows x sum(h), uint8) applies
+    inverted dropout when it is not empty."""
+    nb = xb.shape[0]
+    nh = sizes.size - 2
+    prev = xb
+    col = 0
+    for l in range(nh):
+        fi = sizes[l]
+        fo = sizes[l + 1]
+        o = offs[l]
+        b = theta[o : o + fo]
+        W = theta[o + fo : offs[l + 1]].reshape((fo, fi))
+        z = hbuf[col * nb : (col + fo) * nb].reshape((nb, fo))
+        d = dbuf[col * nb : (col + fo) * nb].reshape((nb, fo))
+        np.dot(prev, W.T, z)
+        act_layer(acts[l], z, b, z, d)
+        if mask.size > 0:
+            for i in range(nb):
+                for j in range(fo):
+                    m = keep_inv if mask[i, col + j] != 0 else 0.0
+                    z[i, j] *= m
+                    d[i, j] *= m
+        prev = z
+        col += fo
+    o = offs[nh]
+    w = theta[o + 1 : offs[nh + 1]]
+    np.dot(prev, w, eta)
+    b0 = theta[o]
+    for i in range(nb):
+        eta[i] += b0
+
+
+@kernel
+def _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad):
+    """Backward pass of a batch given ``gout = d loss / d eta`` per row; overwrites ``grad``.
+
+    ``dbuf`` holds ``f'`` on entry and is overwritten with the deltas."""
+    nb = xb.shape[0]
+    nh = sizes.size - 2
+    # column start of every hidden layer's block
+    cols = np.zeros(nh + 1, np.int64)
+    for l in range(nh):
+        cols[l + 1] = cols[l] + sizes[l + 1]
+    # output unit
+    o = offs[nh]
+    fi = sizes[nh]
+    s = 0.0
+    for i in range(nb):
+        s += gout[i]
+    grad[o] = s
+    if nh == 0:
+        prev_out = xb
+    else:
+        c = cols[nh - 1]
+        prev_out = hbuf[c * nb : (c + fi) * nb].reshape((nb, fi))
+    np.dot(gout, prev_out, grad[o + 1 : offs[nh + 1]])
+    if nh == 0:
+        return
+    w = theta[o + 1 : offs[nh + 1]]
+    c = cols[nh - 1]
+    delta = dbuf[c * nb : (c + fi) * nb].reshape((nb, fi))
+    for i in range(nb):
+        gi = gout[i]
+        for j in range(fi):
+            delta[i, j] *= gi * w[j]
+    # hidden layers, last to first
+    for l in range(nh - 1, -1, -1):
+        fi = sizes[l]
+        fo = sizes[l + 1]
+        o = offs[l]
+        c = cols[l]
+        delta = dbuf[c * nb : (c + fo) * nb].reshape((nb, fo))
+        gb = grad[o : o + fo]
+        gb[:] = 0.0
+        for i in range(nb):
+            for j in range(fo):
+                gb[j] += delta[i, j]
+        if l == 0:
+            prev = xb
+        else:
+            cp = cols[l - 1]
+            prev = hbuf[cp * nb : (cp + fi) * nb].reshape((nb, fi))
+        gW = grad[o + fo : offs[l + 1]].reshape((fo, fi))
+        np.dot(delta.T, prev, gW)
+        if l > 0:
+            W = theta[o + fo : offs[l + 1]].reshape((fo, fi))
+            tmp = scratch[: nb * fi].reshape((nb, fi))
+            np.dot(delta, W, tmp)
+            cp = cols[l - 1]
+            dprev = dbuf[cp * nb : (cp + fi) * nb].reshape((nb, fi))
+            for i in range(nb):
+                for j in range(fi):
+                    dprev[i, j] *= tmp[i, j]
+
+
+@kernel
+def _mlp_batch(
+    theta, sizes, offs, acts, hcode, lam, lcode, a, xb, yb, wb, ob, mask, keep_inv, gscale,
+    need_value, grad, hbuf, dbuf, scratch, eta, gout,
+):  # fmt: skip
+    """Loss ``sum w l`` of a batch (0.0 unless ``need_value``) and its gradient times
+    ``gscale``, written into ``grad``."""
+    _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, mask, keep_inv, eta)
+    has_w = wb.size > 0
+    has_off = ob.size > 0
+    total = 0.0
+    for i in range(eta.size):
+        w = wb[i] if has_w else 1.0
+        e = eta[i] + ob[i] if has_off else eta[i]
+        v, d1, _ = loss_eval(lcode, a, 1.0, hcode, lam, yb[i], e, HESS_EXPECTED)
+        if w == 0.0:
+            gout[i] = 0.0
+        else:
+            gout[i] = (w * d1) * gscale
+            if need_value:
+                total += w * v
+    _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad)
+    return total
+
+
+@kernel
+def mlp_loss_grad(
+    theta, sizes, offs, acts, hcode, lam, lcode, a, X, y, weights, offset, mask, keep_inv,
+    grad_out,
+):  # fmt: skip
+    """Full-data ``sum w l`` and its gradient for a network with hidden layers.
+
+    Fixed chunks of ``CHUNK`` rows, each a batched forward/backward pass through BLAS, added
+    in chunk order.  ``mask`` (n x sum(h) uint8, or empty) applies inverted dropout.
+    """
+    n, p = X.shape
+    nh = sizes.size - 2
+    width = _hidden_offsets(sizes)[nh]
+    cmax = min(n, CHUNK)
+    hbuf = np.empty(cmax * width)
+    dbuf = np.empty(cmax * width)
+    scratch = np.empty(cmax * _max_hidden(sizes))
+    eta = np.empty(cmax)
+    gout = np.empty(cmax)
+    part = np.empty(grad_out.size)
+    no_mask = np.empty((0, 0), np.uint8)
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    grad_out[:] = 0.0
+    total = 0.0
+    for s in range(0, n, CHUNK):
+        e = min(n, s + CHUNK)
+        nb = e - s
+        wb = weights[s:e] if has_w else weights
+        ob = offset[s:e] if has_off else offset
+        mb = mask[s:e] if mask.size > 0 else no_mask
+        total += _mlp_batch(
+            theta, sizes, offs, acts, hcode, lam, lcode, a, X[s:e], y[s:e], wb, ob, mb,
+            keep_inv, 1.0, True, part, hbuf[: nb * width], dbuf[: nb * width], scratch,
+            eta[:nb], gout[:nb],
+        )  # fmt: skip
+        for k in range(part.size):
+            grad_out[k] += part[k]
+    return total
+
+
+@kernel
+def mlp_eta(theta, sizes, offs, acts, X, offset, out):
+    """``out = eta(X) (+ offset)`` for a network with hidden layers (no dropout)."""
+    n = X.shape[0]
+    nh = sizes.size - 2
+    width = _hidden_offsets(sizes)[nh]
+    cmax = min(n, CHUNK)
+    hbuf = np.empty(cmax * width)
+    dbuf = np.empty(cmax * width)
+    no_mask = np.empty((0, 0), np.uint8)
+    has_off = offset.size > 0
+    for s in range(0, n, CHUNK):
+        e = min(n, s + CHUNK)
+        nb = e - s
+        _mlp_forward(
+            theta, sizes, offs, acts, X[s:e], hbuf[: nb * width], dbuf[: nb * width],
+            no_mask, 1.0, out[s:e],
+        )  # fmt: skip
+        if has_off:
+            for i in range(s, e):
+                out[i] += offset[i]
+
+
+# ---- optimiser steps and the mini-batch epoch -------------------------------------------------
+
+
+@kernel
+def opt_step(kind, theta, grad, m, v, t, lr, momentum, beta1, beta2, eps):
+    """One first-order update of ``theta`` in place; ``t`` is the 1-based step number.
+
+    SGD ``theta -= lr g``; momentum ``m = mu m + g, theta -= lr m``; Nesterov
+    ``m = mu m + g, theta -= lr (g + mu m)``; Adam with bias-corrected moments
+    ``theta -= lr m_hat / (sqrt(v_hat) + eps)``.
+    """
+    q = theta.size
+    if kind == OPT_SGD:
+        for k in range(q):
+            theta[k] -= lr * grad[k]
+    elif kind == OPT_MOMENTUM:
+        for k in range(q):
+            m[k] = momentum * m[k] + grad[k]
+            theta[k] -= lr * m[k]
+    elif kind == OPT_NESTEROV:
+        for k in range(q):
+            m[k] = momentum * m[k] + grad[k]
+            theta[k] -= lr * (grad[k] + momentum * m[k])
+    else:
+        c1 = 1.0 / (1.0 - beta1**t)
+        c2 = 1.0 / (1.0 - beta2**t)
+        for k in range(q):
+            gk = grad[k]
+            m[k] = beta1 * m[k] + (1.0 - beta1) * gk
+            v[k] = beta2 * v[k] + (1.0 - beta2) * gk * gk
+            theta[k] -= lr * (m[k] * c1) / (math.sqrt(v[k] * c2) + eps)
+
+
+@kernel
+def add_penalty(theta, penal, grad):
+    """``grad += penal * theta``; return ``sum penal theta^2 / 2`` (L2 on the weights)."""
+    s = 0.0
+    for k in range(theta.size):
+        pk = penal[k]
+        if pk != 0.0:
+            s += pk * theta[k] * theta[k]
+            grad[k] += pk * theta[k]
+    return 0.5 * s
+
+
+@kernel
+def _all_finite(x):
+    for k in range(x.size):
+        if not math.isfinite(x[k]):
+            return False
+    return True
+
+
+@kernel
+def minibatch_epoch(
+    theta, sizes, offs, acts, hcode, lam, lcode, a, penal, X, y, weights, offset, perm,
+    batch_size, mask, keep_inv, wscale, kind, lr, momentum, beta1, beta2, eps, m, v, t,
+    need_value,
+):  # fmt: skip
+    """One epoch of mini-batch steps in the order ``perm``; ``theta``, ``m``, ``v`` in place.
+
+    The objective is ``sum w l / W + penalty`` with ``W = 1 / wscale``; a batch of ``B`` of
+    the ``n`` rows estimates its gradient without bias by ``(n / B) wscale sum_batch w l'``
+    plus the penalty's gradient.  ``mask`` rows follow the batch order (row ``r`` of the
+    mask belongs to ``perm[r]``).  A batch whose loss or gradient is not finite stops the
+    epoch before its step is applied.  With ``need_value`` False the batch losses are not
+    computed (a mini-batch step needs only the gradient; that saves the loss's logarithms)
+    and ``loss_sum`` is 0.
+
+    Returns
+    -------
+    (loss_sum, t, ok)
+        ``sum w l`` over the rows visited (each at the parameters of its own step), the step
+        counter after the epoch, and False if a non-finite value stopped the epoch.
+    """
+    n, p = X.shape
+    nh = sizes.size - 2
+    q = theta.size
+    grad = np.empty(q)
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    bmax = min(n, batch_size)
+    width = _hidden_offsets(sizes)[nh]
+    # gather buffers (size 0 for a network without hidden layers, which reads rows in place)
+    bg = bmax if nh > 0 else 0
+    xb = np.empty((bg, p))
+    yb = np.empty(bg)
+    wb = np.empty(bg if has_w else 0)
+    ob = np.empty(bg if has_off else 0)
+    hbuf = np.empty(bg * width)
+    dbuf = np.empty(bg * width)
+    scratch = np.empty(bg * _max_hidden(sizes))
+    eta = np.empty(bg)
+    gout = np.empty(bg)
+    no_mask = np.empty((0, 0), np.uint8)
+    loss_sum = 0.0
+    for s in range(0, n, batch_size):
+        e = min(n, s + batch_size)
+        nb = e - s
+        gscale = wscale * n / nb
+        if nh == 0:
+            total = _glm_rows(
+                theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value, grad
+            )
+            for k in range(q):
+                grad[k] *= gscale
+        else:
+            for r in range(nb):
+                i = perm[s + r]
+                xb[r, :] = X[i, :]
+                yb[r] = y[i]
+                if has_w:
+                    wb[r] = weights[i]
+                if has_off:
+                    ob[r] = offset[i]
+            mb = mask[s:e] if mask.size > 0 else no_mask
+            total = _mlp_batch(
+                theta, sizes, offs, acts, hcode, lam, lcode, a, xb[:nb], yb[:nb],
+                wb[:nb] if has_w else wb, ob[:nb] if has_off else ob, mb, keep_inv, gscale,
+                need_value, grad, hbuf[: nb * width], dbuf[: nb * width], scratch, eta[:nb], gout[:nb],
+            )  # fmt: skip
+        add_penalty(theta, penal, grad)
+        if not (math.isfinite(total) and _all_finite(grad)):
+            return loss_sum + total, t, False
+        loss_sum += total
+        t += 1
+        opt_step(kind, theta, grad, m, v, t, lr, momentum, beta1, beta2, eps)
+    return loss_sum, t, True

@@ -1,0 +1,513 @@
+"""What "recovers the true GLM" means, as numbers.
+
+Notation (SCIENCE.md): design row ``x̃ = (1, x)``, truth ``β*``, ``η* = x̃ᵀβ* (+ offset)``,
+``μ* = h(η*)`` with ``h = g⁻¹`` the scenario's inverse link, unit variance ``V(μ)``,
+dispersion ``φ``, prior weights ``w``, unit deviance ``d(y, μ)``.  ``β̂`` is a configuration's
+estimate, ``β_MLE`` the IRLS fit on the same training data and ``I_n`` the Fisher information
+of the training sample at ``β_MLE``.  The *reference sample* is the dataset's test sample: a
+large fresh covariate sample from the same design where ``μ*`` is known exactly.
+
+Every function below is pure (arrays in, numbers out) except :func:`glm_projection` and
+:func:`calibration`, which fit a GLM with :func:`simbench.fit.glm.fit_glm`.
+:func:`cell_metrics` assembles the per-cell columns of a result row and
+:func:`reference_columns` the columns that every cell of a group shares.
+
+When a metric is NaN
+--------------------
+* ``auc``, ``auc_oracle``: the family is not binary (Bernoulli or binomial).
+* ``coef_err_mle``, ``coef_z_mle``: the reference fit has no MLE (status other than "ok",
+  e.g. separation), or the configuration has no coefficient vector.
+* ``coef_err_truth``, ``coef_z_truth``: margin losses (their coefficients have no
+  likelihood scale), or no coefficient vector.
+* ``coef_*``: the configuration's coefficient vector could not be formed (its GLM projection
+  failed, or the fit produced non-finite values).
+* Deviance-based metrics (``excess_deviance``, ``dev_train``, ``dev_test``), ``eta_rmse`` and
+  the calibration pair: some ``μ̂`` of the sample they use lies outside the family's mean
+  domain (``Family.mu_valid``; e.g. ``μ̂ ≤ 0`` for Poisson, ``μ̂ ∉ (0, 1)`` for Bernoulli) or
+  is not finite.  One invalid prediction makes the whole mean undefined; it is not dropped.
+* Margin losses (hinge, squared hinge, logistic, perceptron): the network's output is a
+  score, not a mean on the scale of any link, so only ``coef_cos_truth``, ``auc`` and
+  ``auc_oracle`` are computed and every ``μ̂``-based metric is NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simbench.kernels import metrics as _k
+
+#: Scalar metric columns of a result row, in table order.
+METRIC_COLUMNS: tuple[str, ...] = (
+    "coef_err_truth",
+    "coef_err_mle",
+    "coef_z_mle",
+    "coef_z_truth",
+    "coef_cos_truth",
+    "excess_deviance",
+    "eta_rmse",
+    "mu_rel_err",
+    "dev_train",
+    "dev_test",
+    "balance",
+    "calib_slope",
+    "calib_intercept",
+    "auc",
+    "auc_oracle",
+)
+
+#: List-valued per-cell columns used by the across-replicate tables.
+LIST_COLUMNS: tuple[str, ...] = (
+    "beta_hat",
+    "beta_mle",
+    "beta_true",
+    "mle_se",
+    "mle_se_sandwich",
+    "crb_var",
+)
+
+#: One-line definitions, for ``simbench list metrics`` and the report legends.
+METRIC_DESCRIPTIONS: Mapping[str, str] = {
+    "coef_err_truth": "‖β̂ − β*‖₂ / ‖β*‖₂ (hidden layers: GLM projection of the network)",
+    "coef_err_mle": "‖β̂ − β_MLE‖_∞",
+    "coef_z_mle": "√((β̂ − β_MLE)ᵀ I_n (β̂ − β_MLE)), distance in standard-error units",
+    "coef_z_truth": "√((β̂ − β*)ᵀ I_n(β*) (β̂ − β*)); for the MLE approximately χ with p+1 df",
+    "coef_cos_truth": "cosine between the slope vectors of β̂ and β*",
+    "excess_deviance": "mean over the reference sample of w d(μ*, μ̂) / φ",
+    "eta_rmse": "RMSE of g(μ̂) − η* over the reference sample",
+    "mu_rel_err": "mean |μ̂ − μ*| / |μ*| over the reference sample",
+    "dev_train": "mean w d(y, μ̂) over the training sample",
+    "dev_test": "mean w d(y, μ̂) over the test sample",
+    "balance": "Σ w μ̂ / Σ w y − 1 on the training sample",
+    "calib_slope": "slope b of the GLM y ~ a + b η̂ on the test sample (same family, link)",
+    "calib_intercept": "intercept a of the GLM y ~ a + b η̂ on the test sample",
+    "auc": "test AUC of μ̂ (binary families; ties count ½)",
+    "auc_oracle": "test AUC of μ* (binary families)",
+    "beta_hat": "the configuration's coefficients [intercept, x₁ … x_p]",
+    "beta_mle": "the reference IRLS coefficients",
+    "beta_true": "the true coefficients β*",
+    "mle_se": "model-based standard errors of β_MLE",
+    "mle_se_sandwich": "sandwich (robust) standard errors of β_MLE",
+    "crb_var": "Cramér–Rao bound diag(I_n(β*)⁻¹) on the training design",
+}
+
+_EMPTY = np.empty(0, dtype=np.float64)
+
+
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _weights_or_empty(weights) -> np.ndarray:
+    return _EMPTY if weights is None else _f64(weights)
+
+
+# ---------------------------------------------------------------------------------------
+# coefficients
+# ---------------------------------------------------------------------------------------
+
+
+def coef_err_truth(beta_hat, beta_true) -> float:
+    """Relative Euclidean error against the truth.
+
+    .. math:: \\lVert \\hat\\beta - \\beta^* \\rVert_2 / \\lVert \\beta^* \\rVert_2
+
+    Both vectors are ``[intercept, x₁ … x_p]``.  NaN when ``β* = 0``.
+    """
+    b, t = _f64(beta_hat), _f64(beta_true)
+    den = float(np.linalg.norm(t))
+    return float(np.linalg.norm(b - t)) / den if den > 0.0 else float("nan")
+
+
+def coef_err_mle(beta_hat, beta_mle) -> float:
+    """Largest absolute coefficient difference from the MLE, :math:`\\lVert \\hat\\beta - \\hat\\beta_{MLE} \\rVert_\\infty`."""
+    return float(np.max(np.abs(_f64(beta_hat) - _f64(beta_mle))))
+
+
+def coef_z_mle(beta_hat, beta_mle, fisher_information) -> float:
+    """Distance from the MLE in standard-error units.
+
+    .. math:: z = \\sqrt{(\\hat\\beta - \\hat\\beta_{MLE})^\\top I_n (\\hat\\beta - \\hat\\beta_{MLE})}
+
+    with ``I_n = X̃ᵀ W X̃ / φ`` the Fisher information of the training sample at
+    ``β_MLE``.  Under the MLE's own sampling distribution ``z² ~ χ²_{p+1}``, so a
+    configuration within ``z ≪ 1`` is statistically indistinguishable from the MLE.
+    """
+    d = _f64(beta_hat) - _f64(beta_mle)
+    q = float(d @ _f64(fisher_information) @ d)
+    return float(np.sqrt(max(q, 0.0))) if np.isfinite(q) else float("nan")
+
+
+def coef_z_truth(beta_hat, beta_true, fisher_truth) -> float:
+    """Distance from the truth in standard-error units at the truth.
+
+    .. math:: z^* = \\sqrt{(\\hat\\beta - \\beta^*)^\\top I_n(\\beta^*) (\\hat\\beta - \\beta^*)}
+
+    with ``I_n(β*)`` the expected information of the training design at the truth (true
+    ``φ``).  For the MLE, ``z*²`` is asymptotically ``χ²_{p+1}`` (claim 7 of SCIENCE.md):
+    its Monte Carlo mean is ``p + 1`` at small ``p/n`` and larger where the MLE is biased.
+    """
+    return coef_z_mle(beta_hat, beta_true, fisher_truth)
+
+
+def coef_cos_truth(beta_hat, beta_true) -> float:
+    """Cosine between the slope vectors (intercepts dropped).
+
+    .. math:: \\cos\\angle = \\frac{\\hat\\beta_{1:p}\\cdot\\beta^*_{1:p}}
+              {\\lVert\\hat\\beta_{1:p}\\rVert \\, \\lVert\\beta^*_{1:p}\\rVert}
+
+    Scale-free, so it compares direction recovery of losses whose coefficients have no
+    likelihood scale (hinge, perceptron, squared error on binary data).  NaN when either
+    slope vector is zero.
+    """
+    b, t = _f64(beta_hat)[1:], _f64(beta_true)[1:]
+    den = float(np.linalg.norm(b)) * float(np.linalg.norm(t))
+    return float(b @ t) / den if den > 0.0 else float("nan")
+
+
+# ---------------------------------------------------------------------------------------
+# mean function
+# ---------------------------------------------------------------------------------------
+
+
+def _all_valid(family, mu: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(mu)) and np.all(family.mu_valid(mu)))
+
+
+def mean_deviance(family, y, mu, weights=None) -> float:
+    """Mean deviance over a sample, :math:`\\frac1n \\sum_i w_i\\, d(y_i, \\hat\\mu_i)`.
+
+    Not divided by ``φ``: the training/test gap estimates the optimism ``2φ(p+1)/n``.
+    NaN when any ``μ̂`` is outside the family's mean domain.
+    """
+    mu = _f64(mu)
+    if mu.size == 0 or not _all_valid(family, mu):
+        return float("nan")
+    return float(family.deviance(_f64(y), mu, weights=weights)) / mu.size
+
+
+def excess_deviance(family, mu_true, mu_hat, phi: float, weights=None) -> float:
+    """Exact excess risk of a mean function on the reference sample.
+
+    .. math:: \\mathrm{ED} = \\frac{1}{n}\\sum_i \\frac{w_i\\, d(\\mu^*_i, \\hat\\mu_i)}{\\varphi}
+
+    The unit deviance with ``y := μ*`` is twice the Kullback–Leibler divergence from the
+    true to the fitted distribution (per unit of ``1/φ``), so no test noise enters.  For the
+    MLE, ``n_train · ED`` is approximately ``χ²_{p+1}`` distributed.  The deviance is
+    evaluated in its general form, so a fractional ``y = μ*`` of a binary family is exact.
+    NaN when any ``μ̂`` is outside the family's mean domain.
+    """
+    mu_hat = _f64(mu_hat)
+    if mu_hat.size == 0 or not _all_valid(family, mu_hat):
+        return float("nan")
+    return float(family.deviance(_f64(mu_true), mu_hat, weights=weights)) / (phi * mu_hat.size)
+
+
+def eta_rmse(eta_hat, eta_true) -> float:
+    """Root mean square error on the linear-predictor scale, :math:`\\sqrt{\\overline{(\\hat\\eta-\\eta^*)^2}}`."""
+    return float(_k.rmse_diff(_f64(eta_hat), _f64(eta_true)))
+
+
+def mu_rel_err(mu_hat, mu_true) -> float:
+    """Mean relative error of the mean, :math:`\\frac1n\\sum_i |\\hat\\mu_i-\\mu^*_i| / |\\mu^*_i|`.
+
+    ``|μ*|`` in the denominator so a Gaussian mean that crosses zero still gives a number
+    (a large one, near such points).
+    """
+    return float(_k.mean_abs_rel_diff(_f64(mu_hat), _f64(mu_true)))
+
+
+def balance(y, mu_hat, weights=None) -> float:
+    """Balance on the training data, :math:`\\sum_i w_i\\hat\\mu_i / \\sum_i w_i y_i - 1`.
+
+    Zero (to rounding) for the MLE under the canonical link, whose intercept score equation
+    is exactly ``Σ w (y − μ̂) = 0``.
+    """
+    return float(_k.weighted_sum_ratio(_f64(mu_hat), _f64(y), _weights_or_empty(weights))) - 1.0
+
+
+def auc(score, y, weights=None) -> float:
+    """Area under the ROC curve (weighted Mann–Whitney; tied scores count ½).
+
+    .. math:: \\mathrm{AUC} = \\frac{\\sum_{i,j} w_i y_i\\, w_j (1-y_j)
+              \\left([s_i > s_j] + \\tfrac12 [s_i = s_j]\\right)}{\\sum_i w_i y_i \\sum_j w_j(1-y_j)}
+
+    ``y`` is a 0/1 label or a binomial proportion (with ``w`` the trials).  O(n log n).
+    NaN if a score is NaN or a class is empty.
+    """
+    return float(_k.auc_score(_f64(score), _f64(y), _weights_or_empty(weights)))
+
+
+# ---------------------------------------------------------------------------------------
+# GLM fits used by the metrics
+# ---------------------------------------------------------------------------------------
+
+
+def calibration(y, eta_hat, family, link, weights=None) -> tuple[float, float]:
+    """Calibration slope and intercept: the GLM ``y ~ a + b η̂`` of the same family and link.
+
+    .. math:: g(E[y \\mid \\hat\\eta]) = a + b\\,\\hat\\eta
+
+    ``η̂`` is the prediction on the link scale (offset included, so no offset is fitted).
+    A perfectly calibrated predictor has ``b = 1, a = 0``; ``b < 1`` means over-dispersed
+    predictions (overfitting), ``b > 1`` shrunken ones.  Returns ``(b, a)``; NaN when the
+    calibration GLM does not converge or ``η̂`` is not finite.
+    """
+    eta_hat = _f64(eta_hat)
+    if eta_hat.size == 0 or not np.all(np.isfinite(eta_hat)):
+        return float("nan"), float("nan")
+    from simbench.fit.glm import fit_glm
+
+    fit = fit_glm(eta_hat[:, None], _f64(y), family=family, link=link, weights=weights)
+    if fit.status != "ok":
+        return float("nan"), float("nan")
+    return float(fit.coef[1]), float(fit.coef[0])
+
+
+def glm_projection(X, mu_hat, family, link, weights=None, offset=None) -> np.ndarray | None:
+    """Coefficients of the GLM closest to a mean function on a covariate sample.
+
+    Solves the quasi-likelihood score equations of the scenario's family and link with the
+    network's predictions as the response,
+
+    .. math:: \\sum_i w_i \\frac{(\\hat\\mu_i - h(\\tilde x_i^\\top b))\\, h'(\\tilde x_i^\\top b)}
+              {V(h(\\tilde x_i^\\top b))}\\, \\tilde x_i = 0,
+
+    i.e. IRLS with ``y := μ̂`` (the minimiser of ``Σ w d(μ̂, h(x̃ᵀb))``, the KL projection of
+    the network onto the GLM).  Exact for a network without hidden layers whose output is
+    the scenario's inverse link: its own coefficients solve these equations.  ``fit_glm``
+    accepts such responses (non-integer counts, fractional binary responses) by checking
+    only the deviance's domain.  Returns None when ``μ̂`` is outside the mean domain or the
+    fit does not converge.
+    """
+    mu_hat = _f64(mu_hat)
+    if mu_hat.size == 0 or not _all_valid(family, mu_hat):
+        return None
+    from simbench.fit.glm import fit_glm
+
+    fit = fit_glm(_f64(X), mu_hat, family=family, link=link, weights=weights, offset=offset)
+    if fit.status != "ok" or not np.all(np.isfinite(fit.coef)):
+        return None
+    return np.asarray(fit.coef, dtype=np.float64)
+
+
+def linear_projection(X, score, weights=None, offset=None) -> np.ndarray | None:
+    """Least-squares projection of a score onto ``x̃``: :math:`\\arg\\min_b \\sum w (s - o - \\tilde x^\\top b)^2`.
+
+    The coefficients of a margin-loss network with hidden layers, whose output is a score
+    rather than a mean; only their direction (``coef_cos_truth``) is used.
+    """
+    s = _f64(score)
+    if offset is not None:
+        s = s - _f64(offset)
+    if s.size == 0 or not np.all(np.isfinite(s)):
+        return None
+    X = _f64(X)
+    Xt = np.column_stack([np.ones(X.shape[0]), X])
+    if weights is not None:
+        r = np.sqrt(_f64(weights))
+        Xt, s = Xt * r[:, None], s * r
+    coef, *_ = np.linalg.lstsq(Xt, s, rcond=None)
+    return coef
+
+
+def fisher_information(X, beta, family, link, phi: float, weights=None, offset=None) -> np.ndarray:
+    """Expected (Fisher) information of a GLM at ``β`` on the design ``X``.
+
+    .. math:: I_n(\\beta) = \\sum_i \\frac{w_i\\, h'(\\eta_i)^2}{\\varphi\\, V(\\mu_i)}\\,
+              \\tilde x_i \\tilde x_i^\\top, \\qquad \\eta_i = \\tilde x_i^\\top\\beta + o_i,
+              \\ \\mu_i = h(\\eta_i).
+    """
+    X = _f64(X)
+    eta = X @ _f64(beta)[1:] + float(beta[0])
+    if offset is not None:
+        eta = eta + _f64(offset)
+    mu = link.h(eta)
+    c = link.h1(eta) ** 2 / (phi * family.variance(mu))
+    if weights is not None:
+        c = c * _f64(weights)
+    out = np.empty((X.shape[1] + 1, X.shape[1] + 1), dtype=np.float64)
+    return _k.gram_with_intercept(X, _f64(c), out)
+
+
+def crb_var(X, beta_true, family, link, phi: float, weights=None, offset=None) -> np.ndarray:
+    """Cramér–Rao bound of each coefficient: :math:`\\mathrm{diag}(I_n(\\beta^*)^{-1})`.
+
+    The expected information at the truth on the training design (the bound for unbiased
+    estimators given these covariates).  NaN where the information is singular.
+    """
+    info = fisher_information(X, beta_true, family, link, phi, weights=weights, offset=offset)
+    return _diag_inverse(info)
+
+
+# ---------------------------------------------------------------------------------------
+# assembly of a result row
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the per-cell metrics need from a group's reference quantities.
+
+    ``coef`` and ``fisher_information`` (``I_n`` at ``β_MLE``) are None when the MLE does
+    not exist or could not be computed (``status`` says why); the coefficient-vs-MLE
+    metrics are then NaN.  ``fisher_truth`` is ``I_n(β*)``, the expected information of
+    the training design at the truth (None only if it could not be formed).
+    """
+
+    status: str
+    coef: np.ndarray | None = None
+    fisher_information: np.ndarray | None = None
+    fisher_truth: np.ndarray | None = None
+
+
+def truth_information(data) -> np.ndarray:
+    """``I_n(β*)`` of a dataset: :func:`fisher_information` at the truth, training design, true φ."""
+    return fisher_information(
+        data.X,
+        data.beta,
+        data.family,
+        data.link,
+        data.phi,
+        weights=data.weights,
+        offset=data.offset,
+    )
+
+
+def _diag_inverse(info: np.ndarray) -> np.ndarray:
+    try:
+        return np.diag(np.linalg.inv(info)).copy()
+    except np.linalg.LinAlgError:
+        return np.full(info.shape[0], np.nan)
+
+
+def reference_columns(data, fit=None, status: str | None = None) -> tuple[Reference, dict[str, Any]]:
+    """The reference quantities of a group and the row columns every cell shares.
+
+    Columns: ``beta_true``; ``crb_var``, the Cramér–Rao bound ``diag(I_n(β*)⁻¹)`` on the
+    training design with the true ``φ``; ``beta_mle``, ``mle_se`` (model-based,
+    ``√diag(φ̂ I⁻¹)``) and ``mle_se_sandwich`` (``√diag(A⁻¹BA⁻¹)``) of the reference fit,
+    recorded whatever its status (filter on ``mle_status`` when aggregating); and
+    ``mle_status``.  ``fit`` None (the fit raised) gives empty reference lists and
+    ``mle_status = status or "error"``.
+
+    Returns
+    -------
+    (Reference, dict)
+    """
+    info_truth = truth_information(data)
+    cols: dict[str, Any] = {
+        "beta_true": _f64(data.beta).tolist(),
+        "crb_var": _diag_inverse(info_truth).tolist(),
+    }
+    if fit is None:
+        cols.update(beta_mle=[], mle_se=[], mle_se_sandwich=[], mle_status=status or "error")
+        return Reference(status=cols["mle_status"], fisher_truth=info_truth), cols
+    sandwich = np.sqrt(np.clip(np.diag(_f64(fit.covariance_sandwich)), 0.0, None))
+    cols.update(
+        beta_mle=_f64(fit.coef).tolist(),
+        mle_se=_f64(fit.bse).tolist(),
+        mle_se_sandwich=sandwich.tolist(),
+        mle_status=fit.status,
+    )
+    if fit.status == "ok":
+        ref = Reference(
+            status="ok",
+            coef=_f64(fit.coef).copy(),
+            fisher_information=_f64(fit.fisher_information).copy(),
+            fisher_truth=info_truth,
+        )
+    else:
+        ref = Reference(status=fit.status, fisher_truth=info_truth)
+    return ref, cols
+
+
+def _nan_row() -> dict[str, float]:
+    return dict.fromkeys(METRIC_COLUMNS, float("nan"))
+
+
+def cell_metrics(
+    data,
+    mu_train,
+    mu_test,
+    *,
+    coef=None,
+    margin: bool = False,
+    reference: Reference | None = None,
+) -> dict[str, Any]:
+    """Every scalar metric of one configuration on one dataset, plus ``beta_hat``.
+
+    Parameters
+    ----------
+    data : Dataset
+        The simulated dataset (training sample, reference/test sample, truth).
+    mu_train, mu_test : ndarray
+        The configuration's predictions (offsets included) on the training and test
+        covariates: means for likelihood/squared-error losses, scores for margin losses.
+    coef : ndarray, optional
+        The configuration's own coefficients ``[intercept, x₁ … x_p]`` when they are on the
+        scale of the scenario's link (no hidden layer and output = scenario inverse link),
+        or, for margin losses, the coefficients of its score.  When None the coefficients
+        are the GLM projection of ``mu_test`` (:func:`glm_projection`), or for margin losses
+        the least-squares projection of the score (:func:`linear_projection`).
+    margin : bool
+        The loss is a margin loss: only ``coef_cos_truth``, ``auc``, ``auc_oracle``.
+    reference : Reference, optional
+        The reference MLE; None or without ``coef`` makes the ``coef_*_mle`` metrics NaN.
+
+    Returns
+    -------
+    dict
+        The :data:`METRIC_COLUMNS` and ``beta_hat`` (a list; empty when unavailable).
+    """
+    family, link = data.family, data.link
+    mu_train, mu_test = _f64(mu_train), _f64(mu_test)
+    row: dict[str, Any] = _nan_row()
+
+    if family.is_binary:
+        row["auc"] = auc(mu_test, data.y_test, data.weights_test)
+        row["auc_oracle"] = auc(data.mu_test, data.y_test, data.weights_test)
+
+    if coef is not None:
+        beta_hat = _f64(coef)
+    elif margin:
+        beta_hat = linear_projection(data.X_test, mu_test, data.weights_test, data.offset_test)
+    else:
+        beta_hat = glm_projection(
+            data.X_test, mu_test, family, link, data.weights_test, data.offset_test
+        )
+    if beta_hat is not None and not np.all(np.isfinite(beta_hat)):
+        beta_hat = None
+    row["beta_hat"] = [] if beta_hat is None else beta_hat.tolist()
+
+    if beta_hat is not None:
+        row["coef_cos_truth"] = coef_cos_truth(beta_hat, data.beta)
+    if margin:
+        return row
+
+    if beta_hat is not None:
+        row["coef_err_truth"] = coef_err_truth(beta_hat, data.beta)
+        if reference is not None and reference.fisher_truth is not None:
+            row["coef_z_truth"] = coef_z_truth(beta_hat, data.beta, reference.fisher_truth)
+        if reference is not None and reference.coef is not None:
+            row["coef_err_mle"] = coef_err_mle(beta_hat, reference.coef)
+            row["coef_z_mle"] = coef_z_mle(beta_hat, reference.coef, reference.fisher_information)
+
+    row["mu_rel_err"] = mu_rel_err(mu_test, data.mu_test)
+    row["balance"] = balance(data.y, mu_train, data.weights)
+    row["dev_train"] = mean_deviance(family, data.y, mu_train, data.weights)
+    row["dev_test"] = mean_deviance(family, data.y_test, mu_test, data.weights_test)
+    row["excess_deviance"] = excess_deviance(
+        family, data.mu_test, mu_test, data.phi, data.weights_test
+    )
+    if _all_valid(family, mu_test):
+        with np.errstate(all="ignore"):
+            eta_hat = _f64(link.g(mu_test))
+        row["eta_rmse"] = eta_rmse(eta_hat, data.eta_test)
+        row["calib_slope"], row["calib_intercept"] = calibration(
+            data.y_test, eta_hat, family, link, data.weights_test
+        )
+    return row

@@ -1,0 +1,212 @@
+"""The Python entry points of sweeps: :func:`run`, :func:`validate`, :func:`status`.
+
+``simbench.run`` and ``simbench.load`` are re-exported at the package level::
+
+    import simbench
+    df = simbench.run("scenarios/canonical.toml", jobs=2)
+    df = simbench.load("results/canonical")
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cells import expand_cells
+from .executors import make_executor
+from .runner import Runner, RunReport
+from .spec import SweepError, SweepSpec, load_sweep, parse_sweep
+from .store import FAILED_STATUSES, STATUSES, load, load_manifest
+
+__all__ = ["StatusReport", "as_spec", "default_out", "run", "run_sweep", "status", "validate"]
+
+
+def as_spec(sweep: str | Path | Mapping[str, Any] | SweepSpec) -> SweepSpec:
+    """A :class:`SweepSpec` from a path, a parsed mapping or a spec (validated)."""
+    if isinstance(sweep, SweepSpec):
+        return sweep
+    if isinstance(sweep, Mapping):
+        return parse_sweep(sweep)
+    if isinstance(sweep, (str, Path)):
+        return load_sweep(sweep)
+    raise SweepError(f"a sweep is a path, a mapping or a SweepSpec, not {type(sweep).__name__}")
+
+
+def validate(sweep: str | Path | Mapping[str, Any]) -> SweepSpec:
+    """Parse and check a sweep; raise :class:`SweepError` with a helpful message if invalid."""
+    return as_spec(sweep)
+
+
+def default_out(spec: SweepSpec) -> Path:
+    """``results/<sweep name>`` relative to the working directory."""
+    return Path("results") / spec.name
+
+
+def run_sweep(
+    sweep: str | Path | Mapping[str, Any] | SweepSpec,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    backend: str | None = None,
+    address: str | None = None,
+    quick: bool = False,
+    timeout: float | None = None,
+    fail_fast: bool = False,
+    rerun_failed: bool = False,
+    progress: bool = False,
+    group_fn: str | Callable | None = None,
+) -> RunReport:
+    """Like :func:`run`, returning the :class:`~simbench.sweep.runner.RunReport`."""
+    spec = as_spec(sweep)
+    runner = Runner(
+        spec,
+        out if out is not None else default_out(spec),
+        executor=make_executor(backend, jobs=jobs, address=address),
+        group_fn=group_fn,
+        quick=quick,
+        timeout=timeout,
+        fail_fast=fail_fast,
+        rerun_failed=rerun_failed,
+        progress=progress,
+    )
+    return runner.run()
+
+
+def run(
+    sweep_or_path: str | Path | Mapping[str, Any] | SweepSpec,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    backend: str | None = "serial",
+    quick: bool = False,
+    timeout: float | None = None,
+    fail_fast: bool = False,
+    rerun_failed: bool = False,
+    progress: bool = False,
+    group_fn: str | Callable | None = None,
+    address: str | None = None,
+):
+    """Run a sweep (resuming what is stored) and return its results.
+
+    Parameters
+    ----------
+    sweep_or_path : str, Path, mapping or SweepSpec
+        A sweep file, its parsed TOML content, or a validated spec.
+    out : str or Path, optional
+        Results directory; default ``results/<sweep name>``.
+    jobs : int
+        Worker processes (``backend="local"``) or local Dask workers.
+    backend : {"serial", "local", "dask"} or None
+        ``None`` picks serial for one job and local otherwise.  With ``jobs > 1`` and
+        the default ``"serial"``, ``"local"`` is used.
+    quick : bool
+        One replicate of the smallest ``n`` of each scenario block.
+    timeout : float, optional
+        Seconds per cell before it is stopped and recorded as ``timeout``.
+    fail_fast : bool
+        Stop at the first failed cell.
+    rerun_failed : bool
+        Retry stored ``error`` / ``timeout`` cells.
+    progress : bool
+        Progress line on stderr.
+    group_fn : str or callable, optional
+        The group function (see :mod:`simbench.sweep.runner`); default the real worker.
+    address : str, optional
+        Dask scheduler address for ``backend="dask"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell of this run (stored earlier or now), in sweep order, as
+        :func:`simbench.load` returns them; ``df.attrs["manifest"]`` and
+        ``df.attrs["exit_code"]`` describe the run.
+    """
+    if backend == "serial" and jobs > 1:
+        backend = "local"
+    report = run_sweep(
+        sweep_or_path,
+        out=out,
+        jobs=jobs,
+        backend=backend,
+        address=address,
+        quick=quick,
+        timeout=timeout,
+        fail_fast=fail_fast,
+        rerun_failed=rerun_failed,
+        progress=progress,
+        group_fn=group_fn,
+    )
+    df = load(report.out)
+    spec = as_spec(sweep_or_path)
+    wanted = {c.cell_id for c in expand_cells(spec, quick=quick)}
+    manifest = df.attrs.get("manifest")
+    df = df[df["cell_id"].isin(wanted)].reset_index(drop=True)
+    df.attrs["manifest"] = manifest
+    df.attrs["exit_code"] = report.exit_code
+    return df
+
+
+@dataclass
+class StatusReport:
+    """Cells of a results directory: stored by status, and missing."""
+
+    directory: Path
+    sweep_name: str
+    expected: int | None
+    counts: Counter = field(default_factory=Counter)
+    missing: int | None = None
+    runs: int = 0
+    note: str | None = None
+
+    @property
+    def done(self) -> int:
+        return sum(v for k, v in self.counts.items() if k not in FAILED_STATUSES)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts.get(s, 0) for s in FAILED_STATUSES)
+
+    def format(self) -> str:
+        lines = [f"{self.directory}: sweep {self.sweep_name!r}, {self.runs} run(s)"]
+        total = self.expected if self.expected is not None else "?"
+        lines.append(f"  cells    {total}")
+        lines.append(f"  done     {self.done}")
+        lines.append(f"  failed   {self.failed}")
+        lines.append(f"  missing  {self.missing if self.missing is not None else '?'}")
+        lines.append("  by status: " + ", ".join(f"{s} {self.counts.get(s, 0)}" for s in STATUSES))
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        return "\n".join(lines)
+
+
+def status(directory: str | Path) -> StatusReport:
+    """Count done / failed / missing cells of a results directory.
+
+    "Done" cells are stored with a status other than ``error`` or ``timeout``; "missing"
+    cells are cells of the sweep (all replicates) not stored at all.
+    """
+    from .runner import ResultStore
+
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    stored = ResultStore(directory).stored_statuses()
+    report = StatusReport(
+        directory=directory,
+        sweep_name=str(manifest.get("sweep_name")),
+        expected=manifest.get("n_cells"),
+        runs=len(manifest.get("runs", [])),
+    )
+    try:
+        source = manifest.get("sweep_source") or "<manifest>"
+        text = manifest.get("sweep_text")
+        spec = parse_sweep(text if text is not None else manifest.get("sweep_data") or {}, source)
+        wanted = [c.cell_id for c in expand_cells(spec)]
+    except SweepError as exc:
+        report.note = f"the stored sweep no longer validates ({exc}); counting stored rows only"
+        report.counts = Counter(stored.values())
+        return report
+    report.expected = len(wanted)
+    report.counts = Counter(stored[c] for c in wanted if c in stored)
+    report.missing = sum(c not in stored for c in wanted)
+    return report

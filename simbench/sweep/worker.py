@@ -1,0 +1,352 @@
+"""The group function: one (scenario, replicate), every configuration on the same data.
+
+:func:`run_group` is what the runner calls (``simbench.sweep.worker:run_group``) in a worker
+process, once per :class:`~simbench.sweep.cells.GroupTask`:
+
+1. simulate the data once from ``task.data_seed`` (common random numbers: every
+   configuration of the group sees the identical sample);
+2. fit the reference GLM once by IRLS.  If it fails (separation, non-convergence, or an
+   exception) every row records that in ``mle_status`` and the metrics against the MLE are
+   NaN; the configurations are still trained;
+3. for each cell, in order: rebuild the configuration, check it applies to the scenario
+   (otherwise a ``skipped`` row with the reason), compile what it needs outside the clock
+   (``compile_seconds``), train it on the clock (``fit_seconds``), and compute the metrics
+   of :mod:`simbench.metrics`.  The row is yielded (and passed to ``emit``) as soon as it
+   exists, so a later crash or hang loses only the cell in flight.
+
+Statuses: ``ok`` (trained; ``converged`` says whether the optimiser met its tolerance),
+``diverged`` (non-finite loss; metrics are computed where the predictions are finite and
+are NaN otherwise), ``skipped`` (the configuration does not apply, e.g. a hinge loss on
+Poisson data), ``error`` (anything raised while training or evaluating the cell: the
+exception type and message are in ``error``).  A cell never raises out of this function.
+
+Determinism: the same task gives bit-identical values in every column except the timing
+ones (``fit_seconds``, ``compile_seconds``, ``started_at``, ``worker``): the data, the
+initialisation and every reduction depend only on the seeds in the task.
+
+Compile-time accounting
+-----------------------
+Numba compiles a kernel at its first call with a given signature, so whichever fit came
+first in a process would otherwise carry the compile time in ``fit_seconds``.  Before timing
+a cell, :func:`warm_up` trains the same configuration (with a two-epoch budget) on a tiny
+sample of the group's data, at most once per process for each (network structure, family,
+link); its wall time is the cell's ``compile_seconds`` (0 when that structure was already
+warm, a few milliseconds of tiny-fit time otherwise included).  With Numba's on-disk cache
+a warm-up in a fresh process mostly loads compiled code, so ``compile_seconds`` then
+measures loading rather than compiling.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from simbench import metrics
+from simbench.kernels.metrics import gram_with_intercept as _gram_kernel
+from simbench.errors import ValidationError
+
+__all__ = ["clear_warm_cache", "run_group", "warm_up"]
+
+# per-process record of warmed (structure, family, link) keys
+_WARM: set[tuple] = set()
+_WARM_ROWS = 64
+_WARM_EPOCHS = 2
+
+
+def _structure_key(config, family, link) -> tuple:
+    """What decides which compiled kernels a training run needs.
+
+    Learning rates, epoch counts and seeds change no kernel signature; the optimizer, the
+    layer structure, the losses/activations and the training options that switch code paths
+    (mini-batches, dropout, early stopping, L2) may.  Erring towards more keys only costs an
+    extra millisecond-scale warm-up.
+    """
+    d = config.to_dict()
+    return (
+        d.get("optimizer"),
+        tuple(d.get("hidden") or ()),
+        tuple(d.get("activation") or ()),
+        str(d.get("output")),
+        str(d.get("loss")),
+        d.get("batch_size") is None,
+        bool(d.get("dropout")),
+        bool(d.get("early_stopping")),
+        bool(d.get("l2")),
+        family,
+        link,
+    )
+
+
+def clear_warm_cache() -> None:
+    """Forget which structures this process has warmed up (for tests)."""
+    _WARM.clear()
+
+
+def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> float:
+    """Compile the kernels ``config`` needs on ``(family, link)``; return the seconds spent.
+
+    Trains a copy of ``config`` limited to two epochs on the first rows of the given
+    sample (or on a small synthetic sample drawn from ``family`` when none is given), at
+    most once per process per structure key; returns 0.0 when already warm.  Errors of the
+    warm-up are swallowed: the timed fit that follows raises them again where they are
+    recorded.
+    """
+    from simbench.fit.network import NetworkConfig, train
+
+    key = _structure_key(config, family, link)
+    if key in _WARM:
+        return 0.0
+    t0 = time.perf_counter()
+    try:
+        if X is None:
+            X, y, weights, offset = _synthetic_sample(family, link)
+        m = min(_WARM_ROWS, X.shape[0])
+        small = {**config.to_dict(), "epochs": _WARM_EPOCHS}
+        train(
+            np.array(X[:m]),
+            np.array(y[:m]),
+            NetworkConfig.from_dict(small),
+            family=family,
+            link=link,
+            seed=0,
+            weights=None if weights is None else np.array(weights[:m]),
+            offset=None if offset is None else np.array(offset[:m]),
+        )
+    except Exception:  # the timed fit reports it
+        pass
+    _WARM.add(key)
+    return time.perf_counter() - t0
+
+
+def _synthetic_sample(family, link):
+    """A tiny valid sample for a warm-up without data: constant mean, two covariates."""
+    from simbench.data import sample
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(_WARM_ROWS, 2))
+    mu = np.full(_WARM_ROWS, 0.4 if family.is_binary else 1.5)
+    y = sample(family, mu, 1.0, rng)
+    return X, y, np.ones(_WARM_ROWS), np.zeros(_WARM_ROWS)
+
+
+# ---------------------------------------------------------------------------------------
+# rows
+# ---------------------------------------------------------------------------------------
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 2000 else text[:2000] + "..."
+
+
+def _base_row(cell, shared: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "cell_id": cell.cell_id,
+        "status": "error",
+        "error": None,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    row.update(dict.fromkeys(metrics.METRIC_COLUMNS, math.nan))
+    row.update(
+        fit_seconds=math.nan,
+        compile_seconds=math.nan,
+        epochs_run=0,
+        converged=False,
+        grad_norm=math.nan,
+        beta_hat=[],
+    )
+    row.update(shared)
+    return row
+
+
+def _nan_if_not_finite(row: dict[str, Any]) -> None:
+    for k in metrics.METRIC_COLUMNS:
+        v = row[k]
+        if not math.isfinite(v):
+            row[k] = math.nan
+
+
+def _history_dist(fit, reference: metrics.Reference | None) -> list[float]:
+    """Per-epoch distance to β_MLE in standard-error units, from the fit's history."""
+    if reference is None or reference.coef is None:
+        return []
+    hist = getattr(fit, "history", None) or {}
+    betas = hist.get("beta")
+    if betas is not None:
+        B = np.asarray(betas, dtype=np.float64)
+        if B.ndim == 2 and B.shape[0] > 0:
+            D = B - reference.coef
+            q = np.einsum("ij,jk,ik->i", D, reference.fisher_information, D)
+            return np.sqrt(np.clip(q, 0.0, None)).tolist()
+    dist = hist.get("dist_beta")
+    return [] if dist is None else np.asarray(dist, dtype=np.float64).tolist()
+
+
+def _reference(data) -> tuple[metrics.Reference, dict[str, Any]]:
+    """Fit the reference GLM; return it for the metrics and its shared row columns."""
+    from simbench.fit.glm import fit_glm
+
+    try:
+        fit = fit_glm(
+            data.X,
+            data.y,
+            family=data.family,
+            link=data.link,
+            weights=data.weights,
+            offset=data.offset,
+        )
+    except Exception as exc:
+        ref, shared = metrics.reference_columns(data, None, status="error")
+        shared["mle_error"] = _error_text(exc)
+        return ref, shared
+    ref, shared = metrics.reference_columns(data, fit)
+    shared["mle_error"] = None if fit.status == "ok" else (fit.message or fit.status)
+    return ref, shared
+
+
+def _run_cell(cell, data, reference, shared, record_history: bool) -> dict[str, Any]:
+    from simbench.fit.network import NetworkConfig, train
+
+    row = _base_row(cell, shared)
+    try:
+        config = NetworkConfig.from_dict(dict(cell.config))
+    except Exception as exc:
+        row["error"] = _error_text(exc)
+        return row
+    family, link = data.family, data.link
+    try:
+        output, loss = config.resolve(family, link)
+        reason = loss.why_not(family) if hasattr(loss, "why_not") else None
+        if reason is None:
+            loss.check_y(data.y)
+    except ValidationError as exc:
+        reason = str(exc)
+    if reason is not None:
+        row.update(status="skipped", error=reason)
+        return row
+
+    try:
+        row["compile_seconds"] = warm_up(
+            config, family, link, data.X, data.y, data.weights, data.offset
+        )
+        kwargs: dict[str, Any] = {}
+        if record_history and reference.coef is not None:
+            kwargs["track_beta"] = reference.coef
+        t0 = time.perf_counter()
+        fit = train(
+            data.X,
+            data.y,
+            config,
+            family=family,
+            link=link,
+            seed=cell.init_seed,
+            weights=data.weights,
+            offset=data.offset,
+            **kwargs,
+        )
+        row["fit_seconds"] = time.perf_counter() - t0
+        row["epochs_run"] = int(fit.epochs_run)
+        row["converged"] = bool(fit.converged)
+        row["grad_norm"] = float(fit.grad_norm)
+        diverged = fit.status == "diverged"
+
+        with np.errstate(all="ignore"):
+            mu_train = np.asarray(fit.predict(data.X, offset=data.offset), dtype=np.float64)
+            mu_test = np.asarray(fit.predict(data.X_test, offset=data.offset_test), dtype=np.float64)
+        margin = bool(loss.binary_only)
+        coef = getattr(fit, "coef", None)
+        # the network's own coefficients are the GLM's only when they live on the scale of
+        # the scenario's link (or, for a margin loss, of the score); otherwise project
+        if coef is not None and not (margin or output == link):
+            coef = None
+        with np.errstate(all="ignore"):
+            row.update(
+                metrics.cell_metrics(
+                    data, mu_train, mu_test, coef=coef, margin=margin, reference=reference
+                )
+            )
+        if record_history:
+            row["history_dist"] = _history_dist(fit, reference)
+        if diverged:
+            _nan_if_not_finite(row)
+            row.update(status="diverged", error=fit.message or "non-finite loss")
+        else:
+            row["status"] = "ok"
+            if not fit.converged and fit.message:
+                row["error"] = fit.message
+    except Exception as exc:
+        row.update(dict.fromkeys(metrics.METRIC_COLUMNS, math.nan))
+        row.update(status="error", error=_error_text(exc), beta_hat=[])
+    return row
+
+
+def run_group(task, emit: Callable[[dict], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Run every cell of a group on one simulated dataset; yield one row per cell, in order.
+
+    Parameters
+    ----------
+    task : GroupTask
+        ``scenario`` (canonical dict), ``data_seed``, ``cells`` (``cell_id``, ``config``,
+        ``init_seed``) and ``record_history`` (or ``options["record_history"]``).
+    emit : callable, optional
+        Called with each row as soon as it is complete (in addition to yielding it).
+
+    Yields
+    ------
+    dict
+        ``cell_id``, ``status``, ``error``, the metric columns of
+        :data:`simbench.metrics.METRIC_COLUMNS`, ``fit_seconds``, ``compile_seconds``,
+        ``epochs_run``, ``converged``, ``grad_norm``, the list columns ``beta_hat``,
+        ``beta_mle``, ``beta_true``, ``mle_se``, ``mle_se_sandwich``, ``crb_var``
+        (and ``history_dist`` when histories are recorded), ``mle_status``, ``mle_error``,
+        ``worker``, ``started_at``.  ``list(run_group(task))`` gives all rows.
+
+    Notes
+    -----
+    Failures of the data simulation or the reference fit's bookkeeping are failures of
+    every cell: each gets an ``error`` row.
+    """
+    from simbench.data import Scenario, simulate
+
+    record_history = bool(
+        getattr(task, "record_history", False)
+        or (getattr(task, "options", None) or {}).get("record_history", False)
+    )
+    try:
+        data = simulate(Scenario.from_dict(dict(task.scenario)), task.data_seed)
+        reference, shared = _reference(data)
+    except Exception as exc:
+        for cell in task.cells:
+            row = _base_row(cell, {})
+            row["error"] = f"simulating the data: {_error_text(exc)}"
+            if emit is not None:
+                emit(row)
+            yield row
+        return
+    for cell in task.cells:
+        row = _run_cell(cell, data, reference, shared, record_history)
+        if emit is not None:
+            emit(row)
+        yield row
+
+
+def _process_warmup() -> None:
+    """Compile the metric kernels once per worker process, before any cell is timed."""
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    s = np.array([0.1, 0.4, 0.4, 0.2])
+    metrics.auc(s, y)
+    metrics.balance(y, s)
+    metrics.eta_rmse(s, y)
+    metrics.mu_rel_err(s + 1.0, y + 1.0)
+    _gram_kernel(np.ones((4, 1)), s, np.empty((2, 2)))
+
+
+run_group.warmup = _process_warmup  # type: ignore[attr-defined]

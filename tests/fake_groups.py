@@ -1,0 +1,120 @@
+"""Fake group functions for the runner, executor, store and CLI tests.
+
+They follow the group-function interface of :mod:`simbench.sweep.runner` without any
+numerics: the "metrics" are deterministic functions of the data and init seeds, so two runs
+of the same sweep must store identical values whatever the executor.  What a cell does is
+chosen by its configuration's ``name``:
+
+``raise*``  raises ``RuntimeError``           ``nan*``   returns non-finite metrics (diverged)
+``hang*``   sleeps far past any timeout        ``segv*``  kills its process with SIGSEGV
+``exit*``   leaves with ``os._exit(7)``        ``bad*``   returns an unknown status
+anything else: an ``ok`` row.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+
+def _metrics(task, cell) -> dict:
+    x = np.random.default_rng(task.data_seed).standard_normal(64)
+    w = np.random.default_rng(cell.init_seed).standard_normal(64)
+    return {
+        "status": "ok",
+        "error": None,
+        "coef_err_truth": float(abs(x @ w) / 64.0),
+        "coef_z_mle": float(np.sqrt(np.mean((x - w) ** 2))),
+        "excess_deviance": float(np.var(x * w)),
+        "beta_hat": (x[:3] * w[:3]).tolist(),
+        "beta_true": x[:3].tolist(),
+        "epochs_run": int(cell.init_seed % 97),
+        "converged": bool(cell.init_seed % 2),
+        "fit_seconds": 0.001,
+    }
+
+
+def _behave(task, cell) -> dict:
+    name = str(cell.config.get("name", ""))
+    if name.startswith("raise"):
+        raise RuntimeError(f"boom in cell {cell.cell_id}")
+    if name.startswith("hang"):
+        time.sleep(3600)
+    if name.startswith("segv"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(10)
+    if name.startswith("exit"):
+        os._exit(7)
+    row = _metrics(task, cell)
+    if name.startswith("nan"):
+        row.update(
+            status="diverged",
+            error="non-finite training loss",
+            coef_err_truth=float("nan"),
+            excess_deviance=float("inf"),
+            beta_hat=[float("nan"), float("inf"), -float("inf")],
+        )
+    if name.startswith("bad"):
+        row["status"] = "weird"
+    return row
+
+
+def seeded(task):
+    """One ok row per cell (or the behaviour its name asks for), streamed."""
+    for cell in task.cells:
+        yield _behave(task, cell)
+
+
+def sleepy(task):
+    """Like :func:`seeded`, sleeping ``FAKE_SLEEP_MS`` (default 5) ms per cell."""
+    pause = float(os.environ.get("FAKE_SLEEP_MS", "5")) / 1000.0
+    for cell in task.cells:
+        time.sleep(pause)
+        yield _behave(task, cell)
+
+
+def listing(task):
+    """Like :func:`seeded`, but returns a list (a batch group function)."""
+    return [_behave(task, cell) for cell in task.cells]
+
+
+def noop(task):
+    """The cheapest valid group function: runner overhead measurements."""
+    for _ in task.cells:
+        yield {"status": "ok", "error": None, "coef_z_mle": 0.0}
+
+
+def cpu_bound(task):
+    """Pure-Python arithmetic for ``FAKE_WORK`` (default 200000) iterations per cell."""
+    n = int(os.environ.get("FAKE_WORK", "200000"))
+    for cell in task.cells:
+        acc = 0.0
+        for i in range(n):
+            acc += (i % 7) * 0.5
+        row = _metrics(task, cell)
+        row["fit_seconds"] = acc * 0.0
+        yield row
+
+
+def short(task):
+    """Yields a row for the first cell only: the others must get error rows."""
+    for cell in task.cells[:1]:
+        yield _metrics(task, cell)
+
+
+def _warm():
+    _warm.calls = getattr(_warm, "calls", 0) + 1
+
+
+def warmed(task):
+    """Reports in every row how many times its warm-up ran in this process."""
+    for cell in task.cells:
+        row = _metrics(task, cell)
+        row["warmups"] = getattr(_warm, "calls", 0)
+        yield row
+
+
+warmed.warmup = _warm

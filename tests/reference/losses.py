@@ -1,0 +1,210 @@
+"""Plain NumPy/SciPy reference for ``simbench.kernels.losses``.
+
+Written from the formulas, not from the kernels: the inverse links and their derivatives, the
+variance functions and the unit deviances are restated here (with ``scipy.special``), and the
+loss derivatives come from the textbook chain rule.  Speed and extreme-value stability are
+not goals; clarity is.
+
+Family NLL (codes 0..7)::
+
+    ℓ = d(y, μ) / (2φ),  dℓ/dη = −(y − μ) h′/(φV),
+    observed d²ℓ/dη² = [h′²/V + (y − μ)(h′² V′/V² − h″/V)]/φ,  expected h′²/(φV).
+
+Other losses L(y, μ): dℓ/dη = L_μ h′, observed L_μμ h′² + L_μ h″, expected L_μμ h′².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+from simbench.kernels import codes
+
+# ---- inverse links h and derivatives ---------------------------------------------------------
+
+
+def link_h012(code: int, lam: float, eta):
+    """(h, h′, h″) of the output activation ``code`` at ``eta`` (arrays)."""
+    x = np.asarray(eta, dtype=float)
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    if code == codes.LINK_IDENTITY:
+        return x.copy(), one, zero
+    if code == codes.LINK_LOG:
+        m = np.exp(x)
+        return m, m, m
+    if code == codes.LINK_LOGIT:
+        s = special.expit(x)
+        return s, s * (1 - s), s * (1 - s) * (1 - 2 * s)
+    if code == codes.LINK_PROBIT:
+        pdf = stats.norm.pdf(x)
+        return special.ndtr(x), pdf, -x * pdf
+    if code == codes.LINK_CLOGLOG:
+        # mu = 1 - exp(-e^x)
+        ex = np.exp(x)
+        d = ex * np.exp(-ex)
+        return -np.expm1(-ex), d, d * (1 - ex)
+    if code == codes.LINK_LOGLOG:
+        # mu = exp(-e^-x)
+        emx = np.exp(-x)
+        d = emx * np.exp(-emx)
+        return np.exp(-emx), d, d * (emx - 1)
+    if code == codes.LINK_CAUCHIT:
+        return stats.cauchy.cdf(x), stats.cauchy.pdf(x), -2 * x / (np.pi * (1 + x**2) ** 2)
+    if code == codes.LINK_INVERSE:
+        return 1 / x, -1 / x**2, 2 / x**3
+    if code == codes.LINK_INVERSE_SQUARED:
+        return x**-0.5, -0.5 * x**-1.5, 0.75 * x**-2.5
+    if code == codes.LINK_SQRT:
+        return x**2, 2 * x, 2 * one
+    if code == codes.LINK_POWER:
+        r = 1 / lam
+        return x**r, r * x ** (r - 1), r * (r - 1) * x ** (r - 2)
+    if code == codes.LINK_RELU:
+        return np.maximum(x, 0), (x > 0).astype(float), zero
+    if code == codes.LINK_SOFTPLUS:
+        s = special.expit(x)
+        return np.logaddexp(0, x), s, s * (1 - s)
+    raise ValueError(f"unknown link code {code}")
+
+
+def link_g(code: int, lam: float, mu):
+    """The link η = g(μ) (right inverse μ for relu); used to place η inside a domain."""
+    m = np.asarray(mu, dtype=float)
+    table = {
+        codes.LINK_IDENTITY: lambda: m.copy(),
+        codes.LINK_LOG: lambda: np.log(m),
+        codes.LINK_LOGIT: lambda: special.logit(m),
+        codes.LINK_PROBIT: lambda: special.ndtri(m),
+        codes.LINK_CLOGLOG: lambda: np.log(-np.log1p(-m)),
+        codes.LINK_LOGLOG: lambda: -np.log(-np.log(m)),
+        codes.LINK_CAUCHIT: lambda: stats.cauchy.ppf(m),
+        codes.LINK_INVERSE: lambda: 1 / m,
+        codes.LINK_INVERSE_SQUARED: lambda: 1 / m**2,
+        codes.LINK_SQRT: lambda: np.sqrt(m),
+        codes.LINK_POWER: lambda: m**lam,
+        codes.LINK_RELU: lambda: m.copy(),
+        codes.LINK_SOFTPLUS: lambda: np.log(np.expm1(m)),
+    }
+    return table[code]()
+
+
+# ---- families: variance, its derivative, unit deviance --------------------------------------
+
+
+def variance(code: int, a: float, mu):
+    mu = np.asarray(mu, dtype=float)
+    if code == codes.FAMILY_GAUSSIAN:
+        return np.ones_like(mu)
+    if code in (codes.FAMILY_BERNOULLI, codes.FAMILY_BINOMIAL):
+        return mu * (1 - mu)
+    if code == codes.FAMILY_POISSON:
+        return mu.copy()
+    if code == codes.FAMILY_GAMMA:
+        return mu**2
+    if code == codes.FAMILY_INVERSE_GAUSSIAN:
+        return mu**3
+    if code == codes.FAMILY_NEGATIVE_BINOMIAL:
+        return mu + a * mu**2
+    if code == codes.FAMILY_TWEEDIE:
+        return mu**a
+    raise ValueError(f"unknown family code {code}")
+
+
+def variance_d1(code: int, a: float, mu):
+    mu = np.asarray(mu, dtype=float)
+    if code == codes.FAMILY_GAUSSIAN:
+        return np.zeros_like(mu)
+    if code in (codes.FAMILY_BERNOULLI, codes.FAMILY_BINOMIAL):
+        return 1 - 2 * mu
+    if code == codes.FAMILY_POISSON:
+        return np.ones_like(mu)
+    if code == codes.FAMILY_GAMMA:
+        return 2 * mu
+    if code == codes.FAMILY_INVERSE_GAUSSIAN:
+        return 3 * mu**2
+    if code == codes.FAMILY_NEGATIVE_BINOMIAL:
+        return 1 + 2 * a * mu
+    if code == codes.FAMILY_TWEEDIE:
+        return a * mu ** (a - 1)
+    raise ValueError(f"unknown family code {code}")
+
+
+def unit_deviance(code: int, a: float, y, mu):
+    """d(y, μ) = 2 ∫_μ^y (y − t)/V(t) dt, in the usual closed forms."""
+    y = np.asarray(y, dtype=float)
+    mu = np.asarray(mu, dtype=float)
+    xlogy = special.xlogy
+    if code == codes.FAMILY_GAUSSIAN:
+        return (y - mu) ** 2
+    if code in (codes.FAMILY_BERNOULLI, codes.FAMILY_BINOMIAL):
+        return 2 * (xlogy(y, y / mu) + xlogy(1 - y, (1 - y) / (1 - mu)))
+    if code == codes.FAMILY_POISSON:
+        return 2 * (xlogy(y, y / mu) - (y - mu))
+    if code == codes.FAMILY_GAMMA:
+        return 2 * (-np.log(y / mu) + (y - mu) / mu)
+    if code == codes.FAMILY_INVERSE_GAUSSIAN:
+        return (y - mu) ** 2 / (y * mu**2)
+    if code == codes.FAMILY_NEGATIVE_BINOMIAL:
+        return 2 * (xlogy(y, y / mu) - (y + 1 / a) * np.log((1 + a * y) / (1 + a * mu)))
+    if code == codes.FAMILY_TWEEDIE:
+        p = a
+        return 2 * (
+            np.maximum(y, 0) ** (2 - p) / ((1 - p) * (2 - p))
+            - y * mu ** (1 - p) / (1 - p)
+            + mu ** (2 - p) / (2 - p)
+        )
+    raise ValueError(f"unknown family code {code}")
+
+
+# ---- losses with no family: (L, L_μ, L_μμ) as functions of μ -------------------------------
+
+
+def plain_terms(code: int, y, mu):
+    y = np.asarray(y, dtype=float)
+    mu = np.asarray(mu, dtype=float)
+    t = 2 * y - 1
+    z = t * mu
+    if code == codes.LOSS_SQUARED_ERROR:
+        return 0.5 * (y - mu) ** 2, mu - y, np.ones_like(mu)
+    if code == codes.LOSS_HINGE:
+        active = 1 - z > 0
+        return np.maximum(0, 1 - z), np.where(active, -t, 0.0), np.zeros_like(mu)
+    if code == codes.LOSS_SQUARED_HINGE:
+        m = np.maximum(0, 1 - z)
+        return m**2, -2 * t * m, np.where(m > 0, 2 * t**2, 0.0)
+    if code == codes.LOSS_LOGISTIC:
+        s = special.expit(-z)
+        return np.logaddexp(0, -z), -t * s, t**2 * s * (1 - s)
+    if code == codes.LOSS_PERCEPTRON:
+        active = z < 0
+        return np.maximum(0, -z), np.where(active, -t, 0.0), np.zeros_like(mu)
+    raise ValueError(f"unknown loss code {code}")
+
+
+def loss(lcode, a, phi, hcode, lam, y, eta, expected=False):
+    """(ℓ, dℓ/dη, d²ℓ/dη²) per observation, per unit weight (arrays)."""
+    y = np.asarray(y, dtype=float)
+    mu, h1, h2 = link_h012(hcode, lam, eta)
+    if lcode < 20:
+        v = variance(lcode, a, mu)
+        value = unit_deviance(lcode, a, y, mu) / (2 * phi)
+        d1 = -(y - mu) * h1 / (phi * v)
+        if expected:
+            d2 = h1**2 / (phi * v)
+        else:
+            vd = variance_d1(lcode, a, mu)
+            d2 = (h1**2 / v + (y - mu) * (h1**2 * vd / v**2 - h2 / v)) / phi
+        return value, d1, d2
+    value, l1, l2 = plain_terms(lcode, y, mu)
+    d2 = l2 * h1**2 if expected else l2 * h1**2 + l1 * h2
+    return value, l1 * h1, d2
+
+
+def loss_grad_hess(lcode, a, phi, hcode, lam, y, eta, weights=None, offset=None, expected=False):
+    """(Σ w ℓ, w dℓ/dη, w d²ℓ/dη²) with η = eta + offset."""
+    eta = np.asarray(eta, dtype=float)
+    if offset is not None:
+        eta = eta + offset
+    w = np.ones_like(eta) if weights is None else np.asarray(weights, dtype=float)
+    value, d1, d2 = loss(lcode, a, phi, hcode, lam, y, eta, expected)
+    return float(np.sum(w * value)), w * d1, w * d2

@@ -1,0 +1,280 @@
+"""Metrics against the plain NumPy reference, plus their known special values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from reference import metrics as ref
+from sklearn.metrics import roc_auc_score
+
+from simbench import metrics as M
+from simbench.kernels import metrics as K
+
+RNG_SEED = 20260
+
+
+def _rng(k: int = 0) -> np.random.Generator:
+    return np.random.default_rng(RNG_SEED + k)
+
+
+# ---------------------------------------------------------------------------------------
+# coefficients
+# ---------------------------------------------------------------------------------------
+
+
+def test_coefficient_metrics_match_reference():
+    rng = _rng()
+    for _ in range(20):
+        p = int(rng.integers(1, 8))
+        b, t, m = rng.normal(size=(3, p + 1))
+        A = rng.normal(size=(p + 1, p + 1))
+        info = A @ A.T + np.eye(p + 1)
+        assert M.coef_err_truth(b, t) == pytest.approx(ref.coef_err_truth(b, t), rel=1e-14)
+        assert M.coef_err_mle(b, m) == ref.coef_err_mle(b, m)
+        assert M.coef_z_mle(b, m, info) == pytest.approx(ref.coef_z_mle(b, m, info), rel=1e-12)
+        assert M.coef_cos_truth(b, t) == pytest.approx(ref.coef_cos_truth(b, t), rel=1e-13)
+
+
+def test_coefficient_metrics_special_values():
+    b = np.array([0.3, -1.0, 2.0, 0.5])
+    info = np.diag([4.0, 1.0, 2.0, 3.0])
+    assert M.coef_err_mle(b, b) == 0.0
+    assert M.coef_z_mle(b, b, info) == 0.0
+    assert M.coef_err_truth(b, b) == 0.0
+    # direction only: scaling the slopes (and any intercept) keeps the cosine at 1
+    assert M.coef_cos_truth(np.r_[5.0, 3.0 * b[1:]], b) == pytest.approx(1.0, abs=1e-15)
+    assert M.coef_cos_truth(np.r_[0.0, -b[1:]], b) == pytest.approx(-1.0, abs=1e-15)
+    # one standard error along a coordinate is z = 1
+    e = np.zeros(4)
+    e[2] = 1.0 / np.sqrt(info[2, 2])
+    assert M.coef_z_mle(b + e, b, info) == pytest.approx(1.0, rel=1e-15)
+    assert np.isnan(M.coef_err_truth(b, np.zeros(4)))
+    assert np.isnan(M.coef_cos_truth(np.r_[1.0, 0, 0, 0], b))
+
+
+# ---------------------------------------------------------------------------------------
+# AUC
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_auc_matches_sklearn_and_pairwise_reference(ties):
+    rng = _rng(1)
+    for n in (2, 7, 50, 800):
+        s = rng.normal(size=n)
+        if ties:
+            s = np.round(s, 1)  # many tied scores, across both classes
+        y = (rng.random(n) < 0.4).astype(float)
+        y[0], y[-1] = 0.0, 1.0
+        got = M.auc(s, y)
+        assert got == pytest.approx(roc_auc_score(y, s), abs=1e-14)
+        assert got == pytest.approx(ref.auc(s, y), abs=1e-14)
+
+
+def test_auc_weighted_matches_sklearn_sample_weight():
+    rng = _rng(2)
+    s = np.round(rng.normal(size=300), 1)
+    y = (rng.random(300) < 0.5).astype(float)
+    w = rng.uniform(0.1, 3.0, size=300)
+    assert M.auc(s, y, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w), abs=1e-13)
+
+
+def test_auc_binomial_proportions_equal_expanded_bernoulli():
+    # a row with m trials and proportion y counts as m*y positives and m*(1-y) negatives
+    rng = _rng(3)
+    m = rng.integers(1, 6, size=60)
+    k = rng.binomial(m, 0.4)
+    s = np.round(rng.normal(size=60), 1)
+    s_long = np.repeat(s, m)
+    y_long = np.concatenate([np.r_[np.ones(ki), np.zeros(mi - ki)] for ki, mi in zip(k, m)])
+    got = M.auc(s, k / m, m.astype(float))
+    assert got == pytest.approx(roc_auc_score(y_long, s_long), abs=1e-13)
+
+
+def test_auc_special_cases():
+    y = np.array([0.0, 0.0, 1.0, 1.0])
+    assert M.auc(np.array([0.1, 0.2, 0.3, 0.4]), y) == 1.0
+    assert M.auc(np.array([0.4, 0.3, 0.2, 0.1]), y) == 0.0
+    assert M.auc(np.ones(4), y) == 0.5
+    assert np.isnan(M.auc(np.array([0.1, np.nan, 0.3, 0.4]), y))
+    assert np.isnan(M.auc(np.arange(4.0), np.ones(4)))
+    # extreme scores stay exact
+    assert M.auc(np.array([-1e300, -1e-300, 1e-300, np.inf]), y) == 1.0
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-5, 5), st.booleans()),
+        min_size=2,
+        max_size=60,
+    )
+)
+def test_auc_property_against_pairwise_reference(rows):
+    s = np.array([float(r[0]) for r in rows])
+    y = np.array([float(r[1]) for r in rows])
+    got = M.auc(s, y)
+    if y.min() == y.max():
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(ref.auc(s, y), abs=1e-14)
+
+
+def test_auc_is_invariant_to_row_order_and_monotone_maps():
+    rng = _rng(4)
+    s = np.round(rng.normal(size=500), 2)
+    y = (rng.random(500) < 0.3).astype(float)
+    perm = rng.permutation(500)
+    assert M.auc(s[perm], y[perm]) == pytest.approx(M.auc(s, y), abs=1e-15)
+    assert M.auc(np.exp(s), y) == M.auc(s, y)
+
+
+# ---------------------------------------------------------------------------------------
+# reductions
+# ---------------------------------------------------------------------------------------
+
+
+def test_error_reductions_match_reference():
+    rng = _rng(5)
+    a, b = rng.normal(size=(2, 1000))
+    mu_true = rng.uniform(0.5, 5.0, 1000)
+    mu_hat = mu_true * np.exp(rng.normal(scale=0.1, size=1000))
+    w = rng.uniform(0.5, 2.0, 1000)
+    assert M.eta_rmse(a, b) == pytest.approx(ref.eta_rmse(a, b), rel=1e-13)
+    assert M.mu_rel_err(mu_hat, mu_true) == pytest.approx(ref.mu_rel_err(mu_hat, mu_true), rel=1e-13)
+    assert M.balance(mu_true, mu_hat, w) == pytest.approx(ref.balance(mu_true, mu_hat, w), abs=1e-14)
+    assert M.balance(mu_true, mu_hat) == pytest.approx(ref.balance(mu_true, mu_hat), abs=1e-14)
+    assert M.eta_rmse(a, a) == 0.0
+    assert M.mu_rel_err(mu_true, mu_true) == 0.0
+    assert M.balance(mu_true, mu_true, w) == 0.0
+
+
+def test_gram_with_intercept_matches_explicit_design():
+    rng = _rng(6)
+    X = rng.normal(size=(300, 4))
+    c = rng.uniform(0.1, 2.0, 300)
+    got = K.gram_with_intercept(X, c, np.empty((5, 5)))
+    np.testing.assert_allclose(got, ref.gram_with_intercept(X, c), rtol=1e-12, atol=1e-12)
+    assert np.array_equal(got, got.T)
+
+
+def test_linear_projection_matches_normal_equations():
+    rng = _rng(7)
+    X = rng.normal(size=(400, 3))
+    s = 0.5 + X @ np.array([1.0, -2.0, 0.3]) + rng.normal(size=400)
+    w = rng.uniform(0.5, 2.0, 400)
+    np.testing.assert_allclose(
+        M.linear_projection(X, s, w), ref.linear_projection(X, s, w), rtol=1e-10
+    )
+    # an exactly linear score projects onto its own coefficients
+    b = np.array([0.2, 1.0, -1.0, 0.5])
+    np.testing.assert_allclose(M.linear_projection(X, b[0] + X @ b[1:]), b, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# mean-function metrics with real families
+# ---------------------------------------------------------------------------------------
+
+FAMILY_CASES = [
+    ("gaussian", {}, 0.0, "identity"),
+    ("bernoulli", {}, 0.0, "logit"),
+    ("binomial", {}, 0.0, "logit"),
+    ("poisson", {}, 0.0, "log"),
+    ("gamma", {}, 0.0, "log"),
+    ("inverse_gaussian", {}, 0.0, "log"),
+    ("negative_binomial", {"alpha": 0.7}, 0.7, "log"),
+    ("tweedie", {"power": 1.4}, 1.4, "log"),
+]
+
+
+def _family(name, kw):
+    from simbench import families
+
+    return families.get(name, **kw)
+
+
+def _means(name, n, rng):
+    """(mu_true, mu_hat, y) inside the family's domains; y is a mean-like response."""
+    if name in ("bernoulli", "binomial"):
+        mu = rng.uniform(0.05, 0.95, n)
+        mu_hat = np.clip(mu + rng.normal(scale=0.05, size=n), 0.01, 0.99)
+        y = (rng.random(n) < mu).astype(float)
+    else:
+        mu = rng.uniform(0.5, 4.0, n)
+        mu_hat = mu * np.exp(rng.normal(scale=0.1, size=n))
+        y = rng.gamma(2.0, mu / 2.0)
+        if name in ("poisson", "negative_binomial", "tweedie"):
+            y = np.floor(y)
+    return mu, mu_hat, y
+
+
+@pytest.mark.parametrize(("name", "kw", "param", "link"), FAMILY_CASES)
+def test_deviance_metrics_match_reference(name, kw, param, link):
+    rng = _rng(10)
+    fam = _family(name, kw)
+    mu, mu_hat, y = _means(name, 2000, rng)
+    w = rng.uniform(0.5, 2.0, 2000)
+    phi = 1.7 if fam.has_dispersion else 1.0
+    got = M.mean_deviance(fam, y, mu_hat, w)
+    assert got == pytest.approx(ref.mean_deviance(name, y, mu_hat, w, param), rel=1e-12)
+    got = M.excess_deviance(fam, mu, mu_hat, phi, w)
+    # y := mu*: a fractional response, so binary families use the general binomial form
+    assert got == pytest.approx(ref.excess_deviance(name, mu, mu_hat, phi, w, param), rel=1e-12)
+    assert M.excess_deviance(fam, mu, mu, phi, w) == 0.0
+    assert M.excess_deviance(fam, mu, mu_hat, phi) == pytest.approx(
+        ref.excess_deviance(name, mu, mu_hat, phi, None, param), rel=1e-12
+    )
+
+
+def test_deviance_metrics_are_nan_outside_the_mean_domain():
+    rng = _rng(11)
+    pois = _family("poisson", {})
+    mu, mu_hat, y = _means("poisson", 100, rng)
+    bad = mu_hat.copy()
+    bad[7] = -0.1
+    assert np.isnan(M.mean_deviance(pois, y, bad))
+    assert np.isnan(M.excess_deviance(pois, mu, bad, 1.0))
+    bad[7] = np.nan
+    assert np.isnan(M.mean_deviance(pois, y, bad))
+    bern = _family("bernoulli", {})
+    mu, mu_hat, y = _means("bernoulli", 100, rng)
+    mu_hat[3] = 1.0  # a saturated prediction: the deviance is infinite or undefined
+    assert np.isnan(M.excess_deviance(bern, mu, mu_hat, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "param", "link"),
+    [
+        ("poisson", {}, 0.0, "log"),
+        ("bernoulli", {}, 0.0, "logit"),
+        ("bernoulli", {}, 0.0, "probit"),
+        ("gamma", {}, 0.0, "inverse"),
+        ("gaussian", {}, 0.0, "identity"),
+        ("negative_binomial", {"alpha": 0.5}, 0.5, "log"),
+        ("tweedie", {"power": 1.5}, 1.5, "log"),
+        ("poisson", {}, 0.0, "sqrt"),
+    ],
+)
+def test_fisher_information_and_crb_match_reference(name, kw, param, link):
+    from simbench import links
+
+    rng = _rng(12)
+    fam, lnk = _family(name, kw), links.get(link)
+    X = rng.normal(size=(500, 3))
+    beta = np.array([0.5, 0.2, -0.3, 0.1])
+    if link == "inverse":
+        beta = np.array([1.0, 0.1, -0.1, 0.05])
+    if link == "sqrt":
+        beta = np.array([2.0, 0.2, -0.3, 0.1])
+    w = rng.uniform(0.5, 2.0, 500)
+    off = rng.normal(scale=0.1, size=500) if link == "log" else None
+    phi = 1.3 if fam.has_dispersion else 1.0
+    got = M.fisher_information(X, beta, fam, lnk, phi, weights=w, offset=off)
+    want = ref.fisher_information(X, beta, name, link, phi, w, param, off)
+    np.testing.assert_allclose(got, want, rtol=1e-11)
+    np.testing.assert_allclose(
+        M.crb_var(X, beta, fam, lnk, phi, weights=w, offset=off),
+        ref.crb_var(X, beta, name, link, phi, w, param, off),
+        rtol=1e-10,
+    )
