@@ -35,10 +35,11 @@ exposure equal ``mean``: ``E_x[h(b0 + x' beta_x)] = mean``.  It is exact for the
 ``b0 = log mean - signal^2 / 2`` for Gaussian designs) and the identity link (``b0 = mean -
 E[x]' beta_x``); for the other links it is solved numerically over an exact representation
 of the design (Gauss-Legendre quadrature of the Gaussian part on +-6 sd, the atoms of the
-binary and categorical parts; a fixed Monte Carlo sample of 2^16 points for the uniform
-design and for more than 10 binary columns).  Binary families take intercept 0 (``mean``
-is ignored).  So ``beta*`` is a property of the scenario alone: it does not depend on the
-seed, and replicates of a scenario share one truth.
+binary and categorical parts; for the uniform design and more than 10 binary columns a
+fixed Monte Carlo sample of 2^16 points, 2^12 for the binary part of a mixed design).
+Binary families take intercept 0 (``mean`` is ignored).  So ``beta*`` is a property of
+the scenario alone: it does not depend on the seed, and replicates of a scenario share one
+truth.
 
 **Domains.**  Links whose mean is restricted (identity with a positive family, inverse,
 inverse-squared, sqrt and power links; log and identity with a binary family) need the
@@ -101,9 +102,10 @@ CORRELATIONS = ("equi", "ar1")
 EXPOSURE_RANGE = (0.5, 2.0)  # exposure is log-uniform on this interval
 SEPARABLE_MARGIN = 0.1  # removed band |eta*| < SEPARABLE_MARGIN * sd(eta*)
 TAIL_Z = 6.0  # an unbounded design must be in the domain within +-TAIL_Z sd
-_GL_NODES = 64  # Gauss-Legendre nodes for the Gaussian part on [-TAIL_Z, TAIL_Z]
+_GL_NODES = 48  # Gauss-Legendre nodes for the Gaussian part on [-TAIL_Z, TAIL_Z]
 _MAX_ENUMERATED = 10  # binary columns enumerated exactly (2^10 atoms), beyond: Monte Carlo
 _MC_SIZE = 1 << 16
+_MC_SIZE_MIXED = 1 << 12
 _MC_SEED = 20260101  # fixed: the truth must not depend on the data seed
 _SQRT3 = math.sqrt(3.0)
 
@@ -506,16 +508,22 @@ def _design_moments(s: Scenario) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(p), np.eye(p)
 
 
-def _rademacher_atoms(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distribution of ``sum_j b_j s_j`` with iid signs ``s_j = +-1``: atoms and weights."""
+def _rademacher_atoms(b: np.ndarray, size: int = _MC_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution of ``sum_j b_j s_j`` with iid signs ``s_j = +-1``: atoms and weights
+    (all ``2^k`` sign patterns, or a fixed sample of ``size`` of them)."""
     k = b.size
     if k <= _MAX_ENUMERATED:
         bits = (np.arange(1 << k)[:, None] >> np.arange(k)[None, :]) & 1
         signs = 2.0 * bits - 1.0
         return _rowdot(signs, b), np.full(1 << k, 1.0 / (1 << k))
     rng = np.random.Generator(np.random.PCG64(_MC_SEED))
-    signs = 2.0 * rng.integers(0, 2, size=(_MC_SIZE, k)) - 1.0
-    return _rowdot(signs, b), np.full(_MC_SIZE, 1.0 / _MC_SIZE)
+    signs = 2.0 * rng.integers(0, 2, size=(size, k)) - 1.0
+    return _rowdot(signs, b), np.full(size, 1.0 / size)
+
+
+def _quad(cov: np.ndarray, b: np.ndarray) -> float:
+    """``b' cov b`` without BLAS, so the truth does not depend on thread counts."""
+    return float(np.sum(np.sum(cov * b[None, :], axis=1) * b))
 
 
 def _rowdot(X: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -535,7 +543,7 @@ def _population(s: Scenario, slopes: np.ndarray):
     zero = (np.zeros(1), np.ones(1))
     if s.design in ("gaussian", "correlated"):
         _, cov = _design_moments(s)
-        return (*zero, 0.0, 0.0, math.sqrt(max(float(slopes @ cov @ slopes), 0.0)))
+        return (*zero, 0.0, 0.0, math.sqrt(max(_quad(cov, slopes), 0.0)))
     if s.design == "categorical":
         atoms = np.concatenate([[0.0], slopes])
         w = np.full(atoms.size, 1.0 / atoms.size)
@@ -549,7 +557,8 @@ def _population(s: Scenario, slopes: np.ndarray):
         sd = float(np.sqrt(np.sum(slopes[:pc] ** 2)))
         if pc == s.p:
             return (*zero, 0.0, 0.0, sd)
-        atoms, w = _rademacher_atoms(slopes[pc:])
+        # fewer Monte Carlo atoms: each is integrated against the Gaussian part
+        atoms, w = _rademacher_atoms(slopes[pc:], _MC_SIZE_MIXED)
         bound = float(np.abs(slopes[pc:]).sum())
         return atoms, w, -bound, bound, sd
     # uniform: no closed form for the sum of uniforms worth the trouble; a fixed sample
@@ -576,7 +585,7 @@ def _log_mgf(s: Scenario, slopes: np.ndarray) -> float:
 
     if s.design in ("gaussian", "correlated"):
         _, cov = _design_moments(s)
-        return 0.5 * float(slopes @ cov @ slopes)
+        return 0.5 * _quad(cov, slopes)
     if s.design == "uniform":
         return log_sinhc(slopes)
     if s.design == "binary":
@@ -625,8 +634,9 @@ def _mean_response(link: links.Link, b0: float, atoms, weights, sd: float) -> fl
     if sd > 0.0:
         z, v = _gauss_legendre()
         eta = b0 + atoms[:, None] + sd * z[None, :]
-        return float(weights @ (np.asarray(link.h(eta.ravel())).reshape(eta.shape) @ v))
-    return float(weights @ np.asarray(link.h(b0 + atoms)))
+        mu = np.asarray(link.h(eta.ravel())).reshape(eta.shape)
+        return float(np.sum(weights * np.sum(mu * v[None, :], axis=1)))
+    return float(np.sum(weights * np.asarray(link.h(b0 + atoms))))
 
 
 def _fmt_interval(lo: float, hi: float) -> str:
@@ -642,7 +652,7 @@ def _domain_error(s: Scenario, b0, lo, hi, pop, detail: str) -> ValidationError:
         else:
             below = (b0 + atoms <= lo).astype(float)
             above = (b0 + atoms >= hi).astype(float)
-        frac = float(weights @ (below + above))
+        frac = float(np.sum(weights * (below + above)))
         frac_text = f"{frac:.3g}" if frac > 0.0 else "a small fraction (< 1e-5)"
         detail = (
             f"with intercept {b0:.6g} a fraction {frac_text} of the design population has "
@@ -683,37 +693,30 @@ def _solve_intercept(s, link, lo, hi, pop) -> float:
     def f(b0: float) -> float:
         return _mean_response(link, b0, atoms, weights, sd) - s.mean
 
-    # finite starting ends just inside the admissible intercepts (h may be infinite on
-    # the boundary itself), then expand geometrically towards an infinite end
-    left = b_lo + 1e-9 * max(1.0, abs(b_lo)) if math.isfinite(b_lo) else None
-    right = b_hi - 1e-9 * max(1.0, abs(b_hi)) if math.isfinite(b_hi) else None
-    if left is None and right is None:
-        left, right = -1.0, 1.0
-    elif right is None:
-        right = left + 1.0
-    elif left is None:
-        left = right - 1.0
-    f_left, f_right = f(left), f(right)
-    for _ in range(60):  # a huge h next to the boundary: step inwards
-        if math.isfinite(f_left):
-            break
-        left = 0.5 * (left + right)
-        f_left = f(left)
-    step = 1.0
-    for _ in range(200):
-        if np.sign(f_left) != np.sign(f_right):
-            break
-        if math.isinf(b_hi):
-            right += step
-            f_right = f(right)
-        elif math.isinf(b_lo):
-            left -= step
-            f_left = f(left)
-        else:
-            break
-        step *= 2.0
-    finite = math.isfinite(f_left) and math.isfinite(f_right)
-    if not finite or np.sign(f_left) == np.sign(f_right):
+    # The mean response is monotone in b0 (h is monotone), so the target is reachable iff
+    # it lies between the values at the two ends: at a finite end just inside (h may be
+    # infinite on the boundary itself), at an infinite end the limit of h.
+    def end(b: float, inward: float) -> tuple[float | None, float]:
+        if not math.isfinite(b):
+            return None, float(link.h(np.array([-inward * 1e300]))[0]) - s.mean
+        gap = 1e-9 * max(1.0, abs(b))
+        for _ in range(60):
+            value = f(b + inward * gap)
+            if math.isfinite(value):
+                break
+            gap *= 2.0
+        return b + inward * gap, value
+
+    (left, f_left), (right, f_right) = end(b_lo, 1.0), end(b_hi, -1.0)
+    # (a limit may be infinite; a value at a finite end must not be)
+    finite_ends = (left is None or math.isfinite(f_left)) and (
+        right is None or math.isfinite(f_right)
+    )
+    if not finite_ends or not f_left * f_right < 0.0:
+        if f_left == 0.0 and left is not None:
+            return left
+        if f_right == 0.0 and right is not None:
+            return right
         m_a, m_b = sorted((f_left + s.mean, f_right + s.mean))
         raise _domain_error(
             s,
@@ -722,9 +725,36 @@ def _solve_intercept(s, link, lo, hi, pop) -> float:
             hi,
             pop,
             f"the target mean {s.mean:g} is not reachable with every mean valid: the "
-            f"population mean response ranges over about [{m_a:.4g}, {m_b:.4g}] for the "
+            f"population mean response ranges over ({m_a:.4g}, {m_b:.4g}) for the "
             f"admissible intercepts",
         )
+    # an infinite end: walk out from the finite one, doubling the step, until the sign
+    # changes (it must: the limit there has the other sign)
+    if left is None and right is None:
+        f_zero = f(0.0)
+        if f_zero == 0.0:
+            return 0.0
+        if f_zero * f_right < 0.0:
+            left, f_left = 0.0, f_zero
+        else:
+            right, f_right = 0.0, f_zero
+    step = 1.0
+    while left is None or right is None:
+        if step > 1e300:
+            raise _domain_error(s, None, lo, hi, pop, "no intercept reaches the target mean")
+        if right is None:
+            b, value = left + step, f(left + step)
+            if f_left * value <= 0.0:
+                right, f_right = b, value
+            else:
+                left, f_left = b, value
+        else:
+            b, value = right - step, f(right - step)
+            if f_right * value <= 0.0:
+                left, f_left = b, value
+            else:
+                right, f_right = b, value
+        step *= 2.0
     if f_left == 0.0:
         return left
     if f_right == 0.0:
@@ -743,16 +773,16 @@ def _truth(s: Scenario) -> tuple[np.ndarray, float]:
         b0 = None
     else:
         d = _direction(s.p)
-        slopes = (s.signal / math.sqrt(float(d @ cov @ d))) * d
+        slopes = (s.signal / math.sqrt(_quad(cov, d))) * d
         b0 = 0.0 if family.is_binary else None
-    sd_u = math.sqrt(max(float(slopes @ cov @ slopes), 0.0))
+    sd_u = math.sqrt(max(_quad(cov, slopes), 0.0))
     pop = _population(s, slopes)
     lo, hi = _eta_interval(family, link)
     if s.beta is not None:
         b0 = float(s.beta[0])
     elif b0 is None:
         if link.code == codes.LINK_IDENTITY:
-            b0 = s.mean - float(mean_x @ slopes)
+            b0 = s.mean - float(np.sum(mean_x * slopes))
         elif link.code == codes.LINK_LOG:
             if s.mean <= 0.0:
                 raise ValidationError(

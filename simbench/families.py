@@ -363,11 +363,21 @@ class Family:
         return out.reshape(arr.shape)
 
     def _check_mu(self, mu) -> np.ndarray:
+        # the wrappers accept the closed mean space: a fitted mean that saturated to a
+        # boundary (a Bernoulli 1.0, a Poisson 0.0) has a deviance, possibly infinite
         arr = _as_float_array(mu, self, "mu")
-        ok = self.mu_valid(arr)
+        ok = np.isfinite(arr)
+        if self.is_binary:
+            ok &= (arr >= 0.0) & (arr <= 1.0)
+            domain = "0 <= mu <= 1"
+        elif self.code != codes.FAMILY_GAUSSIAN:
+            ok &= arr >= 0.0
+            domain = "a finite number mu >= 0"
+        else:
+            domain = "a finite real number"
         if not ok.all():
             raise ValidationError(
-                f"family {self.spec!r}: mu must be {self.mu_domain}; {_first_bad(arr, ok)}"
+                f"family {self.spec!r}: mu must be {domain}; {_first_bad(arr, ok)}"
             )
         return arr
 
@@ -407,7 +417,7 @@ class Family:
         arr = _as_float_array(mu, self, "mu")
         out = np.empty(arr.size, dtype=np.float64)
         kernel(self.code, float(self.param), _flat(arr), out)
-        return out[0] if arr.ndim == 0 else out.reshape(arr.shape)
+        return float(out[0]) if arr.ndim == 0 else out.reshape(arr.shape)
 
     def variance(self, mu):
         r"""Unit variance :math:`V(\mu)`: 1, :math:`\mu(1-\mu)`, :math:`\mu`, :math:`\mu^2`,
@@ -422,7 +432,8 @@ class Family:
         r"""Unit deviance :math:`d(y, \mu) = 2\int_\mu^y (y-t)/V(t)\,dt \ge 0` (elementwise).
 
         ``y`` may lie anywhere the deviance is defined (non-integer counts are accepted);
-        ``mu`` must be in the mean space.  Closed forms: Gaussian :math:`(y-\mu)^2`; binary
+        ``mu`` in the closed mean space (a boundary mean gives ``inf`` unless ``y`` sits on
+        the same boundary).  Closed forms: Gaussian :math:`(y-\mu)^2`; binary
         :math:`2[y\log(y/\mu) + (1-y)\log((1-y)/(1-\mu))]`; Poisson
         :math:`2[y\log(y/\mu) - (y-\mu)]`; Gamma :math:`2[-\log(y/\mu) + (y-\mu)/\mu]`;
         inverse Gaussian :math:`(y-\mu)^2/(y\mu^2)`; NB

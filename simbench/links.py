@@ -12,6 +12,9 @@ Link('logit')
 Link('sqrt')
 >>> links.get("power", power=0.3)
 Link('power', 0.3)
+
+``REGISTRY`` holds one object per canonical name (for ``"power"`` a representative, the
+cube-root link ``power(1/3)``); use :func:`get`, which insists on an explicit exponent.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ def _kernels():
 
 
 def _float_array(x, link: Link, what: str, finite: bool = True) -> np.ndarray:
-    """``x`` as a contiguous float64 array, or a ValidationError naming the link and ``what``."""
+    """``x`` as a float64 array, or a ValidationError naming the link and ``what``."""
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -210,29 +213,32 @@ class Link:
             return out[0]
         return out.reshape(arr.shape)
 
-    def h(self, eta):
-        """Inverse link :math:`\\mu = h(\\eta)` (elementwise; ``eta`` must be finite)."""
+    def h(self, eta) -> np.ndarray:
+        r"""Inverse link :math:`\mu = h(\eta)` (elementwise; ``eta`` must be finite)."""
         return self._apply(_kernels().link_h_arr, eta, "eta")
 
-    def h1(self, eta):
-        """First derivative :math:`h'(\\eta) = d\\mu/d\\eta`."""
+    def h1(self, eta) -> np.ndarray:
+        r"""First derivative :math:`h'(\eta) = d\mu/d\eta`."""
         return self._apply(_kernels().link_h1_arr, eta, "eta")
 
-    def h2(self, eta):
-        """Second derivative :math:`h''(\\eta)`."""
+    def h2(self, eta) -> np.ndarray:
+        r"""Second derivative :math:`h''(\eta)`."""
         return self._apply(_kernels().link_h2_arr, eta, "eta")
 
-    def g(self, mu):
-        """Link :math:`\\eta = g(\\mu)` (``mu`` must be finite; outside :attr:`mu_domain`
-        the result is nan or infinite, as in NumPy)."""
+    def g(self, mu) -> np.ndarray:
+        r"""Link :math:`\eta = g(\mu)`, elementwise.
+
+        ``mu`` must be finite; outside :attr:`mu_domain` the result is nan or infinite, as in
+        NumPy.  For relu, ``g(mu) = mu`` is a right inverse only.
+        """
         return self._apply(_kernels().link_g_arr, mu, "mu")
 
     def eta_valid(self, eta) -> np.ndarray:
-        """Boolean array: where ``eta`` is finite and ``h`` is defined and inverted by ``g``.
+        r"""Boolean array: where ``eta`` is finite and ``h`` is defined and inverted by ``g``.
 
-        sqrt (and power with :math:`\\lambda > 0`) need :math:`\\eta \\ge 0`; inverse
-        :math:`\\eta \\ne 0`; inverse_squared (and power with :math:`\\lambda < 0`)
-        :math:`\\eta > 0`; every other link accepts any finite :math:`\\eta`.  Whether
+        sqrt (and power with :math:`\lambda > 0`) need :math:`\eta \ge 0`; inverse
+        :math:`\eta \ne 0`; inverse_squared (and power with :math:`\lambda < 0`)
+        :math:`\eta > 0`; every other link accepts any finite :math:`\eta`.  Whether
         ``h(eta)`` is a valid mean of a family is the family's check.
         """
         arr = _float_array(eta, self, "eta", finite=False)
@@ -297,7 +303,7 @@ def _power_link(lam: float) -> Link:
 
 
 def get(name: str | Link, power: float | None = None) -> Link:
-    """The link called ``name``.
+    r"""The link called ``name``.
 
     Parameters
     ----------
@@ -306,7 +312,7 @@ def get(name: str | Link, power: float | None = None) -> Link:
         string ``"power(λ)"``, or a Link (returned as it is).  Case and ``-``/``_`` do not
         matter.
     power : float, optional
-        The exponent λ of the power link :math:`\\eta = \\mu^\\lambda`; required for
+        The exponent λ of the power link :math:`\eta = \mu^\lambda`; required for
         ``"power"`` and accepted only there.  Powers with a name of their own give that link:
         0 -> log, 0.5 -> sqrt, 1 -> identity, -1 -> inverse, -2 -> inverse_squared.
 

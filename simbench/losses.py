@@ -498,20 +498,21 @@ def get(name: str | Loss, alpha: float | None = None, power: float | None = None
         a call form ``"tweedie(1.3)"`` / ``"negative_binomial(0.5)"``, or a Loss (returned as
         it is).  Case and ``-``/``_`` do not matter.
     alpha : float, optional
-        Negative binomial :math:`\\alpha > 0` (default 1.0); accepted only for that loss.
+        Negative binomial :math:`\\alpha > 0` (default 1.0).  Ignored by the other losses
+        (as in :func:`simbench.families.get`), so one call can pass a scenario's ``alpha``
+        and ``power`` whatever the loss.
     power : float, optional
-        Tweedie power :math:`1 < p < 2` (default 1.5); accepted only for that loss.
+        Tweedie power :math:`1 < p < 2` (default 1.5).  Ignored by the other losses.
 
     Raises
     ------
     UnknownNameError
         ``name`` is not a loss; the message lists the accepted names and the closest one.
     ValidationError
-        A parameter out of range, given to a loss without one, or given twice differently.
+        A parameter out of range, in the string of a loss without one, or given twice
+        differently.
     """
     if isinstance(name, Loss):
-        if alpha is not None or power is not None:
-            raise ValidationError(f"alpha/power given with the loss object {name!r}")
         return name
     if not isinstance(name, str):
         raise UnknownNameError(
@@ -523,27 +524,23 @@ def get(name: str | Loss, alpha: float | None = None, power: float | None = None
     if match is not None:
         key, inline = match.group(1), match.group(2)
     canonical = REGISTRY.canonical(key)
-    given = {"alpha": alpha, "power": power}
     if canonical not in _PARAMS:
-        extra = [k for k, v in given.items() if v is not None]
-        if extra or inline is not None:
-            what = extra[0] if extra else f"the parameter in {name!r}"
-            raise ValidationError(f"{what} does not apply to the loss {canonical!r}")
+        if inline is not None:
+            raise ValidationError(
+                f"loss {canonical!r} takes no parameter; got {name!r}; losses with a "
+                "parameter: negative_binomial(alpha), tweedie(power)"
+            )
         return REGISTRY.get(canonical)
     keyword, default, _accepted = _PARAMS[canonical]
-    other = "power" if keyword == "alpha" else "alpha"
-    if given[other] is not None:
-        raise ValidationError(
-            f"{other} does not apply to the loss {canonical!r} (its parameter is {keyword})"
-        )
+    given = alpha if keyword == "alpha" else power
     value = default
     if inline is not None:
         value = _parse_param(canonical, inline)
-    if given[keyword] is not None:
-        explicit = _parse_param(canonical, given[keyword])
+    if given is not None:
+        explicit = _parse_param(canonical, given)
         if inline is not None and explicit != value:
             raise ValidationError(
-                f"loss {name!r} given together with a different {keyword}={given[keyword]!r}"
+                f"loss {name!r} given together with a different {keyword}={given!r}"
             )
         value = explicit
     return Loss(canonical, _TABLE[canonical][0], value)

@@ -288,7 +288,10 @@ def glm_projection(X, mu_hat, family, link, weights=None, offset=None) -> np.nda
         return None
     from simbench.fit.glm import fit_glm
 
-    fit = fit_glm(_f64(X), mu_hat, family=family, link=link, weights=weights, offset=offset)
+    # an exact GLM mean gives a zero Pearson dispersion, hence an infinite information:
+    # irrelevant here, only the coefficients are used
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = fit_glm(_f64(X), mu_hat, family=family, link=link, weights=weights, offset=offset)
     if fit.status != "ok" or not np.all(np.isfinite(fit.coef)):
         return None
     return np.asarray(fit.coef, dtype=np.float64)

@@ -88,14 +88,14 @@ def noop(task):
 
 
 def cpu_bound(task):
-    """Pure-Python arithmetic for ``FAKE_WORK`` (default 200000) iterations per cell."""
-    n = int(os.environ.get("FAKE_WORK", "200000"))
+    """Pure-Python arithmetic: ``epochs`` x 1000 iterations per cell (GIL-bound work)."""
     for cell in task.cells:
+        n = int(cell.config.get("epochs", 200)) * 1000
         acc = 0.0
         for i in range(n):
             acc += (i % 7) * 0.5
         row = _metrics(task, cell)
-        row["fit_seconds"] = acc * 0.0
+        row["work"] = acc
         yield row
 
 
@@ -118,3 +118,17 @@ def warmed(task):
 
 
 warmed.warmup = _warm
+
+
+def calm(task):
+    """Ignores the behaviours: an ok row for every cell (for --rerun-failed tests)."""
+    for cell in task.cells:
+        yield _metrics(task, cell)
+
+
+def interrupted(task):
+    """Two ok rows, then Ctrl-C (KeyboardInterrupt) as if the user stopped the run."""
+    for i, cell in enumerate(task.cells):
+        if i == 2:
+            raise KeyboardInterrupt
+        yield _metrics(task, cell)

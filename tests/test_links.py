@@ -748,3 +748,22 @@ def test_methods_reject_non_finite_and_non_numeric_input():
     # domain checks do not raise: they report
     assert link.eta_valid(np.array([np.nan, 0.0])).tolist() == [False, True]
     assert link.mu_valid(np.array([np.nan, 0.5, 1.0])).tolist() == [False, True, False]
+
+
+_MAX_DENSITY = {
+    "logit": 0.25,
+    "probit": 1.0 / math.sqrt(2.0 * math.pi),
+    "cloglog": math.exp(-1.0),
+    "loglog": math.exp(-1.0),
+    "cauchit": 1.0 / math.pi,
+}
+
+
+@pytest.mark.parametrize("name", BINARY)
+@given(eta=st.floats(-1e3, 1e3))
+def test_binary_links_are_distribution_functions(name, eta):
+    code = CODE[name]
+    mu, d1, _ = k.link_h012(code, 0.0, eta)
+    assert 0.0 <= mu <= 1.0
+    assert 0.0 <= d1 <= _MAX_DENSITY[name] * (1.0 + 2 * EPS)
+    assert k.link_h(code, 0.0, math.nextafter(eta, math.inf)) >= mu

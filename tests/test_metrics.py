@@ -278,3 +278,226 @@ def test_fisher_information_and_crb_match_reference(name, kw, param, link):
         ref.crb_var(X, beta, name, link, phi, w, param, off),
         rtol=1e-10,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# metrics that fit a GLM, and the assembled row
+# ---------------------------------------------------------------------------------------
+
+
+def _glm_data(family, link, beta, n, rng, kw=None):
+    from simbench import families, links
+
+    fam, lnk = families.get(family, **(kw or {})), links.get(link)
+    X = rng.normal(size=(n, len(beta) - 1))
+    eta = beta[0] + X @ beta[1:]
+    mu = lnk.h(eta)
+    if family == "poisson":
+        y = rng.poisson(mu).astype(float)
+    elif family == "bernoulli":
+        y = (rng.random(n) < mu).astype(float)
+    elif family == "gamma":
+        y = rng.gamma(2.0, mu / 2.0)
+    else:
+        y = mu + rng.normal(size=n)
+    return fam, lnk, X, y, mu
+
+
+@pytest.mark.parametrize(
+    ("family", "link", "beta"),
+    [
+        ("poisson", "log", [0.7, 0.3, -0.2, 0.1]),
+        ("bernoulli", "logit", [-0.3, 0.8, -0.5, 0.2]),
+        ("gaussian", "identity", [1.0, 0.5, -0.5, 0.0]),
+        ("gamma", "inverse", [0.5, 0.05, -0.05, 0.02]),
+    ],
+)
+def test_canonical_link_mle_is_balanced(family, link, beta):
+    from simbench.fit.glm import fit_glm
+
+    fam, lnk, X, y, _ = _glm_data(family, link, np.array(beta), 3000, _rng(20))
+    fit = fit_glm(X, y, family=fam, link=lnk)
+    assert fit.status == "ok"
+    assert abs(M.balance(y, fit.predict(X))) < 1e-10
+    # and the MLE is at distance zero from itself
+    assert M.coef_err_mle(fit.coef, fit.coef) == 0.0
+    assert M.coef_z_mle(fit.coef, fit.coef, fit.fisher_information) == 0.0
+
+
+def test_non_canonical_mle_is_not_balanced():
+    from simbench.fit.glm import fit_glm
+
+    fam, lnk, X, y, _ = _glm_data("gamma", "log", np.array([0.5, 0.6, -0.4]), 3000, _rng(21))
+    fit = fit_glm(X, y, family=fam, link=lnk)
+    assert abs(M.balance(y, fit.predict(X))) > 1e-4
+
+
+def test_calibration_matches_statsmodels_and_is_one_for_the_truth():
+    import statsmodels.api as sm
+
+    fam, lnk, X, y, mu = _glm_data("bernoulli", "logit", np.array([-0.2, 1.0, -0.6]), 50_000, _rng(22))
+    eta = lnk.g(mu)
+    slope, intercept = M.calibration(y, eta, fam, lnk)
+    sm_fit = sm.GLM(y, sm.add_constant(eta), family=sm.families.Binomial()).fit(tol=1e-12)
+    assert slope == pytest.approx(sm_fit.params[1], rel=1e-8)
+    assert intercept == pytest.approx(sm_fit.params[0], abs=1e-8)
+    # the true linear predictor is calibrated: slope within 5 standard errors of 1
+    assert abs(slope - 1.0) < 5 * sm_fit.bse[1]
+    assert abs(intercept) < 5 * sm_fit.bse[0]
+    # a linear predictor blown up by 2 has slope 1/2
+    slope2, _ = M.calibration(y, 2.0 * eta, fam, lnk)
+    assert slope2 == pytest.approx(slope / 2.0, rel=1e-8)
+    # poisson: against statsmodels too
+    fam, lnk, X, y, mu = _glm_data("poisson", "log", np.array([0.5, 0.4, 0.2]), 5000, _rng(23))
+    eta_hat = lnk.g(mu) * 1.1 - 0.1
+    slope, intercept = M.calibration(y, eta_hat, fam, lnk)
+    sm_fit = sm.GLM(y, sm.add_constant(eta_hat), family=sm.families.Poisson()).fit(tol=1e-12)
+    np.testing.assert_allclose([intercept, slope], sm_fit.params, rtol=1e-7)
+    assert np.isnan(M.calibration(y, np.r_[np.inf, eta_hat[1:]], fam, lnk)[0])
+
+
+def test_glm_projection_recovers_a_glm_mean_exactly():
+    rng = _rng(24)
+    for family, link, beta in [
+        ("poisson", "log", np.array([0.7, 0.3, -0.2, 0.1])),
+        ("bernoulli", "probit", np.array([-0.3, 0.8, -0.5, 0.2])),
+        ("gamma", "log", np.array([0.5, 0.2, -0.3, 0.1])),
+    ]:
+        fam, lnk, X, _, mu = _glm_data(family, link, beta, 2000, rng)
+        np.testing.assert_allclose(M.glm_projection(X, mu, fam, lnk), beta, rtol=1e-8, atol=1e-10)
+
+
+def test_glm_projection_of_a_non_glm_mean_matches_reference_irls():
+    import statsmodels.api as sm
+
+    rng = _rng(25)
+    fam, lnk, X, _, _ = _glm_data("poisson", "log", np.array([0.0, 0.0, 0.0]), 3000, rng)
+    mu_net = np.log1p(np.exp(1.0 + X[:, 0] - 0.5 * X[:, 1] ** 2))  # a softplus network-like mean
+    w = rng.uniform(0.5, 2.0, 3000)
+    off = rng.normal(scale=0.1, size=3000)
+    got = M.glm_projection(X, mu_net, fam, lnk, weights=w, offset=off)
+    want = ref.irls(X, mu_net, "poisson", "log", weights=w, offset=off)
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+    sm_fit = sm.GLM(
+        mu_net, sm.add_constant(X), family=sm.families.Poisson(), var_weights=w, offset=off
+    ).fit(tol=1e-13)
+    np.testing.assert_allclose(got, sm_fit.params, rtol=1e-7, atol=1e-9)
+    # fractional binary responses (a bernoulli network's probabilities)
+    fam_b, lnk_b = _family("bernoulli", {}), __import__("simbench").links.get("logit")
+    p_net = 1.0 / (1.0 + np.exp(-(X[:, 0] + 0.3 * np.sin(3 * X[:, 1]))))
+    np.testing.assert_allclose(
+        M.glm_projection(X, p_net, fam_b, lnk_b),
+        ref.irls(X, p_net, "bernoulli", "logit"),
+        rtol=1e-8,
+        atol=1e-10,
+    )
+    assert M.glm_projection(X, np.r_[-1.0, mu_net[1:]], fam, lnk) is None
+
+
+# ---------------------------------------------------------------------------------------
+# the assembled row on simulated data
+# ---------------------------------------------------------------------------------------
+
+
+def _dataset(family="poisson", **kw):
+    from simbench.data import Scenario, simulate
+
+    scenario = Scenario.from_dict({"family": family, "n": 800, "n_test": 4000, "p": 3, **kw})
+    return simulate(scenario, 7)
+
+
+def _reference(data):
+    from simbench.fit.glm import fit_glm
+
+    fit = fit_glm(
+        data.X, data.y, family=data.family, link=data.link, weights=data.weights, offset=data.offset
+    )
+    return fit, *M.reference_columns(data, fit)
+
+
+@pytest.mark.parametrize("family", ["poisson", "bernoulli", "gamma", "binomial"])
+def test_cell_metrics_of_the_mle_and_of_the_truth(family):
+    kw = {"trials": 4} if family == "binomial" else {}
+    if family == "gamma":  # the canonical (inverse) link needs a bounded design
+        kw = {"design": "uniform", "mean": 1.0, "signal": 0.3}
+    data = _dataset(family, **kw)
+    fit, reference, cols = _reference(data)
+    assert cols["mle_status"] == "ok"
+    np.testing.assert_allclose(cols["beta_mle"], fit.coef)
+    np.testing.assert_allclose(cols["mle_se"], fit.bse)
+    np.testing.assert_allclose(cols["mle_se_sandwich"], np.sqrt(np.diag(fit.covariance_sandwich)))
+    assert cols["beta_true"] == data.beta.tolist()
+
+    mu_train = fit.predict(data.X, offset=data.offset)
+    mu_test = fit.predict(data.X_test, offset=data.offset_test)
+    row = M.cell_metrics(data, mu_train, mu_test, coef=fit.coef, reference=reference)
+    assert set(M.METRIC_COLUMNS) <= set(row)
+    assert row["coef_err_mle"] == 0.0
+    assert row["coef_z_mle"] == 0.0
+    assert row["coef_err_truth"] == pytest.approx(ref.coef_err_truth(fit.coef, data.beta))
+    assert row["coef_z_truth"] == pytest.approx(
+        ref.coef_z_mle(fit.coef, data.beta, reference.fisher_truth), rel=1e-10
+    )
+    assert abs(row["balance"]) < 1e-10  # canonical links
+    name = data.family.name
+    assert row["excess_deviance"] == pytest.approx(
+        ref.excess_deviance(name, data.mu_test, mu_test, data.phi, data.weights_test), rel=1e-10
+    )
+    assert row["dev_train"] == pytest.approx(
+        ref.mean_deviance(name, data.y, mu_train, data.weights), rel=1e-10
+    )
+    assert row["dev_test"] == pytest.approx(
+        ref.mean_deviance(name, data.y_test, mu_test, data.weights_test), rel=1e-10
+    )
+    assert row["eta_rmse"] == pytest.approx(
+        ref.eta_rmse(data.link.g(mu_test), data.eta_test), rel=1e-10
+    )
+    assert row["mu_rel_err"] == pytest.approx(ref.mu_rel_err(mu_test, data.mu_test), rel=1e-12)
+    assert 0.5 < row["calib_slope"] < 1.5
+    if data.family.is_binary:
+        assert row["auc"] == pytest.approx(ref.auc(mu_test, data.y_test, data.weights_test))
+        assert 0.5 < row["auc_oracle"] < 1.0
+    else:
+        assert np.isnan(row["auc"]) and np.isnan(row["auc_oracle"])
+    # without coefficients, the GLM projection on the reference sample gives the same ones
+    row2 = M.cell_metrics(data, mu_train, mu_test, coef=None, reference=reference)
+    np.testing.assert_allclose(row2["beta_hat"], fit.coef, rtol=1e-7, atol=1e-9)
+    # the truth itself: no excess deviance, no eta error
+    truth = M.cell_metrics(data, data.mu, data.mu_test, coef=data.beta, reference=reference)
+    assert truth["excess_deviance"] == 0.0
+    assert truth["eta_rmse"] < 1e-14  # g(h(eta)) round trip
+    assert truth["mu_rel_err"] == 0.0
+    assert truth["coef_err_truth"] == 0.0
+
+
+def test_cell_metrics_margin_loss_and_failed_reference():
+    data = _dataset("bernoulli")
+    fit, reference, _ = _reference(data)
+    score_train = data.X @ data.beta[1:] * 3.0
+    score_test = data.X_test @ data.beta[1:] * 3.0
+    row = M.cell_metrics(
+        data, score_train, score_test, coef=np.r_[0.0, 3 * data.beta[1:]], margin=True,
+        reference=reference,
+    )
+    assert row["coef_cos_truth"] == pytest.approx(1.0, abs=1e-14)
+    assert row["auc"] == pytest.approx(roc_auc_score(data.y_test, score_test), abs=1e-14)
+    computed = {"coef_cos_truth", "auc", "auc_oracle"}
+    assert all(np.isnan(row[k]) for k in M.METRIC_COLUMNS if k not in computed)
+    # hidden-layer margin network: the score's least-squares projection keeps the direction
+    row = M.cell_metrics(data, score_train, score_test + 1.0, margin=True, reference=reference)
+    assert row["coef_cos_truth"] == pytest.approx(1.0, abs=1e-12)
+    # no MLE: the metrics against it are NaN, the others are computed
+    mu_test = fit.predict(data.X_test)
+    row = M.cell_metrics(
+        data, fit.predict(data.X), mu_test, coef=fit.coef, reference=M.Reference("separation")
+    )
+    assert np.isnan(row["coef_err_mle"]) and np.isnan(row["coef_z_mle"])
+    assert np.isfinite(row["coef_err_truth"]) and np.isfinite(row["excess_deviance"])
+    # a prediction outside (0, 1): deviance-based metrics are NaN, the rest are not
+    bad = mu_test.copy()
+    bad[0] = 1.2
+    row = M.cell_metrics(data, fit.predict(data.X), bad, coef=fit.coef, reference=reference)
+    for k in ("excess_deviance", "dev_test", "eta_rmse", "calib_slope", "calib_intercept"):
+        assert np.isnan(row[k]), k
+    for k in ("dev_train", "balance", "mu_rel_err", "auc", "coef_z_mle"):
+        assert np.isfinite(row[k]), k

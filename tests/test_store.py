@@ -239,8 +239,10 @@ def test_manifest_records_runs_and_provenance(tmp_path, spec):
 def test_a_different_sweep_is_refused(tmp_path, spec):
     store = open_store(tmp_path, spec)
     store.unlock()
-    other = parse_sweep(SWEEP.replace("n = 10", "n = 11"), source="st.toml", vocabulary=RawVocabulary())
-    with pytest.raises(StoreError, match="different sweep.*--out"):
+    other = parse_sweep(
+        SWEEP.replace("n = 10", "n = 11"), source="st.toml", vocabulary=RawVocabulary()
+    )
+    with pytest.raises(StoreError, match=r"different sweep.*--out"):
         ResultStore(store.root).begin_run(other, {"run_id": "r2"})
     assert len(load_manifest(store.root)["runs"]) == 1
     # the description and timeout do not change results: accepted
@@ -260,7 +262,7 @@ def test_not_a_results_directory_is_refused(tmp_path, spec):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="not a directory"):
         ResultStore(tmp_path / "file").check_compatible(spec)
-    with pytest.raises(StoreError, match="no manifest.json"):
+    with pytest.raises(StoreError, match=r"no manifest\.json"):
         load(tmp_path / "nowhere")
 
 

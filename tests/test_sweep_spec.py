@@ -185,7 +185,10 @@ activation = [["relu"], ["tanh"]]
 """
     )
     assert spec.scenarios[0].canonical["beta"] == [0.5, 1.0]
-    configs = [(c.canonical["name"], c.canonical["hidden"], c.canonical["activation"]) for c in spec.configs]
+    configs = [
+        (c.canonical["name"], c.canonical["hidden"], c.canonical["activation"])
+        for c in spec.configs
+    ]
     assert configs[0] == ("one", [32, 16], ["relu", "tanh"])
     assert configs[1:] == [
         ("grid", [], ["relu"]),

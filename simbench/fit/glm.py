@@ -385,6 +385,124 @@ def _separation_message(kind: str, n_sep: int, n_bnd: int, complete: bool, n: in
     )
 
 
+# ---- the iteration -------------------------------------------------------------------------
+
+# outcomes of _fisher_scoring
+_CONVERGED = "converged"
+_MAX_ITER = "max_iter"
+_RANK_DEFICIENT = "rank_deficient"
+_NO_START = "no_start"  # neither the first IRLS step nor the null model gives valid means
+_STALLED = "stalled"  # step-halving could not lower the deviance away from an optimum
+_SINGULAR = "singular"  # the information lost rank during the iterations
+_NONFINITE = "nonfinite"  # X'WX not finite at the start
+
+
+@dataclass
+class _Iterate:
+    """State of the Fisher-scoring loop (internal)."""
+
+    outcome: str
+    iterations: int
+    deviance: float
+    decrement: float
+    column: int
+    beta: np.ndarray
+    eta: np.ndarray
+    A: np.ndarray
+    g: np.ndarray
+    history: np.ndarray
+    ybar: float
+
+
+def _fisher_scoring(k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, tol, max_iter) -> _Iterate:
+    """Fisher scoring with step-halving (see :mod:`simbench.kernels.irls`).
+
+    Each kernel call is one pass over the rows; the loop runs a handful of times.  The first
+    step is the weighted regression from the starting means; if it leaves the domain, the
+    intercept-only model (all-zero coefficients without intercept) is the starting point and
+    the segment towards the first step is halved until the deviance drops.
+    """
+    n, p = X.shape
+    q = p + icpt
+    buf = np.empty((k.CHUNK, q + 1))
+    acc = np.empty((2, q + 1, q + 1))
+    L = np.zeros((q, q))
+    dsc = np.empty(q)
+    delta = np.empty(q)
+    history = np.empty(max_iter + 1)
+    # (eta, A, g) of the current point and of the trial point; accepting a trial swaps them
+    cur = (np.empty(n), np.empty((q, q)), np.empty(q))
+    tri = (np.empty(n), np.empty((q, q)), np.empty(q))
+    nan_beta = np.full(q, math.nan)
+
+    def result(outcome, beta, it=0, dev=math.nan, dec=math.nan, column=-1):
+        return _Iterate(outcome, it, dev, dec, column, beta, *cur, history[:it].copy(), ybar)
+
+    def trial(b):
+        return k.irls_pass(X, icpt, b, False, fcode, fpar, lcode, lpar, y, w, off, *tri, buf, acc)
+
+    ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, cur[0]))
+    if not math.isfinite(ybar):
+        return result(_NO_START, nan_beta)
+    k.irls_pass(X, icpt, nan_beta, True, fcode, fpar, lcode, lpar, y, w, off, *cur, buf, acc)
+    if not (np.isfinite(cur[1]).all() and np.isfinite(cur[2]).all()):
+        return result(_NONFINITE, nan_beta)
+    bad, _ = k.newton_direction(cur[1], cur[2], L, dsc, delta, k.RANK_TOL)
+    if bad >= 0:
+        return result(_RANK_DEFICIENT, nan_beta, column=int(bad))
+    first = delta.copy()  # the regression step from the starting means: beta_1 itself
+
+    beta = first
+    dev = trial(beta)
+    if not math.isfinite(dev):
+        beta = np.zeros(q)
+        if icpt:
+            beta[0] = float(k.link_g(lcode, lpar, ybar))
+        dev = trial(beta)
+        if not math.isfinite(dev):
+            return result(_NO_START, nan_beta)
+        cur, tri = tri, cur
+        t = 0.5
+        for _ in range(k.MAX_HALVINGS):
+            cand = beta + t * (first - beta)
+            dev_c = trial(cand)
+            if math.isfinite(dev_c) and dev_c <= dev:
+                beta, dev = cand, dev_c
+                cur, tri = tri, cur
+                break
+            t *= 0.5
+    else:
+        cur, tri = tri, cur
+    history[0] = dev
+    it = 1
+    dev_prev = math.inf
+    while True:
+        bad, dec = k.newton_direction(cur[1], cur[2], L, dsc, delta, k.RANK_TOL)
+        if bad >= 0:
+            return result(_SINGULAR, beta, it, dev, math.nan, int(bad))
+        scale = abs(dev) + 0.1
+        if dec <= tol * scale and abs(dev - dev_prev) <= tol * scale:
+            return result(_CONVERGED, beta, it, dev, dec)
+        if it >= max_iter:
+            return result(_MAX_ITER, beta, it, dev, dec)
+        t = 1.0
+        for _ in range(k.MAX_HALVINGS + 1):
+            cand = beta + t * delta
+            dev_c = trial(cand)
+            if math.isfinite(dev_c) and dev_c <= dev + k.DEV_SLACK * scale:
+                break
+            t *= 0.5
+        else:
+            # at the rounding floor of the deviance the predicted gain is negligible
+            floor = dec <= math.sqrt(tol) * scale
+            return result(_CONVERGED if floor else _STALLED, beta, it, dev, dec)
+        beta = cand
+        cur, tri = tri, cur
+        dev_prev, dev = dev, dev_c
+        history[it] = dev
+        it += 1
+
+
 # ---- the fit ------------------------------------------------------------------------------------
 
 
@@ -488,16 +606,9 @@ def fit_glm(
     k = _irls()
     fcode, fpar = int(fam.code), float(fam.param)
     lcode, lpar = int(lnk.code), float(lnk.param)
-    beta = np.empty(q)
-    eta = np.empty(n)
-    A = np.empty((q, q))
-    g = np.empty(q)
-    history = np.empty(int(max_iter) + 1)
-    status_code, iters, dev, decrement, column = k.irls_solve(
-        Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter),
-        beta, eta, A, g, history,
-    )  # fmt: skip
-    iters = int(iters)
+    res = _fisher_scoring(
+        k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter)
+    )
     common: dict[str, Any] = {
         "family": fam,
         "link": lnk,
@@ -505,20 +616,20 @@ def fit_glm(
         "feature_names": names,
     }
     wpos = np.ones(n, dtype=bool) if wa.size == 0 else wa > 0
+    nw = int(wpos.sum())
     sep_kind = _separation_kind(fam, lnk)
 
-    if status_code == k.IRLS_NONFINITE:
+    if res.outcome == _NONFINITE:
         _check_nonfinite_X(Xa)
-    if status_code == k.IRLS_RANK_DEFICIENT:
-        return _failed(
-            q, "rank_deficient", _collinearity_message(A, names, k.RANK_TOL), common, n=int(wpos.sum())
-        )
-    if status_code == k.IRLS_NO_START:
+    if res.outcome == _RANK_DEFICIENT:
+        msg = _collinearity_message(res.A, names, k.RANK_TOL)
+        return _failed(q, "rank_deficient", msg, common, n=nw)
+    if res.outcome == _NO_START:
         if sep_kind is not None:
             found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
             if found is not None:
-                msg = _separation_message(sep_kind, *found, n=int(wpos.sum()))
-                return _failed(q, "separation", msg, common, n=int(wpos.sum()))
+                msg = _separation_message(sep_kind, *found, n=nw)
+                return _failed(q, "separation", msg, common, n=nw)
         return _failed(
             q,
             "domain_error",
@@ -526,12 +637,17 @@ def fit_glm(
             f"intercept-only model give a linear predictor and means inside the domain of the "
             f"{lnk.name} link and the {fam.name} family ({fam.mu_domain})",
             common,
-            n=int(wpos.sum()),
+            n=nw,
         )
 
     # ---- inference at the final iterate --------------------------------------------------
+    dev, decrement, iters, A, g = res.deviance, res.decrement, res.iterations, res.A, res.g
     mu = np.empty(n)
-    pearson, npos, sw = k.irls_summaries(fcode, fpar, lcode, lpar, ya, wa, eta, mu)
+    meat = np.empty((q, q))
+    pearson, npos, sw = k.irls_finish(
+        Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, res.eta, mu, meat,
+        np.empty((k.CHUNK, q + 1)), np.empty((2, q + 1, q + 1)),
+    )  # fmt: skip
     npos = int(npos)
     df_resid = npos - q
     if fam.has_dispersion:
@@ -544,23 +660,22 @@ def fit_glm(
     Ainv = np.full((q, q), math.nan)
     if k.scaled_cholesky(A, L, dsc, 0.0) < 0:
         k.cholesky_inverse(L, dsc, Ainv)
-    meat = np.empty((q, q))
-    k.irls_meat(Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, eta, meat, np.empty((k.CHUNK, q)))
     cov = phi * Ainv
     cov_sandwich = Ainv @ meat @ Ainv
     cov_sandwich = 0.5 * (cov_sandwich + cov_sandwich.T)
+    history = res.history
 
     # ---- status ---------------------------------------------------------------------------------
     status, message = "ok", ""
-    ybar = float(np.average(ya, weights=None if wa.size == 0 else wa))
-    if status_code == k.IRLS_MAX_ITER:
+    ybar = res.ybar
+    if res.outcome == _MAX_ITER:
         status = "not_converged"
         message = (
             f"no convergence in {max_iter} iterations: relative deviance change "
             f"{abs(history[iters - 1] - history[max(iters - 2, 0)]) / (abs(dev) + 0.1):.2e}, "
             f"Newton decrement / (|D| + 0.1) = {decrement / (abs(dev) + 0.1):.2e} (tol {tol_f:g})"
         )
-    elif status_code == k.IRLS_STALLED:
+    elif res.outcome == _STALLED:
         status = "not_converged"
         message = (
             f"step-halving failed: no step along the Fisher-scoring direction lowers the "
@@ -575,10 +690,10 @@ def fit_glm(
                 f"({fam.mu_domain}) and step-halving cannot move further: the MLE lies on "
                 "the boundary of the parameter space or does not exist"
             )
-    elif status_code == k.IRLS_SINGULAR:
+    elif res.outcome == _SINGULAR:
         status = "not_converged"
         message = (
-            f"the information matrix became singular at column {names[int(column)]!r} during "
+            f"the information matrix became singular at column {names[res.column]!r} during "
             "the iterations (working weights vanished, e.g. fitted means at the boundary)"
         )
     if sep_kind is not None and (
@@ -604,7 +719,7 @@ def fit_glm(
     null_dev = _null_deviance(k, fam, lnk, ya, wa, oa, ybar, tol_f)
 
     return GLMFit(
-        coef=_readonly(beta),
+        coef=_readonly(res.beta),
         covariance=_readonly(cov),
         covariance_sandwich=_readonly(cov_sandwich),
         bse=_readonly(np.sqrt(np.diag(cov))),
@@ -618,8 +733,8 @@ def fit_glm(
         nobs=npos,
         df_resid=int(df_resid),
         iterations=iters,
-        deviance_history=_readonly(history[:iters].copy()),
-        converged=status == "ok" and status_code == k.IRLS_CONVERGED,
+        deviance_history=_readonly(history),
+        converged=status == "ok" and res.outcome == _CONVERGED,
         status=status,
         message=message,
         fisher_information=_readonly(A / phi),
@@ -649,14 +764,11 @@ def _null_deviance(k, fam, lnk, y, w, offset, ybar, tol) -> float:
                 int(fam.code), float(fam.param), y, np.full(y.shape[0], ybar), w
             )
         )
-    n = y.shape[0]
-    X0 = np.empty((n, 0))
-    beta = np.empty(1)
-    out = k.irls_solve(
-        X0, 1, int(fam.code), float(fam.param), int(lnk.code), float(lnk.param), y, w, offset,
-        tol, 100, beta, np.empty(n), np.empty((1, 1)), np.empty(1), np.empty(101),
+    res = _fisher_scoring(
+        k, np.empty((y.shape[0], 0)), 1, int(fam.code), float(fam.param), int(lnk.code),
+        float(lnk.param), y, w, offset, tol, 100,
     )  # fmt: skip
-    return float(out[2]) if out[0] == k.IRLS_CONVERGED else math.nan
+    return float(res.deviance) if res.outcome == _CONVERGED else math.nan
 
 
 def _irls_fam():

@@ -6,10 +6,10 @@ derivative for backpropagation needs both at once), and array loops over 1-D arr
 into ``out`` (2-D callers pass ``a.ravel()`` of a contiguous array).
 
 Stable forms: the sigmoid branches on the sign of ``x``; its derivative and that of ``tanh``
-are written with ``z = e^{-|x|}`` (``sigma' = z / (1 + z)^2``, ``tanh' = 4 z^2 / (1 + z^2)^2``),
-so they keep full relative accuracy in the tails where ``sigma (1 - sigma)`` or
-``1 - tanh^2`` would round to zero; softplus is ``log(1 + e^x)`` piecewise.  ReLU's derivative
-at 0 is taken to be 0.
+are written with ``z = e^{-|x|}`` (``sigma' = z / (1 + z)^2``; ``tanh' = 4 z^2 / (1 + z^2)^2``
+for ``|x| >= 1/2``), so they keep full relative accuracy in the tails, where
+``sigma (1 - sigma)`` or ``1 - tanh^2`` would round to zero; softplus is ``log(1 + e^x)``
+piecewise.  ReLU's derivative at 0 is taken to be 0.
 """
 
 from __future__ import annotations
@@ -45,7 +45,11 @@ def _sigmoid_d(x):
 
 @kernel
 def _tanh_d(x):
-    """``1 - tanh(x)^2 = 4 e^{-2|x|} / (1 + e^{-2|x|})^2``, accurate in the tails."""
+    """``1 - tanh(x)^2``, as ``4 e^{-2|x|} / (1 + e^{-2|x|})^2`` away from 0 (no cancellation)."""
+    if abs(x) < 0.5:
+        # here tanh^2 < 0.22, so the subtraction is harmless, and it cannot round above 1
+        t = math.tanh(x)
+        return 1.0 - t * t
     z = math.exp(-2.0 * abs(x))
     t = 1.0 + z
     return 4.0 * z / (t * t)

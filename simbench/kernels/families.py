@@ -13,8 +13,8 @@ Unit deviances ``d(y, mu) = 2 int_mu^y (y - t) / V(t) dt`` are second order in `
 so every textbook closed form cancels catastrophically near ``y = mu``.  Three devices avoid
 that:
 
-* ``bd0(x, M) = x log(x / M) + M - x >= 0`` (Loader, 2000): a series in
-  ``v = (x - M) / (x + M)`` when ``x`` is near ``M``, the closed form otherwise.  The Poisson
+* ``bd0(x, M) = x log(x / M) + M - x >= 0`` (after Loader, 2000): a series in
+  ``v = (x - M) / (x + M)`` for ``|v| < 1/2``, the closed form otherwise.  The Poisson
   deviance is ``2 bd0(y, mu)``, the Gamma deviance ``2 bd0(mu, y) / mu`` and the binomial
   deviance ``2 [bd0(y, mu) + bd0(1 - y, 1 - mu)]``: sums of non-negative terms.
 * Negative binomial and Tweedie, for ``|y - mu| <= min(y, mu)``: the integral itself,
@@ -96,7 +96,9 @@ def _bd0d(x, M, d):
     if M == 0.0:
         return math.inf
     s = x + M
-    if abs(d) < 0.1 * s:
+    # the closed form cancels for x > M up to a factor ~ 1/v; the series needs ~25 terms at
+    # |v| = 1/2, where the closed form has lost less than half a digit
+    if abs(d) < 0.5 * s:
         v = d / s
         v2 = v * v
         total = d * v

@@ -17,10 +17,14 @@ where no ``beta`` exists yet, uses the regression form ``A beta_1 = sum_i W_i z_
 One pass over the rows (:func:`irls_pass`) does everything at a trial ``beta``: the linear
 predictor, the domain checks, the deviance, ``A`` and ``g``.  Rows are processed in chunks of
 :data:`CHUNK`: each chunk of ``sqrt(W_i) x~_i`` is written into a small buffer (the intercept
-is its first column, so ``X`` never gets a column of ones) and ``A += B'B`` is one BLAS call
-per chunk.  Chunks are combined in row order, so results do not depend on thread counts.
+is its first column, so ``X`` never gets a column of ones) and its cross-product is added to
+``A`` by a register-blocked rank-8 update (:func:`_syrk_rows`).  Chunks are combined in row
+order, so results are bit-identical from run to run.
 
-The iteration (:func:`irls_solve`) runs entirely in compiled code:
+The iteration itself (:func:`simbench.fit.glm.fit_glm`) is a short Python loop over these
+kernels, a handful of calls per iteration: a compiled caller of :func:`irls_pass` would
+have to recompile it and every family and link kernel it inlines, doubling the first-use
+compile time for a few microseconds per iteration.  It does
 
 * step-halving: a trial point whose linear predictor leaves the link's domain, whose mean
   leaves the family's, or whose deviance rises is replaced by ``beta + delta / 2^k``;
@@ -28,9 +32,9 @@ The iteration (:func:`irls_solve`) runs entirely in compiled code:
   decrement ``g'A^-1 g`` (the predicted deviance decrease of the next step, in deviance
   units whatever the dispersion) are both below ``tol * (|D| + 0.1)``;
 * the linear systems are solved by a Cholesky factorisation of the diagonally scaled
-  information ``S = D A D`` (``D = diag(A)^-1/2``).  A pivot of ``S`` below :data:`RANK_TOL`
-  means ``1 - R^2 < RANK_TOL`` for that column regressed (with weights ``W``) on the earlier
-  ones: the design is numerically rank deficient and the iteration stops with that column.
+  information ``S = D A D`` (``D = diag(A)^-1/2``, :func:`newton_direction`).  A pivot of
+  ``S`` below :data:`RANK_TOL` means ``1 - R^2 < RANK_TOL`` for that column regressed (with
+  weights ``W``) on the earlier ones: the design is numerically rank deficient.
 
 Detecting separation needs a linear program and a readable message, so it lives in
 :mod:`simbench.fit.glm`, which runs it when the kernel's result shows the symptoms.
@@ -47,9 +51,8 @@ from simbench.kernels import codes
 from simbench.kernels.families import fam_mu_valid, fam_unit_deviance, fam_variance
 from simbench.kernels.links import link_eta_valid, link_g, link_h, link_h1, link_mu_valid
 
-# rows per accumulation chunk: large enough for BLAS to run at speed, small enough that the
-# chunk buffer stays in cache (512 x 51 doubles = 200 kB)
-CHUNK = 512
+# rows per accumulation chunk: the chunk buffer stays in cache (256 x 51 doubles = 100 kB)
+CHUNK = 256
 # at most this many step-halvings per iteration (the last trial step is 2^-30 of the full one)
 MAX_HALVINGS = 30
 # a column whose weighted 1 - R^2 on the earlier columns is below this is collinear with them;
@@ -58,15 +61,6 @@ RANK_TOL = 1e-11
 # a trial deviance may exceed the current one by this relative amount (rounding) and still be
 # accepted, so that a fit at its rounding floor is not halved thirty times for nothing
 DEV_SLACK = 1e-12
-
-# status codes returned by irls_solve (mapped to names by simbench.fit.glm)
-IRLS_CONVERGED = 0
-IRLS_MAX_ITER = 1
-IRLS_RANK_DEFICIENT = 2
-IRLS_NO_START = 3  # neither the first IRLS step nor the null model gives valid means
-IRLS_STALLED = 4  # step-halving could not decrease the deviance away from an optimum
-IRLS_SINGULAR = 5  # the information lost rank during the iterations (weights vanished)
-IRLS_NONFINITE = 6  # X'WX is not finite: non-finite or overflowing entries in X
 
 _LOG = codes.LINK_LOG
 _BERNOULLI = codes.FAMILY_BERNOULLI
@@ -137,12 +131,70 @@ def irls_start_eta(fcode, a, lcode, lam, y, weights, eta_out):
     return ybar
 
 
+# ---- accumulation ---------------------------------------------------------------------
+
+
+@kernel
+def _syrk_rows(B, m, C):
+    """``C += B[:m]' B[:m]`` on the lower triangle of ``C``, rows added in order.
+
+    Eight rows per sweep over ``C`` keep the loads and stores of ``C`` few; the inner loop is
+    elementwise, so it vectorises without reassociating any sum (no fastmath needed) and the
+    result is the same on every run and thread count.  Faster than a BLAS call on chunks
+    this small, and it never starts BLAS threads (which oversubscribe a busy machine).
+    """
+    r = B.shape[1]
+    i = 0
+    while i + 8 <= m:
+        b0 = B[i]
+        b1 = B[i + 1]
+        b2 = B[i + 2]
+        b3 = B[i + 3]
+        b4 = B[i + 4]
+        b5 = B[i + 5]
+        b6 = B[i + 6]
+        b7 = B[i + 7]
+        for j in range(r):
+            c0 = b0[j]
+            c1 = b1[j]
+            c2 = b2[j]
+            c3 = b3[j]
+            c4 = b4[j]
+            c5 = b5[j]
+            c6 = b6[j]
+            c7 = b7[j]
+            Cj = C[j]
+            for k in range(j + 1):
+                Cj[k] += (c0 * b0[k] + c1 * b1[k] + c2 * b2[k] + c3 * b3[k]) + (
+                    c4 * b4[k] + c5 * b5[k] + c6 * b6[k] + c7 * b7[k]
+                )
+        i += 8
+    while i < m:
+        b0 = B[i]
+        for j in range(r):
+            c0 = b0[j]
+            Cj = C[j]
+            for k in range(j + 1):
+                Cj[k] += c0 * b0[k]
+        i += 1
+
+
+@kernel
+def _add_lower(C, T):
+    """``T += C`` on the lower triangle; ``C = 0``."""
+    r = C.shape[0]
+    for j in range(r):
+        for k in range(j + 1):
+            T[j, k] += C[j, k]
+            C[j, k] = 0.0
+
+
 # ---- one pass over the rows -----------------------------------------------------------
 
 
 @kernel
 def irls_pass(
-    X, icpt, beta, start, fcode, a, lcode, lam, y, weights, offset, eta, A, g, buf, cbuf
+    X, icpt, beta, start, fcode, a, lcode, lam, y, weights, offset, eta, A, g, buf, acc
 ):
     """One pass over the rows: linear predictor, domain check, deviance, ``A`` and ``g``.
 
@@ -163,7 +215,7 @@ def irls_pass(
         Input when ``start``, else output.
     A : (q, q), g : (q,) float64
         Outputs (overwritten).
-    buf : (CHUNK, q), cbuf : (CHUNK,) float64
+    buf : (CHUNK, q + 1), acc : (2, q + 1, q + 1) float64
         Work space.
 
     Returns
@@ -171,37 +223,41 @@ def irls_pass(
     float
         The deviance ``sum w d(y, mu)``; nan as soon as a row with positive weight has an
         invalid linear predictor or mean (the pass stops there and ``A``, ``g`` are garbage).
+
+    Notes
+    -----
+    A chunk holds the rows ``(sqrt(W_i) x~_i, c_i)`` with ``c_i = sqrt(W_i) r_i``, so the lower
+    triangle of its cross-product holds ``A`` and, in its last row, ``g``.  Each chunk's
+    cross-product is formed apart and then added to the total (blocked summation: rounding
+    grows with ``CHUNK + n / CHUNK``, not ``n``).
     """
     n, p = X.shape
     q = p + icpt
     has_w = weights.shape[0] > 0
     has_off = offset.shape[0] > 0
     b0 = beta[0] if icpt == 1 else 0.0
-    slopes = beta[icpt:]
-    A[:, :] = 0.0
-    g[:] = 0.0
+    chunk = acc[0]
+    total = acc[1]
+    chunk[:, :] = 0.0
+    total[:, :] = 0.0
     dev = 0.0
     for i0 in range(0, n, CHUNK):
         m = min(CHUNK, n - i0)
-        i1 = i0 + m
-        if not start:
-            if p > 0:
-                np.dot(X[i0:i1], slopes, eta[i0:i1])
-            else:
-                eta[i0:i1] = 0.0
-            for i in range(i0, i1):
-                eta[i] += b0
-                if has_off:
-                    eta[i] += offset[i]
         for k in range(m):
             i = i0 + k
             w = weights[i] if has_w else 1.0
+            if start:
+                e = eta[i]
+            else:
+                e = b0
+                for j in range(p):
+                    e += X[i, j] * beta[icpt + j]
+                if has_off:
+                    e += offset[i]
+                eta[i] = e
             if not w > 0.0:
-                for j in range(q):
-                    buf[k, j] = 0.0
-                cbuf[k] = 0.0
+                buf[k, :] = 0.0
                 continue
-            e = eta[i]
             if not link_eta_valid(lcode, lam, e):
                 return math.nan
             mu, h1 = _mu_h1(lcode, lam, e)
@@ -216,73 +272,70 @@ def irls_pass(
             if h1 < 0.0:
                 c = -c
             if start:
-                z0 = e - offset[i] if has_off else e
-                c += s * z0
+                c += s * (e - offset[i] if has_off else e)
             if icpt == 1:
                 buf[k, 0] = s
             for j in range(p):
                 buf[k, icpt + j] = s * X[i, j]
-            cbuf[k] = c
-        if q > 0:
-            B = buf[:m]
-            A += np.dot(B.T, B)
-            g += np.dot(B.T, cbuf[:m])
-    # BLAS fills both triangles, not necessarily bit-identically: keep the lower one
-    for j in range(q):
-        for k in range(j + 1, q):
-            A[j, k] = A[k, j]
+            buf[k, q] = c
+        _syrk_rows(buf, m, chunk)
+        _add_lower(chunk, total)
     if not math.isfinite(dev):
         return math.nan
+    for j in range(q):
+        g[j] = total[q, j]
+        for k in range(j + 1):
+            A[j, k] = total[j, k]
+            A[k, j] = total[j, k]
     return dev
 
 
 @kernel
-def irls_meat(X, icpt, fcode, a, lcode, lam, y, weights, eta, out, buf):
-    """The "meat" of the sandwich, ``sum_i u_i^2 x~_i x~_i'`` with the score contributions
-    ``u_i = w_i h'(eta_i) (y_i - mu_i) / V(mu_i)`` (HC0), into ``out`` (q, q)."""
+def irls_finish(X, icpt, fcode, a, lcode, lam, y, weights, eta, mu_out, meat_out, buf, acc):
+    """Final pass: ``mu = h(eta)`` into ``mu_out`` and the "meat" of the sandwich,
+    ``sum_i u_i^2 x~_i x~_i'`` with the score contributions
+    ``u_i = w_i h'(eta_i) (y_i - mu_i) / V(mu_i)`` (HC0), into ``meat_out`` (q, q).
+    ``buf`` and ``acc`` are work space as in :func:`irls_pass`.
+
+    Returns ``(pearson, n_positive, sum_w)``: the Pearson statistic
+    ``sum w (y - mu)^2 / V(mu)``, the number of rows of positive weight and their total weight.
+    """
     n, p = X.shape
     q = p + icpt
     has_w = weights.shape[0] > 0
-    out[:, :] = 0.0
+    chunk = acc[0]
+    total = acc[1]
+    chunk[:, :] = 0.0
+    total[:, :] = 0.0
+    pearson = 0.0
+    npos = 0
+    sw = 0.0
     for i0 in range(0, n, CHUNK):
         m = min(CHUNK, n - i0)
         for k in range(m):
             i = i0 + k
             w = weights[i] if has_w else 1.0
+            mu, h1 = _mu_h1(lcode, lam, eta[i])
+            mu_out[i] = mu
             u = 0.0
             if w > 0.0:
-                mu, h1 = _mu_h1(lcode, lam, eta[i])
-                u = w * h1 * (y[i] - mu) / fam_variance(fcode, a, mu)
+                r = y[i] - mu
+                v = fam_variance(fcode, a, mu)
+                pearson += w * r * r / v
+                npos += 1
+                sw += w
+                u = w * h1 * r / v
             if icpt == 1:
                 buf[k, 0] = u
             for j in range(p):
                 buf[k, icpt + j] = u * X[i, j]
-        if q > 0:
-            B = buf[:m]
-            out += np.dot(B.T, B)
+            buf[k, q] = 0.0
+        _syrk_rows(buf, m, chunk)
+        _add_lower(chunk, total)
     for j in range(q):
-        for k in range(j + 1, q):
-            out[j, k] = out[k, j]
-
-
-@kernel
-def irls_summaries(fcode, a, lcode, lam, y, weights, eta, mu_out):
-    """``mu = h(eta)`` into ``mu_out``; returns ``(pearson, n_positive, sum_w)`` with the Pearson
-    statistic ``sum w (y - mu)^2 / V(mu)`` over rows of positive weight."""
-    n = y.shape[0]
-    has_w = weights.shape[0] > 0
-    pearson = 0.0
-    npos = 0
-    sw = 0.0
-    for i in range(n):
-        mu = link_h(lcode, lam, eta[i])
-        mu_out[i] = mu
-        w = weights[i] if has_w else 1.0
-        if w > 0.0:
-            r = y[i] - mu
-            pearson += w * r * r / fam_variance(fcode, a, mu)
-            npos += 1
-            sw += w
+        for k in range(j + 1):
+            meat_out[j, k] = total[j, k]
+            meat_out[k, j] = total[j, k]
     return pearson, npos, sw
 
 
@@ -346,8 +399,7 @@ def cholesky_inverse(L, d, out):
     col = np.empty(q)
     for j in range(q):
         e[:] = 0.0
-        # solve with D^-1 e_j on the right so that the D factors cancel: A^-1 e_j
-        e[j] = 1.0 / d[j]
+        e[j] = 1.0
         cholesky_solve(L, d, e, col)
         for i in range(q):
             out[i, j] = col[i]
@@ -358,168 +410,18 @@ def cholesky_inverse(L, d, out):
             out[k, j] = v
 
 
-# ---- the iteration ---------------------------------------------------------------------------
-
-
 @kernel
-def irls_solve(
-    X, icpt, fcode, a, lcode, lam, y, weights, offset, tol, max_iter, beta, eta, A, g, history
-):
-    """Fisher scoring with step-halving from the standard starting values.
+def newton_direction(A, g, L, d, delta, tol):
+    """Solve ``A delta = g`` by the scaled Cholesky factorisation.
 
-    Parameters
-    ----------
-    X, icpt, fcode, a, lcode, lam, y, weights, offset : as in :func:`irls_pass`.
-    tol : float
-        Convergence tolerance (relative deviance change and Newton decrement, see module).
-    max_iter : int
-        Maximal number of accepted updates of ``beta``.
-    beta : (q,) float64
-        Output: the final coefficients.
-    eta : (n,) float64
-        Output: the final linear predictor (offset included).
-    A : (q, q), g : (q,) float64
-        Output: ``X~'WX~`` and the score at the final ``beta`` (at the start for rank
-        deficiency, where ``beta`` is nan).
-    history : (max_iter + 1,) float64
-        Output: the deviance of each accepted iterate, in order.
-
-    Returns
-    -------
-    (status, iterations, deviance, decrement, column)
-        ``status`` one of the ``IRLS_*`` codes; ``iterations`` the number of accepted
-        iterates; ``decrement`` the Newton decrement at the final ``beta``; ``column`` the
-        first collinear column (``IRLS_RANK_DEFICIENT``) or the column where the information
-        lost rank (``IRLS_SINGULAR``), else -1.
+    Returns ``(column, decrement)``: ``column`` -1 on success, else the first column whose
+    pivot is not above ``tol`` (``delta`` is then garbage); ``decrement = g' delta``.
     """
-    n, p = X.shape
-    q = p + icpt
-    buf = np.empty((CHUNK, q))
-    cbuf = np.empty(CHUNK)
-    L = np.zeros((q, q))
-    dsc = np.empty(q)
-    delta = np.empty(q)
-    beta_try = np.empty(q)
-    beta[:] = math.nan
-
-    ybar = irls_start_eta(fcode, a, lcode, lam, y, weights, eta)
-    if not math.isfinite(ybar):
-        return IRLS_NO_START, 0, math.nan, math.nan, -1
-    irls_pass(X, icpt, beta, True, fcode, a, lcode, lam, y, weights, offset, eta, A, g, buf, cbuf)
-    for j in range(q):
-        if not math.isfinite(g[j]):
-            return IRLS_NONFINITE, 0, math.nan, math.nan, -1
-        for k in range(q):
-            if not math.isfinite(A[j, k]):
-                return IRLS_NONFINITE, 0, math.nan, math.nan, -1
-    bad = scaled_cholesky(A, L, dsc, RANK_TOL)
+    bad = scaled_cholesky(A, L, d, tol)
     if bad >= 0:
-        return IRLS_RANK_DEFICIENT, 0, math.nan, math.nan, bad
-    cholesky_solve(L, dsc, g, beta_try)
-
-    # Two sets of buffers: "cur" holds the pass at the accepted beta, "try" the trial pass;
-    # accepting a trial swaps the references.  `flipped` tracks whether cur is the caller's.
-    eta_cur, A_cur, g_cur = eta, A, g
-    eta_try = np.empty(n)
-    A_try = np.empty((q, q))
-    g_try = np.empty(q)
-    flipped = False
-
-    # first point: the regression step from mu_0; else the null model, halving towards the step
-    dev = irls_pass(
-        X, icpt, beta_try, False, fcode, a, lcode, lam, y, weights, offset, eta_try, A_try,
-        g_try, buf, cbuf,
-    )
-    if math.isfinite(dev):
-        beta[:] = beta_try
-        eta_cur, eta_try = eta_try, eta_cur
-        A_cur, A_try = A_try, A_cur
-        g_cur, g_try = g_try, g_cur
-        flipped = True
-    else:
-        target = beta_try.copy()
-        beta[:] = 0.0
-        if icpt == 1:
-            beta[0] = link_g(lcode, lam, ybar)
-        dev = irls_pass(
-            X, icpt, beta, False, fcode, a, lcode, lam, y, weights, offset, eta_cur, A_cur,
-            g_cur, buf, cbuf,
-        )
-        if not math.isfinite(dev):
-            beta[:] = math.nan
-            return IRLS_NO_START, 0, math.nan, math.nan, -1
-        t = 0.5
-        for _ in range(MAX_HALVINGS):
-            for j in range(q):
-                beta_try[j] = beta[j] + t * (target[j] - beta[j])
-            dev_t = irls_pass(
-                X, icpt, beta_try, False, fcode, a, lcode, lam, y, weights, offset, eta_try,
-                A_try, g_try, buf, cbuf,
-            )
-            if math.isfinite(dev_t) and dev_t <= dev:
-                beta[:] = beta_try
-                dev = dev_t
-                eta_cur, eta_try = eta_try, eta_cur
-                A_cur, A_try = A_try, A_cur
-                g_cur, g_try = g_try, g_cur
-                flipped = not flipped
-                break
-            t *= 0.5
-    history[0] = dev
-    dev_prev = math.inf
-    it = 1
-    status = IRLS_MAX_ITER
-    decrement = math.nan
-    column = -1
-    while True:
-        bad = scaled_cholesky(A_cur, L, dsc, RANK_TOL)
-        if bad >= 0:
-            status = IRLS_SINGULAR
-            column = bad
-            break
-        cholesky_solve(L, dsc, g_cur, delta)
-        decrement = 0.0
-        for j in range(q):
-            decrement += g_cur[j] * delta[j]
-        scale = abs(dev) + 0.1
-        if decrement <= tol * scale and abs(dev - dev_prev) <= tol * scale:
-            status = IRLS_CONVERGED
-            break
-        if it >= max_iter:
-            break
-        t = 1.0
-        accepted = False
-        dev_t = math.nan
-        for _ in range(MAX_HALVINGS + 1):
-            for j in range(q):
-                beta_try[j] = beta[j] + t * delta[j]
-            dev_t = irls_pass(
-                X, icpt, beta_try, False, fcode, a, lcode, lam, y, weights, offset, eta_try,
-                A_try, g_try, buf, cbuf,
-            )
-            if math.isfinite(dev_t) and dev_t <= dev + DEV_SLACK * scale:
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:
-            # at the rounding floor of the deviance the predicted gain is negligible
-            if decrement <= math.sqrt(tol) * scale:
-                status = IRLS_CONVERGED
-            else:
-                status = IRLS_STALLED
-            break
-        beta[:] = beta_try
-        eta_cur, eta_try = eta_try, eta_cur
-        A_cur, A_try = A_try, A_cur
-        g_cur, g_try = g_try, g_cur
-        flipped = not flipped
-        dev_prev = dev
-        dev = dev_t
-        history[it] = dev
-        it += 1
-    if flipped:
-        # the current pass lives in the work buffers, which now hold the caller's arrays
-        eta_try[:] = eta_cur
-        A_try[:, :] = A_cur
-        g_try[:] = g_cur
-    return status, it, dev, decrement, column
+        return bad, math.nan
+    cholesky_solve(L, d, g, delta)
+    dec = 0.0
+    for j in range(g.shape[0]):
+        dec += g[j] * delta[j]
+    return -1, dec

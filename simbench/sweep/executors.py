@@ -315,9 +315,7 @@ class SerialExecutor(Executor):
                 if use_alarm:
                     budget = self._timeout if progress.mode == "stream" else budget
             elif kind == "raise":
-                yield progress.cell(event[1]), _raise_row(event)
-                progress.next = event[1] + 1
-                progress.raised = True
+                yield from _on_raise(progress, event)
             elif kind == "end":
                 yield from _finish(progress, self._queue)
                 return
@@ -336,6 +334,24 @@ def _timeout_row(timeout: float | None, progress: _Progress) -> dict[str, Any]:
 def _raise_row(event: tuple) -> dict[str, Any]:
     _, _, error, tb = event
     return _status_row("error", error, traceback=tb, worker=_worker_name())
+
+
+def _on_raise(progress: _Progress, event: tuple) -> Iterator[Output]:
+    """The group function raised: an error row for the cell it was computing.
+
+    A streaming function is called again for the remaining cells (see :func:`_finish`).  A
+    batch function returns nothing before it ends, so the exception cannot be pinned to a
+    cell: every cell it had not returned gets the error.
+    """
+    row = _raise_row(event)
+    if progress.mode == "batch":
+        while not progress.done:
+            yield progress.cell(progress.next), dict(row)
+            progress.next += 1
+        return
+    yield progress.cell(event[1]), row
+    progress.next = event[1] + 1
+    progress.raised = True
 
 
 def _finish(progress: _Progress, queue: collections.deque) -> Iterator[Output]:
@@ -504,9 +520,7 @@ class LocalExecutor(Executor):
                 if self._timeout is not None and progress.mode == "stream":
                     worker.deadline = time.monotonic() + self._timeout
         elif kind == "raise":
-            yield progress.cell(message[1]), _raise_row(message)
-            progress.next = message[1] + 1
-            progress.raised = True
+            yield from _on_raise(progress, message)
         elif kind == "end":
             yield from _finish(progress, self._queue)
             worker.progress = None
@@ -593,26 +607,30 @@ class LocalExecutor(Executor):
 # --------------------------------------------------------------------------- dask
 
 
+_DASK_POOLS: dict[tuple, Executor] = {}
+
+
 def _dask_group(group_fn, task: GroupTask, timeout: float | None) -> list[tuple[str, dict]]:
     """Run one group on a Dask worker, in a child process so hangs and crashes are contained.
 
-    A daemonic Dask worker (Dask's default) may not start processes; there the group runs
-    in the worker's own thread, and timeouts and crashes are not contained.
+    The child process is kept for the next group of the same Dask worker thread (the group
+    function's warm-up is paid once).  A daemonic Dask worker (Dask's default) may not start
+    processes; there the group runs in the worker's own thread, and timeouts and crashes
+    are not contained.
     """
-    if multiprocessing.current_process().daemon:
-        executor: Executor = SerialExecutor()
-    else:
-        executor = LocalExecutor(jobs=1, context=multiprocessing.get_context("spawn"))
-    executor.start(group_fn, timeout)
+    import threading
+
+    key = (threading.get_ident(), repr(group_fn), timeout)
+    executor = _DASK_POOLS.get(key)
+    if executor is None:
+        if multiprocessing.current_process().daemon:
+            executor = SerialExecutor()
+        else:
+            executor = LocalExecutor(jobs=1)
+        executor.start(group_fn, timeout)
+        _DASK_POOLS[key] = executor
     executor.submit(task)
-    out = []
-    try:
-        for item in executor.results():
-            if item is not None:
-                out.append(item)
-    finally:
-        executor.shutdown()
-    return out
+    return [item for item in executor.results() if item is not None]
 
 
 class DaskExecutor(Executor):

@@ -92,7 +92,7 @@ def unit_deviance(code: int, a: float, y, mu):
         return (y - mu) ** 2 / (y * mu**2)
     if code == NEGATIVE_BINOMIAL:
         k = 1 / a
-        return 2 * (xlogy(y, y / mu) - (y + k) * np.log((1 + a * y) / (1 + a * mu)))
+        return 2 * (xlogy(y, y / mu) - (y + k) * (np.log1p(a * y) - np.log1p(a * mu)))
     if code == TWEEDIE:
         p = a
         return 2 * (

@@ -1,0 +1,338 @@
+"""Training loops: first-order methods, L-BFGS and Newton, with one stopping policy.
+
+Every loop evaluates the full objective ``F`` (mean loss plus penalty, see
+:mod:`simbench.fit.objective`) and its gradient at the start and after every epoch (an
+iteration for full-batch methods) and hands them to a :class:`Monitor`, which
+
+* records the history (``loss``, ``grad_norm``, and ``val_loss`` / ``dist_beta`` when asked);
+* stops with status ``diverged`` at the first non-finite loss or gradient, restoring the last
+  parameters whose loss was finite (a sweep gets a row, never an exception);
+* declares convergence when ``||grad F|| <= tol`` or when the relative change of ``F`` over an
+  epoch is at most ``ftol``;
+* runs early stopping: the mean validation loss after every epoch, ``patience`` epochs
+  without a strict improvement stop training, and the best parameters are restored (also
+  when the epochs run out).
+
+For mini-batch methods the per-epoch evaluation is an extra full pass, so the history and
+the stopping rules see the true objective rather than a noisy running average of batch
+losses.  All randomness (permutations, dropout masks) is drawn here from Generators that
+the caller seeds; the kernels get arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simbench.fit.objective import NO_MASK, Objective
+from simbench.kernels import network as k
+
+__all__ = ["Monitor", "Outcome", "run"]
+
+_STEP_CODES = {
+    "gd": k.OPT_SGD,
+    "sgd": k.OPT_SGD,
+    "momentum": k.OPT_MOMENTUM,
+    "nesterov": k.OPT_NESTEROV,
+    "adam": k.OPT_ADAM,
+}
+_ARMIJO = 1e-4  # sufficient decrease of Newton's step-halving line search
+_MAX_HALVINGS = 60
+
+
+@dataclass
+class Outcome:
+    """What a training loop ends with."""
+
+    theta: np.ndarray
+    epochs_run: int
+    converged: bool
+    status: str  # "ok" | "diverged" | "not_converged"
+    message: str
+    best_epoch: int | None
+
+
+class Monitor:
+    """History, divergence, convergence and early stopping, shared by all loops.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+    validation : Objective or None
+        The held-out rows, when early stopping is on.
+    coef : callable or None
+        ``theta -> coefficient vector`` (for ``dist_beta``).
+    track_beta : ndarray or None
+        Reference coefficients; the history then has ``dist_beta`` per epoch.
+    track_information : ndarray or None
+        A positive definite matrix ``M``: the distance is ``sqrt(d' M d)`` (e.g. the Fisher
+        information, for standard-error units) instead of ``||d||_2``.
+    """
+
+    def __init__(self, config, validation=None, coef=None, track_beta=None, track_information=None):
+        self.config = config
+        self.validation = validation
+        self.coef = coef
+        self.track_beta = track_beta
+        self.track_information = track_information
+        self.history: dict[str, list[float]] = {"loss": [], "grad_norm": []}
+        if validation is not None:
+            self.history["val_loss"] = []
+        if track_beta is not None:
+            self.history["dist_beta"] = []
+        self.last_f: float | None = None
+        self.last_good: np.ndarray | None = None
+        self.best_val = math.inf
+        self.best_theta: np.ndarray | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.epoch = 0
+        self.bad_epoch: int | None = None
+
+    def observe(self, epoch: int, theta: np.ndarray, f: float, gnorm: float) -> str | None:
+        """Record epoch ``epoch``; return why to stop (``"diverged"``, ``"converged"``,
+        ``"early_stopping"``) or None."""
+        cfg = self.config
+        self.epoch = epoch
+        self.history["loss"].append(float(f))
+        self.history["grad_norm"].append(float(gnorm))
+        if self.track_beta is not None:
+            self.history["dist_beta"].append(self._distance(theta))
+        if not (math.isfinite(f) and math.isfinite(gnorm)):
+            if self.validation is not None:
+                self.history["val_loss"].append(math.nan)
+            self.bad_epoch = epoch
+            return "diverged"
+        self.last_good = theta.copy()
+        previous, self.last_f = self.last_f, f
+        if self.validation is not None:
+            val = self.validation.mean_loss(theta)
+            self.history["val_loss"].append(float(val))
+            if val < self.best_val:
+                self.best_val, self.best_theta, self.best_epoch = val, theta.copy(), epoch
+                self.wait = 0
+            else:
+                self.wait += 1
+                if self.wait >= cfg.patience:
+                    return "early_stopping"
+        if gnorm <= cfg.tol:
+            return "converged"
+        if previous is not None and abs(previous - f) <= cfg.ftol * max(abs(previous), abs(f)):
+            return "converged"
+        return None
+
+    def step_failed(self, epoch: int) -> str:
+        """A step of epoch ``epoch`` met a non-finite loss or gradient: record it as diverged."""
+        for key in self.history:
+            self.history[key].append(math.nan)
+        self.epoch = self.bad_epoch = epoch
+        return "diverged"
+
+    def _distance(self, theta: np.ndarray) -> float:
+        if self.coef is None:
+            return math.nan
+        d = self.coef(theta) - self.track_beta
+        if self.track_information is None:
+            return float(np.sqrt(np.dot(d, d)))
+        return float(np.sqrt(max(0.0, float(d @ self.track_information @ d))))
+
+    def finish(self, theta: np.ndarray, reason: str | None, note: str = "") -> Outcome:
+        """The outcome for a loop that stopped for ``reason`` (None: the epochs ran out)."""
+        cfg = self.config
+        epochs = self.epoch
+        if reason == "diverged":
+            good = self.last_good if self.last_good is not None else theta
+            msg = f"non-finite loss or gradient at epoch {self.bad_epoch}"
+            if self.last_good is not None:
+                msg += "; parameters of the last finite epoch kept"
+            return Outcome(good.copy(), epochs, False, "diverged", msg + note, None)
+        if reason == "early_stopping":
+            msg = (
+                f"early stopping at epoch {epochs}: no better validation loss for "
+                f"{cfg.patience} epochs; restored epoch {self.best_epoch}"
+            )
+            return Outcome(self.best_theta.copy(), epochs, True, "ok", msg, self.best_epoch)
+        best = None
+        if self.validation is not None and self.best_theta is not None:
+            best = self.best_epoch
+            theta = self.best_theta
+            note += f"; restored the best validation epoch {best}"
+        if reason == "converged":
+            return Outcome(theta.copy(), epochs, True, "ok", "converged" + note, best)
+        msg = f"not converged after {epochs} epochs (gradient norm {self.history['grad_norm'][-1]:.3g})"
+        return Outcome(theta.copy(), epochs, False, "not_converged", msg + note, best)
+
+
+def run(obj: Objective, theta: np.ndarray, config, monitor: Monitor, rngs) -> Outcome:
+    """Train ``theta`` (modified in place) with ``config.optimizer``.
+
+    ``rngs`` is ``(shuffle, dropout)``: Generators for the epoch permutations and the dropout
+    masks.
+    """
+    if config.optimizer == "lbfgs":
+        return _lbfgs(obj, theta, config, monitor)
+    if config.optimizer == "newton":
+        return _newton(obj, theta, config, monitor)
+    return _first_order(obj, theta, config, monitor, *rngs)
+
+
+def _dropout_mask(rng: np.random.Generator, n: int, width: int, rate: float) -> np.ndarray:
+    """Keep-masks (1 = kept) for ``n`` rows of ``width`` hidden units."""
+    keep = rng.random((n, width), dtype=np.float32) >= np.float32(rate)
+    return keep.view(np.uint8)
+
+
+def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
+    q = obj.n_params
+    grad = np.empty(q)
+    m = np.zeros(q)
+    v = np.zeros(q)
+    t = 0
+    kind = _STEP_CODES[cfg.optimizer]
+    hyper = (cfg.lr, cfg.momentum, cfg.beta1, cfg.beta2, cfg.eps)
+    full = cfg.batch_size is None or cfg.batch_size >= obj.n
+    rate = cfg.dropout
+    keep_inv = 1.0 / (1.0 - rate)
+    f = obj.loss_grad(theta, grad)
+    reason = monitor.observe(0, theta, f, float(np.linalg.norm(grad)))
+    epoch = 0
+    while reason is None and epoch < cfg.epochs:
+        epoch += 1
+        mask = _dropout_mask(dropout_rng, obj.n, obj.hidden_width, rate) if rate else NO_MASK
+        if full:
+            if rate:
+                obj.loss_grad(theta, grad, mask, keep_inv)
+            if not np.isfinite(grad).all():
+                reason = monitor.step_failed(epoch)
+                break
+            t += 1
+            k.opt_step(kind, theta, grad, m, v, t, *hyper)
+        else:
+            perm = shuffle_rng.permutation(obj.n).astype(np.int64)
+            t, ok = obj.minibatch_epoch(theta, perm, cfg.batch_size, mask, keep_inv, kind, hyper, m, v, t)
+            if not ok:
+                reason = monitor.step_failed(epoch)
+                break
+        f = obj.loss_grad(theta, grad)
+        reason = monitor.observe(epoch, theta, f, float(np.linalg.norm(grad)))
+    return monitor.finish(theta, reason)
+
+
+def _lbfgs(obj, theta, cfg, monitor) -> Outcome:
+    from scipy.optimize import minimize
+
+    q = obj.n_params
+    last: dict[str, object] = {}
+
+    def fun(x):
+        g = np.empty(q)
+        f = obj.loss_grad(x, g)
+        last["x"], last["f"], last["g"] = x.copy(), f, g
+        if not (math.isfinite(f) and np.isfinite(g).all()):
+            # an infinite value makes the line search step back; nan would poison it
+            return math.inf, np.zeros(q)
+        return f, g
+
+    fun(theta)
+    reason = monitor.observe(0, theta, last["f"], float(np.linalg.norm(last["g"])))
+    if reason is not None:
+        return monitor.finish(theta, reason)
+    state = {"reason": None, "theta": theta.copy(), "epoch": 0}
+
+    def callback(intermediate_result):
+        x = intermediate_result.x
+        if "x" in last and np.array_equal(last["x"], x):
+            f, g = last["f"], last["g"]
+        else:
+            g = np.empty(q)
+            f = obj.loss_grad(x, g)
+        state["epoch"] += 1
+        state["theta"] = x.copy()
+        why = monitor.observe(state["epoch"], x, f, float(np.linalg.norm(g)))
+        if why is not None:
+            state["reason"] = why
+            raise StopIteration
+
+    res = minimize(
+        fun,
+        theta,
+        jac=True,
+        method="L-BFGS-B",
+        callback=callback,
+        options={
+            "maxiter": cfg.epochs,
+            "maxfun": max(15000, 20 * cfg.epochs),
+            "gtol": 0.0,
+            "ftol": 0.0,
+            "maxcor": 10,
+        },
+    )
+    reason = state["reason"]
+    note = ""
+    if reason is None and state["epoch"] < cfg.epochs:
+        # scipy ended on its own (typically a line search that cannot decrease the loss any
+        # further in floating point): converged if the gradient is small for this loss scale
+        note = f" (L-BFGS-B: {res.message})"
+    final = state["theta"]
+    theta[:] = final
+    return monitor.finish(theta, reason, note)
+
+
+def _newton_direction(obj, theta, g, H):
+    """Solve ``H d = -g`` by Cholesky: observed Hessian, else the expected (Fisher) one, else
+    the expected one with a growing ridge (Levenberg damping)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    def solve(M):
+        try:
+            return -cho_solve(cho_factor(M, lower=True, check_finite=True), g)
+        except (LinAlgError, ValueError):
+            return None
+
+    d = solve(H)
+    if d is not None:
+        return d, "observed"
+    _, _, He = obj.newton_terms(theta, expected=True)
+    d = solve(He)
+    if d is not None:
+        return d, "expected"
+    scale = max(1.0, float(np.max(np.abs(np.diag(He)))))
+    ridge = 1e-10 * scale
+    eye = np.eye(len(g))
+    for _ in range(30):
+        d = solve(He + ridge * eye)
+        if d is not None:
+            return d, "damped"
+        ridge *= 10.0
+    return -g, "gradient"
+
+
+def _newton(obj, theta, cfg, monitor) -> Outcome:
+    f, g, H = obj.newton_terms(theta, expected=False)
+    reason = monitor.observe(0, theta, f, float(np.linalg.norm(g)))
+    epoch = 0
+    note = ""
+    while reason is None and epoch < cfg.epochs:
+        epoch += 1
+        d, _kind = _newton_direction(obj, theta, g, H)
+        slope = float(g @ d)
+        alpha = 1.0
+        accepted = False
+        for _ in range(_MAX_HALVINGS):
+            trial = theta + alpha * d
+            ft = obj.value(trial)
+            # the |f| * 1e-15 slack lets a step through at the floating-point floor, where
+            # F cannot decrease measurably; ftol then ends the loop
+            if math.isfinite(ft) and ft <= f + _ARMIJO * alpha * slope + 1e-15 * abs(f):
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            note = " (no decrease along the Newton direction)"
+            break
+        theta[:] = trial
+        f, g, H = obj.newton_terms(theta, expected=False)
+        reason = monitor.observe(epoch, theta, f, float(np.linalg.norm(g)))
+    return monitor.finish(theta, reason, note)

@@ -1,0 +1,518 @@
+"""Network kernels and configurations: gradients, layout, activations, optimiser steps,
+determinism, and the validation of NetworkConfig.
+
+Tolerances.  The network gradient is compared with 4th-order central differences of the
+objective (step 1e-4): truncation ~1e-14 and rounding ~1e-12 for objectives of order 1, so
+``|fd - grad| <= 1e-7 * max(1, |grad|_inf)`` leaves a wide margin while a wrong term
+(off by a factor, a missing layer) is off by far more.  Kernel against the NumPy reference
+(same formulas, different summation order): relative 1e-10.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from reference import losses as ref_loss
+from reference import network as ref_net
+
+from simbench import links, losses, optimizers
+from simbench.errors import UnknownNameError, ValidationError
+from simbench.fit.config import NetworkConfig
+from simbench.fit.objective import NO_MASK, Objective, layer_offsets
+from simbench.kernels import codes
+from simbench.kernels import network as k
+from simbench.kernels.activations import act_fd_arr
+from simbench.kernels.losses import loss_grad_hess
+
+EMPTY = np.empty(0)
+
+# (loss, output activations, response generator): smooth and finite for every eta, so central
+# differences are valid everywhere
+SMOOTH_PAIRS = [
+    ("poisson", ("log", "softplus"), "count"),
+    ("gamma", ("log", "softplus"), "positive"),
+    ("inverse_gaussian", ("log",), "positive"),
+    ("tweedie(1.5)", ("log", "softplus"), "count"),
+    ("negative_binomial(0.7)", ("log",), "count"),
+    ("bernoulli", ("logit", "probit", "cloglog", "loglog", "cauchit"), "binary"),
+    ("binomial", ("logit", "probit"), "unit"),
+    ("gaussian", ("identity", "log", "softplus"), "real"),
+    ("squared_error", ("identity", "log", "logit", "softplus", "probit"), "real"),
+    ("logistic", ("identity", "logit"), "binary"),
+]
+# every loss, with non-smooth pieces (kinks) and the relu output: compared with the reference
+ALL_PAIRS = [
+    *SMOOTH_PAIRS,
+    ("hinge", ("identity", "relu"), "binary"),
+    ("squared_hinge", ("identity", "logit"), "binary"),
+    ("perceptron", ("identity",), "binary"),
+    ("squared_error", ("relu",), "real"),
+]
+SMOOTH_ACTS = ("identity", "tanh", "sigmoid", "softplus")
+ALL_ACTS = (*SMOOTH_ACTS, "relu")
+
+
+def _response(kind, rng, n):
+    if kind == "count":
+        return rng.poisson(1.5, n).astype(float)
+    if kind == "positive":
+        return rng.gamma(2.0, 1.0, n)
+    if kind == "binary":
+        return (rng.random(n) < 0.4).astype(float)
+    if kind == "unit":
+        return rng.integers(0, 4, n) / 3.0
+    return rng.normal(1.0, 1.0, n)
+
+
+def _problem(data, pairs, acts_pool):
+    """Draw an architecture, a (loss, output) pair and data; return everything the kernels
+    and the reference need."""
+    loss_name, outputs, ykind = data.draw(st.sampled_from(pairs))
+    output = links.get(data.draw(st.sampled_from(outputs)))
+    loss = losses.get(loss_name)
+    hidden = data.draw(st.lists(st.integers(1, 4), min_size=0, max_size=3))
+    acts = [data.draw(st.sampled_from(acts_pool)) for _ in hidden]
+    p = data.draw(st.integers(1, 4))
+    n = data.draw(st.integers(1, 25))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    use_w = data.draw(st.booleans())
+    use_off = data.draw(st.booleans())
+    l2 = data.draw(st.sampled_from([0.0, 0.3]))
+    rng = np.random.default_rng(seed)
+    sizes = [p, *hidden, 1]
+    offs = layer_offsets(np.array(sizes))
+    theta = np.empty(offs[-1])
+    for l in range(len(sizes) - 1):
+        fi, fo = sizes[l], sizes[l + 1]
+        theta[offs[l] : offs[l + 1]] = rng.normal(0.0, 0.6 / np.sqrt(fi), fo * (fi + 1))
+    X = rng.normal(0.0, 1.0, (n, p))
+    y = _response(ykind, rng, n)
+    w = rng.uniform(0.2, 3.0, n) if use_w else None
+    off = rng.normal(0.0, 0.3, n) if use_off else None
+    obj = Objective(sizes, acts, output, loss, X, y, w, off, l2=l2)
+    return obj, theta, (sizes, acts, output, loss, X, y, w, off, l2)
+
+
+def _reference(theta, spec):
+    sizes, acts, output, loss, X, y, w, off, l2 = spec
+    return ref_net.objective(
+        theta, sizes, acts, output.code, output.param, loss.code, loss.param, X, y, w, off, l2
+    )
+
+
+def _fd_gradient(f, theta, h=1e-4):
+    out = np.empty_like(theta)
+    for j in range(theta.size):
+        e = np.zeros_like(theta)
+        e[j] = h
+        out[j] = (-f(theta + 2 * e) + 8 * f(theta + e) - 8 * f(theta - e) + f(theta - 2 * e)) / (
+            12 * h
+        )
+    return out
+
+
+# ---- gradients -----------------------------------------------------------------------------
+
+
+@given(data=st.data())
+def test_network_gradient_matches_central_differences(data):
+    obj, theta, _ = _problem(data, SMOOTH_PAIRS, SMOOTH_ACTS)
+    grad = np.empty(obj.n_params)
+    f0 = obj.loss_grad(theta, grad)
+    assert np.isfinite(f0)
+    fd = _fd_gradient(obj.value, theta)
+    scale = max(1.0, float(np.max(np.abs(grad))))
+    np.testing.assert_allclose(fd, grad, rtol=0, atol=1e-7 * scale)
+
+
+@given(data=st.data())
+def test_network_objective_and_gradient_match_numpy_reference(data):
+    obj, theta, spec = _problem(data, ALL_PAIRS, ALL_ACTS)
+    grad = np.empty(obj.n_params)
+    f = obj.loss_grad(theta, grad)
+    f_ref, g_ref = _reference(theta, spec)
+    np.testing.assert_allclose(f, f_ref, rtol=1e-10, atol=1e-13)
+    scale = max(1e-300, float(np.max(np.abs(g_ref))))
+    np.testing.assert_allclose(grad, g_ref, rtol=0, atol=1e-10 * scale)
+
+
+@given(data=st.data())
+def test_dropout_gradient_matches_reference_with_the_same_masks(data):
+    obj, theta, spec = _problem(data, SMOOTH_PAIRS, ALL_ACTS)
+    if obj.n_hidden == 0:
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    keep = (rng.random((obj.n, obj.hidden_width)) >= 0.3).astype(np.uint8)
+    grad = np.empty(obj.n_params)
+    f = obj.loss_grad(theta, grad, keep, 1 / 0.7)
+    sizes, acts, output, loss, X, y, w, off, l2 = spec
+    cols = np.cumsum([0, *sizes[1:-1]])
+    masks = [keep[:, cols[i] : cols[i + 1]] for i in range(len(sizes) - 2)]
+    f_ref, g_ref = ref_net.objective(
+        theta, sizes, acts, output.code, output.param, loss.code, loss.param, X, y, w, off, l2,
+        masks, 1 / 0.7,
+    )  # fmt: skip
+    np.testing.assert_allclose(f, f_ref, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(grad, g_ref, rtol=0, atol=1e-10 * max(1e-300, np.abs(g_ref).max()))
+
+
+@given(data=st.data())
+def test_glm_shaped_gradient_is_xt_times_loss_derivative(data):
+    """Without hidden layers grad = X~' (w l'(eta)) / sum w, l' from the loss kernels."""
+    loss_name, outputs, ykind = data.draw(st.sampled_from(ALL_PAIRS))
+    output = links.get(data.draw(st.sampled_from(outputs)))
+    loss = losses.get(loss_name)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    n = data.draw(st.integers(1, 3000))
+    p = data.draw(st.integers(0, 12))
+    X = rng.normal(0, 1, (n, p))
+    y = _response(ykind, rng, n)
+    w = rng.uniform(0.0, 2.0, n) if data.draw(st.booleans()) else EMPTY
+    off = rng.normal(0, 0.2, n) if data.draw(st.booleans()) else EMPTY
+    theta = rng.normal(0, 0.3, p + 1)
+    eta = theta[0] + X @ theta[1:]
+    gi = np.empty(n)
+    total = loss_grad_hess(
+        loss.code, loss.param, 1.0, output.code, output.param, codes.HESS_EXPECTED,
+        y, eta, w, off, gi, EMPTY,
+    )  # fmt: skip
+    expected = np.concatenate([[gi.sum()], X.T @ gi])
+    grad = np.empty(p + 1)
+    got = k.glm_loss_grad(theta, X, y, w, off, loss.code, loss.param, output.code, output.param, grad)
+    np.testing.assert_allclose(got, total, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, expected, rtol=0, atol=1e-11 * max(1.0, np.abs(expected).max()))
+
+
+def test_glm_path_equals_the_batched_path_without_hidden_layers():
+    rng = np.random.default_rng(4)
+    n, p = 5000, 7
+    X = rng.normal(0, 1, (n, p))
+    y = rng.poisson(2.0, n).astype(float)
+    w = rng.uniform(0.5, 2, n)
+    off = rng.normal(0, 0.1, n)
+    theta = rng.normal(0, 0.2, p + 1)
+    sizes = np.array([p, 1], np.int64)
+    g1, g2 = np.empty(p + 1), np.empty(p + 1)
+    args = (codes.FAMILY_POISSON, 0.0, codes.LINK_LOG, 0.0)
+    t1 = k.glm_loss_grad(theta, X, y, w, off, *args, g1)
+    t2 = k.mlp_loss_grad(
+        theta, sizes, layer_offsets(sizes), np.empty(0, np.int64), codes.LINK_LOG, 0.0,
+        codes.FAMILY_POISSON, 0.0, X, y, w, off, NO_MASK, 1.0, g2,
+    )  # fmt: skip
+    np.testing.assert_allclose(t1, t2, rtol=1e-13)
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("loss_name", "link_name", "expected"),
+    [
+        ("poisson", "log", False),
+        ("gamma", "inverse", False),
+        ("gamma", "inverse", True),
+        ("bernoulli", "probit", False),
+        ("squared_error", "log", False),
+        ("squared_error", "log", True),
+    ],
+)
+def test_newton_terms_match_the_weighted_cross_product(loss_name, link_name, expected):
+    rng = np.random.default_rng(5)
+    n, p = 4500, 4
+    X = rng.normal(0, 1, (n, p))
+    loss, link = losses.get(loss_name), links.get(link_name)
+    if loss_name == "bernoulli":
+        y = (rng.random(n) < 0.4).astype(float)
+        theta = np.array([0.1, 0.3, -0.2, 0.1, 0.0])
+    elif link_name == "inverse":
+        y = rng.gamma(2.0, 0.5, n)
+        theta = np.array([1.0, 0.05, -0.05, 0.02, 0.0])
+    else:
+        y = rng.poisson(2.0, n).astype(float)
+        theta = np.array([0.5, 0.2, -0.1, 0.1, 0.0])
+    w = rng.uniform(0.5, 2.0, n)
+    obj = Objective([p, 1], (), link, loss, X, y, w, None, l2=0.1)
+    f, g, H = obj.newton_terms(theta, expected=expected)
+    eta = theta[0] + X @ theta[1:]
+    value, d1, d2 = ref_loss.loss(loss.code, loss.param, 1.0, link.code, link.param, y, eta, expected)
+    Xt = np.column_stack([np.ones(n), X])
+    pen = np.r_[0.0, 0.1 * np.ones(p)]
+    H_ref = Xt.T @ (Xt * (w * d2)[:, None]) / w.sum() + np.diag(pen)
+    g_ref = Xt.T @ (w * d1) / w.sum() + pen * theta
+    np.testing.assert_allclose(f, np.sum(w * value) / w.sum() + 0.5 * np.sum(pen * theta**2), rtol=1e-11)
+    np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-11 * np.abs(g_ref).max())
+    np.testing.assert_allclose(H, H_ref, rtol=0, atol=1e-11 * np.abs(H_ref).max())
+    assert np.array_equal(H, H.T)
+
+
+@given(data=st.data())
+def test_predict_eta_matches_the_reference_forward_pass(data):
+    obj, theta, spec = _problem(data, ALL_PAIRS, ALL_ACTS)
+    sizes, acts, _output, _loss, X, _y, _w, off, _l2 = spec
+    from simbench.fit.objective import predict_eta
+
+    got = predict_eta(sizes, acts, theta, X, off)
+    eta = ref_net.forward(theta, sizes, acts, X)[0] + (0.0 if off is None else off)
+    np.testing.assert_allclose(got, eta, rtol=1e-12, atol=1e-12)
+
+
+def test_layout_puts_intercept_then_slopes_without_hidden_layers():
+    sizes = np.array([3, 1], np.int64)
+    assert list(layer_offsets(sizes)) == [0, 4]
+    X = np.array([[1.0, 2.0, 3.0]])
+    theta = np.array([0.5, 1.0, 10.0, 100.0])
+    out = np.empty(1)
+    k.glm_eta(theta, X, EMPTY, out)
+    assert out[0] == 0.5 + 1.0 + 20.0 + 300.0
+    # hidden layer: [b_0 (2), W_0 (2 x 3 row-major), b_1, W_1 (1 x 2)]
+    sizes = np.array([3, 2, 1], np.int64)
+    assert list(layer_offsets(sizes)) == [0, 8, 11]
+
+
+# ---- activations ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["identity", "relu", "tanh", "sigmoid", "softplus"])
+def test_batched_activations_agree_with_the_scalar_kernels(name):
+    code = {"identity": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "softplus": 4}[name]
+    rng = np.random.default_rng(1)
+    x = np.concatenate(
+        [
+            np.linspace(-40, 40, 20001),
+            rng.normal(0, 1e-3, 2000),
+            rng.normal(0, 1e-8, 100),
+            [0.0, -0.0, 5e-324, 1e-300, -1e-300, 300.0, -300.0, 700.0, -700.0, 1e5, -1e5],
+        ]
+    )
+    z = x.reshape(1, -1).copy()
+    a, d = np.empty_like(z), np.empty_like(z)
+    k.act_layer(code, z, np.zeros(z.shape[1]), a, d)
+    f0, d0 = np.empty_like(x), np.empty_like(x)
+    act_fd_arr(code, x, f0, d0)
+    # a few ulp in relative terms; below 1e-300 (tails of the derivatives) only absolutely
+    np.testing.assert_allclose(a[0], f0, rtol=4 * 2.2e-16, atol=1e-300)
+    np.testing.assert_allclose(d[0], d0, rtol=5 * 2.2e-16, atol=1e-300)
+
+
+def test_batched_activations_propagate_nan_and_add_the_bias():
+    z = np.array([[np.nan, 0.5, -0.5]])
+    bias = np.array([0.0, 1.0, -1.0])
+    for code in (codes.ACT_TANH, codes.ACT_SIGMOID, codes.ACT_SOFTPLUS):
+        a, d = np.empty_like(z), np.empty_like(z)
+        k.act_layer(code, z, bias, a, d)
+        assert np.isnan(a[0, 0]) and np.isnan(d[0, 0])
+        f0, d0 = np.empty(2), np.empty(2)
+        act_fd_arr(code, np.array([1.5, -1.5]), f0, d0)
+        np.testing.assert_allclose(a[0, 1:], f0, rtol=1e-15)
+
+
+# ---- optimiser steps and the mini-batch epoch --------------------------------------------------
+
+
+def _reference_steps(kind, theta, grads, lr, mu, b1, b2, eps):
+    theta = theta.copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t, g in enumerate(grads, start=1):
+        if kind == k.OPT_SGD:
+            theta -= lr * g
+        elif kind == k.OPT_MOMENTUM:
+            m = mu * m + g
+            theta -= lr * m
+        elif kind == k.OPT_NESTEROV:
+            m = mu * m + g
+            theta -= lr * (g + mu * m)
+        else:
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            theta -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return theta
+
+
+@pytest.mark.parametrize("kind", [k.OPT_SGD, k.OPT_MOMENTUM, k.OPT_NESTEROV, k.OPT_ADAM])
+def test_optimiser_steps_match_their_formulas(kind):
+    rng = np.random.default_rng(2)
+    theta0 = rng.normal(size=6)
+    grads = [rng.normal(size=6) for _ in range(5)]
+    theta = theta0.copy()
+    m, v = np.zeros(6), np.zeros(6)
+    for t, g in enumerate(grads, start=1):
+        k.opt_step(kind, theta, g, m, v, t, 0.05, 0.8, 0.9, 0.99, 1e-8)
+    np.testing.assert_allclose(theta, _reference_steps(kind, theta0, grads, 0.05, 0.8, 0.9, 0.99, 1e-8), rtol=1e-14)
+
+
+@pytest.mark.parametrize("hidden", [[], [3, 2]])
+def test_minibatch_epoch_equals_its_steps(hidden):
+    """An epoch of the compiled loop equals stepping batch by batch with full-data gradients
+    of the batches (scaled n / B), penalty included."""
+    rng = np.random.default_rng(3)
+    n, p, bs = 50, 3, 16
+    X = rng.normal(size=(n, p))
+    y = rng.poisson(1.0, n).astype(float)
+    w = rng.uniform(0.5, 1.5, n)
+    sizes = [p, *hidden, 1]
+    acts = ["tanh"] * len(hidden)
+    obj = Objective(sizes, acts, links.get("log"), losses.get("poisson"), X, y, w, None, l2=0.1)
+    theta0 = rng.normal(0, 0.3, obj.n_params)
+    perm = rng.permutation(n).astype(np.int64)
+    theta = theta0.copy()
+    m, v = np.zeros(obj.n_params), np.zeros(obj.n_params)
+    t, ok = obj.minibatch_epoch(theta, perm, bs, NO_MASK, 1.0, k.OPT_ADAM, (0.01, 0.9, 0.9, 0.999, 1e-8), m, v, 0)
+    assert ok and t == 4
+    ref = theta0.copy()
+    mr, vr = np.zeros(obj.n_params), np.zeros(obj.n_params)
+    for step, s in enumerate(range(0, n, bs), start=1):
+        idx = perm[s : s + bs]
+        sub = Objective(sizes, acts, obj.output, obj.loss, X[idx], y[idx], w[idx], None, l2=0.1)
+        sub.wscale = obj.wscale * n / len(idx)
+        g = np.empty(obj.n_params)
+        sub.loss_grad(ref, g)
+        k.opt_step(k.OPT_ADAM, ref, g, mr, vr, step, 0.01, 0.9, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_minibatch_epoch_stops_before_a_non_finite_step():
+    rng = np.random.default_rng(0)
+    n, p = 40, 2
+    X = rng.normal(size=(n, p))
+    y = rng.poisson(1.0, n).astype(float)
+    obj = Objective([p, 1], (), links.get("log"), losses.get("poisson"), X, y, None, None)
+    theta = np.array([800.0, 0.0, 0.0])  # exp(800) overflows
+    before = theta.copy()
+    t, ok = obj.minibatch_epoch(theta, np.arange(n, dtype=np.int64), 8, NO_MASK, 1.0, k.OPT_SGD, (0.1, 0, 0, 0, 0), np.zeros(3), np.zeros(3), 0)
+    assert not ok and t == 0
+    assert np.array_equal(theta, before)
+
+
+# ---- determinism ------------------------------------------------------------------------------
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(6)
+    n, p = 9000, 6
+    X = rng.normal(size=(n, p))
+    y = rng.poisson(1.5, n).astype(float)
+    w = rng.uniform(0.5, 2, n)
+    results = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            out = []
+            for hidden in ([], [8, 4]):
+                obj = Objective([p, *hidden, 1], ["tanh"] * len(hidden), links.get("log"), losses.get("poisson"), X, y, w, None)
+                theta = np.random.default_rng(1).normal(0, 0.3, obj.n_params)
+                g = np.empty(obj.n_params)
+                out.append((obj.loss_grad(theta, g), g.copy()))
+            results.append(out)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for (f1, g1), (f2, g2) in zip(*results, strict=True):
+        assert f1 == f2
+        assert np.array_equal(g1, g2)
+
+
+# ---- configurations -------------------------------------------------------------------------
+
+
+def test_config_defaults_and_canonical_names():
+    cfg = NetworkConfig.from_dict(
+        {"hidden": [32, 16], "activation": "Tanh", "output": "exp", "loss": "mse", "optimizer": "ADAM"}
+    )
+    assert cfg.hidden == (32, 16)
+    assert cfg.activation == ("tanh", "tanh")
+    assert (cfg.output, cfg.loss, cfg.optimizer) == ("log", "squared_error", "adam")
+    assert cfg.lr == 1e-3 and cfg.epochs == 200 and cfg.batch_size is None
+    assert NetworkConfig().hidden == () and NetworkConfig().activation == ()
+    assert NetworkConfig(optimizer="lbfgs").lr is None
+    assert NetworkConfig(optimizer="gd").lr == 0.1
+    assert NetworkConfig(output="power(0.5)").output == "sqrt"
+    assert NetworkConfig(output="power(0.3)").output == "power(0.3)"
+    assert NetworkConfig(loss="tweedie(1.3)").loss == "tweedie(1.3)"
+    assert NetworkConfig(hidden=[4, 4], activation=["relu", "sigmoid"]).activation == ("relu", "sigmoid")
+
+
+def test_config_round_trips_and_hashes():
+    cfg = NetworkConfig.from_dict({"name": "x", "hidden": [4], "optimizer": "sgd", "batch_size": 8})
+    again = NetworkConfig.from_dict(cfg.to_dict())
+    assert again == cfg and hash(again) == hash(cfg) and again.id == cfg.id
+    assert len(cfg.id) == 12 and int(cfg.id, 16) >= 0
+    assert cfg.replace(lr=0.5).id != cfg.id
+    assert len({cfg, again, cfg.replace(epochs=3)}) == 2
+    assert cfg.replace(optimizer="adam").lr == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("d", "fragment"),
+    [
+        ({"hiden": [3]}, "did you mean 'hidden'"),
+        ({"hidden": [3], "optimizer": "newton"}, "without hidden layers"),
+        ({"hidden": [3], "optimizer": "irls"}, "without hidden layers"),
+        ({"optimizer": "irls", "output": "exp"}, "must be 'matched'"),
+        ({"optimizer": "irls", "l2": 0.1}, "no penalty"),
+        ({"optimizer": "lbfgs", "batch_size": 32}, "uses the full data"),
+        ({"dropout": 0.5}, "has none"),
+        ({"hidden": [3], "dropout": 0.5, "optimizer": "lbfgs"}, "deterministic"),
+        ({"optimizer": "newton", "loss": "hinge"}, "piecewise linear"),
+        ({"lr": -1.0}, "lr = -1.0"),
+        ({"lr": "fast"}, "lr = 'fast'"),
+        ({"epochs": 0}, "epochs = 0"),
+        ({"epochs": 2.5}, "epochs = 2.5"),
+        ({"hidden": [0]}, "hidden = 0"),
+        ({"hidden": [2, 2], "activation": ["relu"]}, "one per hidden layer"),
+        ({"dropout": 1.0, "hidden": [2]}, "dropout = 1.0"),
+        ({"early_stopping": "yes"}, "early_stopping"),
+        ({"init": "glorrot"}, "did you mean 'glorot'"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"beta2": 1.0}, "beta2"),
+    ],
+)
+def test_config_refuses_with_a_clear_message(d, fragment):
+    with pytest.raises(ValidationError, match=None) as info:
+        NetworkConfig.from_dict(d)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("d", "fragment"),
+    [
+        ({"optimizer": "adamw"}, "optimizer = 'adamw'"),
+        ({"output": "lgo"}, "did you mean 'log'"),
+        ({"loss": "hinj"}, "did you mean 'hinge'"),
+        ({"hidden": [2], "activation": "rellu"}, "did you mean 'relu'"),
+    ],
+)
+def test_config_unknown_names_suggest_the_closest(d, fragment):
+    with pytest.raises(UnknownNameError) as info:
+        NetworkConfig.from_dict(d)
+    assert fragment in str(info.value)
+
+
+def test_resolve_matches_the_scenario_and_refuses_inapplicable_losses():
+    cfg = NetworkConfig()
+    out, loss = cfg.resolve("gamma")
+    assert out == links.get("inverse") and loss == losses.get("gamma")
+    out, loss = cfg.resolve("bernoulli", "cloglog")
+    assert out.name == "cloglog" and loss.name == "bernoulli"
+    assert cfg.resolve("negative_binomial(0.5)")[1] == losses.get("negative_binomial(0.5)")
+    assert NetworkConfig(output="relu", loss="hinge").resolve("bernoulli") == (
+        links.get("relu"),
+        losses.get("hinge"),
+    )
+    with pytest.raises(ValidationError, match="hinge"):
+        NetworkConfig(loss="hinge").resolve("poisson")
+    with pytest.raises(ValidationError, match="needs the family"):
+        cfg.resolve(None)
+    with pytest.raises(ValidationError, match="logit"):
+        cfg.resolve("poisson", "logit")
+
+
+def test_optimizer_registry_lists_every_method():
+    assert optimizers.names() == ["irls", "newton", "lbfgs", "gd", "sgd", "momentum", "nesterov", "adam"]
+    assert optimizers.get("L-BFGS").name == "lbfgs"
+    assert optimizers.get("nag").name == "nesterov"
+    assert all(optimizers.descriptions()[name] for name in optimizers.names())
+    assert not optimizers.get("newton").hidden_layers and optimizers.get("adam").minibatch
+    with pytest.raises(UnknownNameError, match="did you mean 'adam'"):
+        optimizers.get("addam")

@@ -1,0 +1,270 @@
+"""The runner and its executors, with the fake group functions of ``fake_groups``.
+
+Every cell must yield exactly one row whatever its group function does (raise, return
+non-finite values, hang, kill its process), and the metric columns must not depend on the
+executor or the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from simbench.errors import ValidationError
+from simbench.sweep.cells import expand_cells
+from simbench.sweep.executors import LocalExecutor, SerialExecutor, make_executor
+from simbench.sweep.runner import Runner
+from simbench.sweep.spec import RawVocabulary, Vocabulary, parse_sweep
+from simbench.sweep.store import load, load_manifest
+
+METRICS = [
+    "cell_id",
+    "status",
+    "data_seed",
+    "init_seed",
+    "coef_err_truth",
+    "coef_z_mle",
+    "excess_deviance",
+    "epochs_run",
+    "converged",
+]
+
+
+def make_spec(configs, replicates=2, ns=(50, 80), vocabulary=None, seed=5):
+    blocks = "\n".join(f'[[configs]]\nname = "{c}"\nhidden = []\n' for c in configs)
+    text = f"""
+[sweep]
+name = "rt"
+replicates = {replicates}
+seed = {seed}
+[[scenarios]]
+family = "poisson"
+n = [{", ".join(map(str, ns))}]
+{blocks}
+"""
+    return parse_sweep(text, source="rt.toml", vocabulary=vocabulary or RawVocabulary())
+
+
+def run(spec, out, fn="fake_groups:seeded", executor=None, **kw):
+    runner = Runner(spec, out, executor=executor or SerialExecutor(), group_fn=fn, **kw)
+    report = runner.run()
+    return report, load(out)
+
+
+def _as_list(values):
+    return None if values is None else list(values)
+
+
+def metric_table(df):
+    table = df[METRICS].sort_values("cell_id").reset_index(drop=True)
+    table["beta_hat"] = df.sort_values("cell_id")["beta_hat"].map(_as_list).reset_index(drop=True)
+    return table
+
+
+def by_config(df):
+    return {name: sub for name, sub in df.groupby("c_name")}
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+def test_serial_run_stores_every_cell_once_and_resumes(tmp_path):
+    spec = make_spec(["a", "b", "c"])
+    out = tmp_path / "res"
+    report, df = run(spec, out)
+    assert report.exit_code == 0 and report.counts == {"ok": 12} and report.n_cached == 0
+    assert len(df) == 12 and df["cell_id"].is_unique and (df["status"] == "ok").all()
+    assert df["cell_id"].tolist() == [c.cell_id for c in expand_cells(spec)]  # sweep order
+    assert (df["sweep_name"] == "rt").all() and (df["run_id"] == report.run_id).all()
+    assert set(df["c_name"]) == {"a", "b", "c"} and set(df["s_n"]) == {50, 80}
+    assert df["worker"].notna().all() and df["started_at"].notna().all()
+    # common random numbers: one data seed per (scenario, replicate)
+    assert (df.groupby(["scenario_index", "replicate"])["data_seed"].nunique() == 1).all()
+
+    again, df2 = run(spec, out)
+    assert again.n_cached == 12 and sum(again.counts.values()) == 0 and again.exit_code == 0
+    pd.testing.assert_frame_equal(df, df2)
+    manifest = load_manifest(out)
+    assert [r["outcome"] for r in manifest["runs"]] == ["finished", "finished"]
+    assert manifest["runs"][0]["counts"] == {"ok": 12}
+
+
+@pytest.mark.parametrize("fn", ["fake_groups:seeded", "fake_groups:listing"])
+def test_jobs_1_and_2_give_bit_identical_metrics(tmp_path, fn):
+    spec = make_spec(["a", "b", "c"], replicates=3)
+    _, serial = run(spec, tmp_path / "serial", fn)
+    _, one = run(spec, tmp_path / "one", fn, executor=LocalExecutor(jobs=1))
+    _, two = run(spec, tmp_path / "two", fn, executor=LocalExecutor(jobs=2))
+    assert len(serial) == 18
+    pd.testing.assert_frame_equal(metric_table(serial), metric_table(one), check_exact=True)
+    pd.testing.assert_frame_equal(metric_table(serial), metric_table(two), check_exact=True)
+    assert two["worker"].nunique() == 2
+
+
+def test_quick_runs_a_subset_reused_by_the_full_run(tmp_path):
+    spec = make_spec(["a", "b"], replicates=3, ns=(200, 100))
+    report, df = run(spec, tmp_path / "res", quick=True)
+    assert report.n_cells == 2 and set(df["s_n"]) == {100} and set(df["replicate"]) == {0}
+    full, df = run(spec, tmp_path / "res")
+    assert full.n_cached == 2 and full.counts == {"ok": 10} and len(df) == 12
+
+
+def test_warmup_runs_once_per_worker_before_any_cell(tmp_path):
+    spec = make_spec(["a", "b"], replicates=3)
+    _, df = run(spec, tmp_path / "res", "fake_groups:warmed", executor=LocalExecutor(jobs=2))
+    assert (df["warmups"] == 1).all()
+    _, df = run(spec, tmp_path / "serial", "fake_groups:warmed")
+    assert (df["warmups"] >= 1).all()
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def check_failure_rows(df, timeout=True, deaths=True):
+    rows = by_config(df)
+    for name in ("ok1", "ok2"):
+        assert (rows[name]["status"] == "ok").all()
+        assert rows[name]["coef_z_mle"].notna().all()
+    raised = rows["raise"]
+    assert (raised["status"] == "error").all()
+    assert raised["error"].str.startswith("RuntimeError: boom in cell").all()
+    assert raised["traceback"].str.contains("fake_groups.py").all()
+    nan = rows["nan"]
+    assert (nan["status"] == "diverged").all()
+    assert (
+        nan["coef_err_truth"].map(math.isnan).all() and (nan["excess_deviance"] == math.inf).all()
+    )
+    assert all(math.isnan(b[0]) and b[1] == math.inf for b in nan["beta_hat"])
+    bad = rows["bad"]
+    assert (bad["status"] == "error").all()
+    assert bad["error"].str.contains("returned status 'weird'").all()
+    if timeout:
+        hang = rows["hang"]
+        assert (hang["status"] == "timeout").all()
+        assert hang["error"].str.contains("timeout of 1 s").all()
+    if deaths:
+        segv = rows["segv"]
+        assert (segv["status"] == "error").all()
+        assert segv["error"].str.contains("worker process died.*SIGSEGV").all()
+        exited = rows["exit"]
+        assert exited["error"].str.contains("worker process died.*exit code 7").all()
+
+
+def test_local_failures_each_give_their_row_and_the_rest_completes(tmp_path):
+    names = ["ok1", "raise", "nan", "hang", "segv", "exit", "bad", "ok2"]
+    spec = make_spec(names, replicates=2, ns=(50,))
+    report, df = run(spec, tmp_path / "res", executor=LocalExecutor(jobs=2), timeout=1.0)
+    assert len(df) == 16 and df["cell_id"].is_unique
+    check_failure_rows(df)
+    assert report.exit_code == 3 and report.failed == 10 and report.missing == 0
+
+
+def test_serial_failures_with_an_alarm_timeout(tmp_path):
+    names = ["ok1", "raise", "nan", "hang", "bad", "ok2"]
+    spec = make_spec(names, replicates=1, ns=(50, 60))
+    report, df = run(spec, tmp_path / "res", timeout=1.0)
+    assert len(df) == 12
+    check_failure_rows(df, deaths=False)
+    assert report.exit_code == 3
+
+
+def test_a_group_function_that_forgets_cells(tmp_path):
+    spec = make_spec(["a", "b", "c"], replicates=1, ns=(50,))
+    for executor in (SerialExecutor(), LocalExecutor(jobs=1)):
+        out = tmp_path / executor.name
+        _, df = run(spec, out, "fake_groups:short", executor=executor)
+        assert df["status"].tolist() == ["ok", "error", "error"]
+        assert df["error"].iloc[1] == "the group function returned no row for this cell"
+
+
+def test_a_batch_function_that_raises_fails_its_whole_group(tmp_path):
+    spec = make_spec(["ok1", "raise", "ok2"], replicates=1, ns=(50,))
+    _, df = run(spec, tmp_path / "res", "fake_groups:listing", executor=LocalExecutor(jobs=1))
+    assert (df["status"] == "error").all() and df["error"].str.contains("boom").all()
+
+
+def test_fail_fast_stops_and_a_rerun_resumes(tmp_path):
+    spec = make_spec(["a", "raise", "b"], replicates=3, ns=(50,))
+    out = tmp_path / "res"
+    report, df = run(spec, out, fail_fast=True)
+    assert report.stopped and report.exit_code == 3
+    assert report.missing == 9 - len(df) > 0
+    assert df["status"].tolist()[-1] == "error"
+    rest, df = run(spec, out)
+    assert rest.n_cached + sum(rest.counts.values()) == 9 and len(df) == 9
+    assert rest.exit_code == 3  # the failed cells are still failed
+    # the stored failures are not retried without --rerun-failed ...
+    again, _ = run(spec, out, "fake_groups:calm")
+    assert sum(again.counts.values()) == 0 and again.exit_code == 3
+    # ... and are with it
+    fixed, df = run(spec, out, "fake_groups:calm", rerun_failed=True)
+    assert fixed.counts == {"ok": 3} and fixed.exit_code == 0
+    assert (df["status"] == "ok").all() and len(df) == 9
+
+
+def test_an_interrupted_run_keeps_its_rows(tmp_path):
+    spec = make_spec(["a", "b", "c"], replicates=1, ns=(50,))
+    out = tmp_path / "res"
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, out, "fake_groups:interrupted")
+    df = load(out)
+    assert df["c_name"].tolist() == ["a", "b"]
+    assert load_manifest(out)["runs"][0]["outcome"] == "interrupted"
+    report, df = run(spec, out)
+    assert report.n_cached == 2 and len(df) == 3
+
+
+class SkipHinge(Vocabulary):
+    name = "skip-hinge"
+
+    def scenario(self, d):
+        return d, dict(d), None
+
+    def config(self, d):
+        return d, dict(d), None
+
+    def why_not(self, scenario, config):
+        if config.get("name") == "hinge":
+            return "loss 'hinge' needs binary data"
+        return None
+
+
+def test_not_applicable_cells_are_skipped_rows(tmp_path):
+    spec = make_spec(["glm", "hinge"], replicates=2, ns=(50,), vocabulary=SkipHinge())
+    report, df = run(spec, tmp_path / "res")
+    assert report.exit_code == 0 and report.counts == {"ok": 2, "skipped": 2}
+    hinge = df[df["c_name"] == "hinge"]
+    assert (hinge["status"] == "skipped").all()
+    assert (hinge["error"] == "loss 'hinge' needs binary data").all()
+    assert hinge["coef_z_mle"].isna().all()  # never reached the group function
+
+
+def test_bad_options_are_input_errors(tmp_path):
+    spec = make_spec(["a"])
+    with pytest.raises(ValidationError, match="--timeout"):
+        Runner(spec, tmp_path, timeout=-1.0)
+    with pytest.raises(ValidationError, match="--jobs"):
+        LocalExecutor(jobs=0)
+    with pytest.raises(ValidationError, match="unknown backend 'locl'; did you mean 'local'"):
+        make_executor("locl")
+    with pytest.raises(ValidationError, match="group function"):
+        Runner(spec, tmp_path / "x", group_fn="no-colon").run()
+    assert not (tmp_path / "x" / "parts").exists() or not any((tmp_path / "x" / "parts").iterdir())
+
+
+# --------------------------------------------------------------------------- dask
+
+
+def test_dask_executor_on_a_local_cluster(tmp_path):
+    pytest.importorskip("distributed")
+    from simbench.sweep.executors import DaskExecutor
+
+    spec = make_spec(["ok1", "raise", "ok2"], replicates=2, ns=(50,))
+    _, serial = run(spec, tmp_path / "serial")
+    executor = DaskExecutor(jobs=2)
+    report, df = run(spec, tmp_path / "dask", executor=executor)
+    assert executor._cluster is None and executor._client is None  # closed
+    pd.testing.assert_frame_equal(metric_table(serial), metric_table(df), check_exact=True)
+    assert report.exit_code == 3 and (df[df["c_name"] == "raise"]["status"] == "error").all()
