@@ -268,3 +268,61 @@ def test_dask_executor_on_a_local_cluster(tmp_path):
     assert executor._cluster is None and executor._client is None  # closed
     pd.testing.assert_frame_equal(metric_table(serial), metric_table(df), check_exact=True)
     assert report.exit_code == 3 and (df[df["c_name"] == "raise"]["status"] == "error").all()
+
+
+# --------------------------------------------------------------------------- API, progress, summary
+
+
+def test_simbench_run_returns_the_cells_of_the_run(tmp_path):
+    import simbench
+
+    spec = make_spec(["a", "b"], replicates=2)
+    df = simbench.run(spec, out=tmp_path / "res", group_fn="fake_groups:seeded", jobs=2)
+    assert len(df) == 8 and df.attrs["exit_code"] == 0
+    assert df.attrs["manifest"]["sweep_name"] == "rt"
+    quick = simbench.run(spec, out=tmp_path / "res", group_fn="fake_groups:seeded", quick=True)
+    assert len(quick) == 4 and set(quick["replicate"]) == {0}
+    pd.testing.assert_frame_equal(simbench.load(tmp_path / "res"), df, check_like=False)
+
+
+def test_progress_line_counts_rate_and_eta():
+    import io
+
+    from simbench.sweep.progress import Progress, format_duration
+
+    stream = io.StringIO()
+    progress = Progress(10, stream=stream, live=True)
+    for status in ["ok", "ok", "error", "skipped"]:
+        progress.update(status, computed=status != "skipped")
+    line = progress.line()
+    assert line.startswith("[ 4/10]") and "ok 2" in line and "error 1" in line
+    assert "skipped 1" in line and "cells/s" in line and "ETA" in line
+    progress.close()
+    assert stream.getvalue().endswith("\n") and "\r" in stream.getvalue()
+    quiet = io.StringIO()
+    progress = Progress(1, stream=quiet, live=False)
+    progress.update("ok")
+    assert quiet.getvalue() == ""  # nothing while running when not a terminal
+    progress.close()
+    assert quiet.getvalue().startswith("[1/1]") and "in 0:00:00" in quiet.getvalue()
+    assert format_duration(3725.2) == "1:02:05" and format_duration(float("nan")) == "--:--"
+
+
+def test_summary_table_per_config():
+    from simbench.sweep.progress import summary_table
+
+    df = pd.DataFrame(
+        {
+            "config_index": [0, 0, 1, 1, 1],
+            "config_label": ["glm", "glm", "mlp", "mlp", "mlp"],
+            "status": ["ok", "ok", "ok", "timeout", "diverged"],
+            "coef_z_mle": [1.0, 3.0, 0.5, float("nan"), float("nan")],
+        }
+    )
+    lines = summary_table(df).splitlines()
+    assert lines[0].split() == [
+        "config", "cells", "ok", "diverged", "failed", "skipped", "mean", "coef_z_mle",
+    ]  # fmt: skip
+    assert lines[2].split() == ["glm", "2", "2", "0", "0", "0", "2"]
+    assert lines[3].split() == ["mlp", "3", "1", "1", "1", "0", "0.5"]
+    assert summary_table(df.iloc[0:0]) == "(no results)"
