@@ -244,14 +244,35 @@ def _status(parser: argparse.ArgumentParser) -> Handler:
 
 # --------------------------------------------------------------------------- list
 
-LISTABLE = {
-    "families": "simbench.families",
-    "links": "simbench.links",
-    "losses": "simbench.losses",
-    "activations": "simbench.activations",
-    "optimizers": "simbench.fit.optimizers",
-    "metrics": "simbench.metrics",
+# where each registry lives: the first (module, attribute) found is listed
+LISTABLE: dict[str, tuple[tuple[str, str], ...]] = {
+    "families": (("simbench.families", "REGISTRY"),),
+    "links": (("simbench.links", "REGISTRY"),),
+    "losses": (("simbench.losses", "REGISTRY"),),
+    "activations": (("simbench.activations", "REGISTRY"),),
+    "optimizers": (
+        ("simbench.optimizers", "REGISTRY"),
+        ("simbench.fit.optimizers", "REGISTRY"),
+    ),
+    "metrics": (("simbench.metrics", "REGISTRY"), ("simbench.metrics", "METRIC_DESCRIPTIONS")),
 }
+
+
+def _find_registry(kind: str):
+    """The registry object of ``kind``; raises LookupError naming where it was looked for."""
+    tried = []
+    for module_name, attr in LISTABLE[kind]:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            tried.append(module_name)
+            continue
+        if hasattr(module, attr):
+            return getattr(module, attr)
+        tried.append(f"{module_name}.{attr}")
+    raise LookupError(f"no {kind} registry (looked for {', '.join(tried)})")
 
 
 def _registry_lines(registry) -> list[str]:
@@ -280,6 +301,8 @@ def _registry_lines(registry) -> list[str]:
 
 
 def _description(obj) -> str:
+    if isinstance(obj, str):
+        return obj.strip().splitlines()[0] if obj.strip() else ""
     desc = getattr(obj, "description", None)
     if isinstance(desc, str) and desc:
         return desc.strip().splitlines()[0]
@@ -302,8 +325,8 @@ def _list(parser: argparse.ArgumentParser) -> Handler:
                 print()
             print(f"{kind}:")
             try:
-                registry = importlib.import_module(LISTABLE[kind]).REGISTRY
-            except (ImportError, AttributeError) as exc:
+                registry = _find_registry(kind)
+            except LookupError as exc:
                 print(f"  (not available: {exc})")
                 if args.what:
                     code = EXIT_INTERNAL

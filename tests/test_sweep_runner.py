@@ -281,7 +281,7 @@ def test_simbench_run_returns_the_cells_of_the_run(tmp_path):
     assert len(df) == 8 and df.attrs["exit_code"] == 0
     assert df.attrs["manifest"]["sweep_name"] == "rt"
     quick = simbench.run(spec, out=tmp_path / "res", group_fn="fake_groups:seeded", quick=True)
-    assert len(quick) == 4 and set(quick["replicate"]) == {0}
+    assert len(quick) == 2 and set(quick["replicate"]) == {0} and set(quick["s_n"]) == {50}
     pd.testing.assert_frame_equal(simbench.load(tmp_path / "res"), df, check_like=False)
 
 

@@ -31,8 +31,8 @@ status ``"separation"``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +65,19 @@ def _irls():
 
 
 # ---- the result -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _FitData:
+    """The training data a fit keeps for its lazily computed attributes."""
+
+    y: np.ndarray
+    mu: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray
+    wpos: np.ndarray
+    ybar: float
+    tol: float
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -143,9 +156,6 @@ class GLMFit:
     dispersion: float
     dispersion_deviance: float
     deviance: float
-    null_deviance: float
-    loglik: float
-    aic: float
     pearson_chi2: float
     nobs: int
     df_resid: int
@@ -161,6 +171,8 @@ class GLMFit:
     link: Link
     fit_intercept: bool
     feature_names: tuple[str, ...]
+    # what the lazily computed loglik, aic and null_deviance need (None for failed fits)
+    _data: _FitData | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         head = f"GLMFit({self.family!r}, {self.link!r}, status={self.status!r}"
@@ -170,6 +182,39 @@ class GLMFit:
     def n_features(self) -> int:
         """Number of columns of ``X`` (the intercept not counted)."""
         return len(self.coef) - int(self.fit_intercept)
+
+    @cached_property
+    def loglik(self) -> float:
+        """Log-likelihood at the estimated dispersion (computed on first access)."""
+        d = self._data
+        if d is None:
+            return math.nan
+        fam, y, mu, w = self.family, d.y[d.wpos], d.mu[d.wpos], d.weights
+        w = None if w.size == 0 else w[d.wpos]
+        if fam.name == "gaussian" and self.link.name == "identity":
+            r2 = (y - mu) ** 2
+            phi = float(np.sum(r2 if w is None else r2 * w)) / self.nobs
+        else:
+            phi = self.dispersion
+        if not (math.isfinite(phi) and phi > 0):
+            return math.nan
+        try:
+            return float(fam.loglik(y, mu, phi=phi, weights=w))
+        except ValidationError:
+            return math.nan  # y outside the support: a quasi-likelihood fit
+
+    @cached_property
+    def aic(self) -> float:
+        """:math:`-2\ell + 2q` (computed on first access)."""
+        return -2.0 * self.loglik + 2.0 * len(self.coef)
+
+    @cached_property
+    def null_deviance(self) -> float:
+        """Deviance of the intercept-only model with the offset (computed on first access)."""
+        d = self._data
+        if d is None:
+            return math.nan
+        return _null_deviance(_irls(), self.family, self.link, d.y, d.weights, d.offset, d.ybar, d.tol)
 
     @cached_property
     def bse_sandwich(self) -> np.ndarray:
@@ -506,8 +551,9 @@ def _fisher_scoring(k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, tol, max_it
 # ---- the fit ------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
 def _resolve(family, link):
-    fam = _families.get(family) if not hasattr(family, "check_link") else family
+    fam = _families.get(family)
     lnk = fam.default_link if link is None else fam.check_link(link)
     return fam, lnk
 
@@ -564,7 +610,10 @@ def fit_glm(
         Malformed input: shapes, non-finite values, ``y`` outside the family's domain,
         negative weights, an unknown or unaccepted link.
     """
-    fam, lnk = _resolve(family, link)
+    try:
+        fam, lnk = _resolve(family, link)
+    except TypeError:  # unhashable arguments: resolve without the cache
+        fam, lnk = _resolve.__wrapped__(family, link)
     names_in = getattr(X, "columns", None)
     Xa = _as_matrix(X, "X")
     n, p = Xa.shape
@@ -704,20 +753,6 @@ def fit_glm(
             status = "separation"
             message = _separation_message(sep_kind, *found, n=npos)
 
-    # ---- likelihood ------------------------------------------------------------------------------
-    if fam.name == "gaussian" and lnk.name == "identity":
-        r = ya - mu
-        phi_ll = float(np.sum(r * r * (1.0 if wa.size == 0 else wa)) / npos)
-    else:
-        phi_ll = phi
-    try:
-        loglik = fam.loglik(
-            ya[wpos], mu[wpos], phi=phi_ll, weights=None if wa.size == 0 else wa[wpos]
-        )
-    except ValidationError:
-        loglik = math.nan
-    null_dev = _null_deviance(k, fam, lnk, ya, wa, oa, ybar, tol_f)
-
     return GLMFit(
         coef=_readonly(res.beta),
         covariance=_readonly(cov),
@@ -726,9 +761,6 @@ def fit_glm(
         dispersion=float(phi),
         dispersion_deviance=float(phi_dev),
         deviance=float(dev),
-        null_deviance=float(null_dev),
-        loglik=float(loglik),
-        aic=float(-2.0 * loglik + 2.0 * q),
         pearson_chi2=float(pearson),
         nobs=npos,
         df_resid=int(df_resid),
@@ -740,6 +772,7 @@ def fit_glm(
         fisher_information=_readonly(A / phi),
         grad_norm=float(np.linalg.norm(g) / sw),
         decrement=float(decrement),
+        _data=_FitData(ya, mu, wa, oa, wpos, ybar, tol_f),
         **common,
     )
 
@@ -788,9 +821,6 @@ def _failed(q: int, status: str, message: str, common: dict, n: int) -> GLMFit:
         dispersion=math.nan,
         dispersion_deviance=math.nan,
         deviance=math.nan,
-        null_deviance=math.nan,
-        loglik=math.nan,
-        aic=math.nan,
         pearson_chi2=math.nan,
         nobs=n,
         df_resid=n - q,

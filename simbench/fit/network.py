@@ -12,8 +12,8 @@ weights, and the same seed gives bit-identical results (whatever the thread coun
 reduction in the kernels has a fixed order).
 
 Initial output bias.  Whatever ``init``, the output unit's bias starts at ``g(ybar)`` (the
-null model's linear predictor, less the mean offset) when the output activation is
-invertible there and the loss is a family NLL or squared error; margin losses start at 0.
+null model's linear predictor, less the mean offset; for relu ``g`` is its right inverse) when
+that is finite and the loss is a family NLL or squared error; margin losses start at 0.
 If the loss at the drawn weights is not finite (an inverse-link output meeting a negative
 linear predictor, say), the weights are halved until it is — at worst down to the null
 model — so a valid start is found without a random retry.
@@ -194,7 +194,7 @@ def _coef_function(config: NetworkConfig, sizes):
 
 
 def _output_bias(output, loss, y, weights, offset) -> float:
-    if loss.binary_only or not output.invertible:
+    if loss.binary_only:
         return 0.0
     w = np.ones_like(y) if weights is None else weights
     ybar = float(np.sum(w * y) / np.sum(w))

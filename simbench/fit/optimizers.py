@@ -105,6 +105,8 @@ class Monitor:
                 self.history["val_loss"].append(math.nan)
             self.bad_epoch = epoch
             return "diverged"
+        # a loop that returns the same parameters has stalled: that is not convergence
+        moved = self.last_good is None or not np.array_equal(theta, self.last_good)
         self.last_good = theta.copy()
         previous, self.last_f = self.last_f, f
         if self.validation is not None:
@@ -119,7 +121,12 @@ class Monitor:
                     return "early_stopping"
         if gnorm <= cfg.tol:
             return "converged"
-        if previous is not None and abs(previous - f) <= cfg.ftol * max(abs(previous), abs(f)):
+        if (
+            cfg.ftol > 0.0
+            and moved
+            and previous is not None
+            and abs(previous - f) <= cfg.ftol * max(abs(previous), abs(f))
+        ):
             return "converged"
         return None
 
@@ -231,8 +238,10 @@ def _lbfgs(obj, theta, cfg, monitor) -> Outcome:
         f = obj.loss_grad(x, g)
         last["x"], last["f"], last["g"] = x.copy(), f, g
         if not (math.isfinite(f) and np.isfinite(g).all()):
-            # an infinite value makes the line search step back; nan would poison it
-            return math.inf, np.zeros(q)
+            # outside the domain (e.g. an inverse link meeting eta <= 0): scipy's line search
+            # gives up on inf or nan, but steps back from a value far above any seen so far
+            return last.get("barrier", math.inf), np.zeros(q)
+        last["barrier"] = max(last.get("barrier", 0.0), f + 1e6 * (1.0 + abs(f)))
         return f, g
 
     fun(theta)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
+from numba import get_num_threads, prange
 
 from simbench._jit import kernel
 from simbench.kernels.activations import act_fd
@@ -222,16 +222,6 @@ def act_layer(code, z, bias, a_out, d_out):
 
 
 @kernel
-def layer_offsets(sizes):
-    """Start of every layer's block in ``theta`` (``offs[L + 1]`` is the parameter count)."""
-    nl = sizes.size - 1
-    offs = np.zeros(nl + 1, np.int64)
-    for l in range(nl):
-        offs[l + 1] = offs[l] + sizes[l + 1] * (sizes[l] + 1)
-    return offs
-
-
-@kernel
 def _hidden_offsets(sizes):
     """Start of every hidden layer's column block in the activation buffers, and the total."""
     nh = sizes.size - 2
@@ -350,42 +340,85 @@ def _glm_rows(
     return total
 
 
-@kernel(parallel=True)
-def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out):
-    """Full-data ``sum w l`` and its gradient for a network without hidden layers.
-
-    Fixed chunks of ``CHUNK`` rows run in parallel and are added in chunk order, so the
-    result does not depend on the thread count.  ``grad_out`` (size p + 1) is overwritten.
-    """
-    n, p = X.shape
-    nch = (n + CHUNK - 1) // CHUNK
-    parts = np.zeros((nch, p + 1))
-    totals = np.zeros(nch)
+@kernel
+def _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, parts, totals):
+    n = X.shape[0]
+    s = c * CHUNK
+    e = min(n, s + CHUNK)
     no_rows = np.empty(0, np.int64)
-    for c in prange(nch):
-        s = c * CHUNK
-        e = min(n, s + CHUNK)
-        totals[c] = _glm_rows(
-            theta, X, y, weights, offset, no_rows, s, e, lcode, a, hcode, lam, True, parts[c]
-        )
+    totals[c] = _glm_rows(
+        theta, X, y, weights, offset, no_rows, s, e, lcode, a, hcode, lam, True, parts[c]
+    )
+
+
+@kernel(parallel=True)
+def _glm_chunks_parallel(theta, X, y, weights, offset, lcode, a, hcode, lam, parts, totals):
+    for c in prange(totals.size):
+        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, parts, totals)
+
+
+@kernel
+def _glm_chunks_serial(theta, X, y, weights, offset, lcode, a, hcode, lam, parts, totals):
+    for c in range(totals.size):
+        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, parts, totals)
+
+
+@kernel
+def _reduce_chunks(parts, totals, grad_out):
+    """Add the chunk results in chunk order: the fixed order that makes them thread-free."""
     total = 0.0
-    for k in range(p + 1):
-        grad_out[k] = 0.0
-    for c in range(nch):
+    grad_out[:] = 0.0
+    for c in range(totals.size):
         total += totals[c]
-        for k in range(p + 1):
+        for k in range(grad_out.size):
             grad_out[k] += parts[c, k]
     return total
 
 
+def use_threads(n_chunks: int) -> bool:
+    """Run chunks in parallel only when there are several and more than one thread: a
+    parallel region costs microseconds when the machine is idle and milliseconds when it
+    is oversubscribed (sweep workers), which would dominate small fits.  Serial and parallel
+    runs give bit-identical results, so this choice changes only the speed."""
+    return n_chunks >= 4 and get_num_threads() > 1
+
+
+def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out):
+    """Full-data ``sum w l`` and its gradient for a network without hidden layers.
+
+    Fixed chunks of ``CHUNK`` rows, reduced serially inside and added in chunk order, so the
+    result is the same whether the chunks run in parallel or not and whatever the thread
+    count.  ``grad_out`` (size p + 1) is overwritten.
+    """
+    n, p = X.shape
+    nch = max(1, -(-n // CHUNK))
+    parts = np.empty((nch, p + 1))
+    totals = np.empty(nch)
+    run = _glm_chunks_parallel if use_threads(nch) else _glm_chunks_serial
+    run(theta, X, y, weights, offset, lcode, a, hcode, lam, parts, totals)
+    return _reduce_chunks(parts, totals, grad_out)
+
+
 @kernel(parallel=True)
-def glm_eta(theta, X, offset, out):
-    """``out = theta[0] + X theta[1:] (+ offset)``; rows are independent, so any split is exact."""
-    n = X.shape[0]
+def _glm_eta_parallel(theta, X, offset, out):
     has_off = offset.size > 0
-    for i in prange(n):
+    for i in prange(X.shape[0]):
         e = _row_eta(theta, X, i)
         out[i] = e + offset[i] if has_off else e
+
+
+@kernel
+def _glm_eta_serial(theta, X, offset, out):
+    has_off = offset.size > 0
+    for i in range(X.shape[0]):
+        e = _row_eta(theta, X, i)
+        out[i] = e + offset[i] if has_off else e
+
+
+def glm_eta(theta, X, offset, out):
+    """``out = theta[0] + X theta[1:] (+ offset)``; rows are independent, so any split is exact."""
+    run = _glm_eta_parallel if use_threads(X.shape[0] // CHUNK) else _glm_eta_serial
+    run(theta, X, offset, out)
 
 
 @kernel
@@ -421,32 +454,35 @@ def _glm_newton_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode,
     return total
 
 
-@kernel(parallel=True)
-def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g_out, H_out):
-    """Loss, gradient and Hessian ``X~^T diag(w l'') X~`` of a network without hidden layers.
+@kernel
+def _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals):
+    n = X.shape[0]
+    s = c * size
+    e = min(n, s + size)
+    totals[c] = _glm_newton_rows(
+        theta, X, y, weights, offset, s, e, lcode, a, hcode, lam, kind, gs[c], Hs[c]
+    )
 
-    ``kind`` is ``HESS_OBSERVED`` or ``HESS_EXPECTED``.  At most 16 fixed chunks (their number
-    depends on n only), reduced in order; ``H_out`` is returned symmetric.
-    """
-    n, p = X.shape
-    q = p + 1
-    nch = min(16, (n + CHUNK - 1) // CHUNK)
-    if nch < 1:
-        nch = 1
-    size = (n + nch - 1) // nch
-    gs = np.zeros((nch, q))
-    Hs = np.zeros((nch, q, q))
-    totals = np.zeros(nch)
-    for c in prange(nch):
-        s = c * size
-        e = min(n, s + size)
-        totals[c] = _glm_newton_rows(
-            theta, X, y, weights, offset, s, e, lcode, a, hcode, lam, kind, gs[c], Hs[c]
-        )
+
+@kernel(parallel=True)
+def _newton_chunks_parallel(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals):  # fmt: skip
+    for c in prange(totals.size):
+        _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals)  # fmt: skip
+
+
+@kernel
+def _newton_chunks_serial(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals):  # fmt: skip
+    for c in range(totals.size):
+        _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals)  # fmt: skip
+
+
+@kernel
+def _reduce_newton(gs, Hs, totals, g_out, H_out):
+    q = g_out.size
     total = 0.0
     g_out[:] = 0.0
     H_out[:, :] = 0.0
-    for c in range(nch):
+    for c in range(totals.size):
         total += totals[c]
         for j in range(q):
             g_out[j] += gs[c, j]
@@ -456,6 +492,23 @@ def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g
         for k in range(j):
             H_out[k, j] = H_out[j, k]
     return total
+
+
+def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g_out, H_out):
+    """Loss, gradient and Hessian ``X~^T diag(w l'') X~`` of a network without hidden layers.
+
+    ``kind`` is ``HESS_OBSERVED`` or ``HESS_EXPECTED``.  At most 16 chunks (their number and
+    size depend on n only), reduced in order; ``H_out`` is returned symmetric.
+    """
+    n, p = X.shape
+    nch = max(1, min(16, -(-n // CHUNK)))
+    size = max(1, -(-n // nch))
+    gs = np.empty((nch, p + 1))
+    Hs = np.empty((nch, p + 1, p + 1))
+    totals = np.empty(nch)
+    run = _newton_chunks_parallel if use_threads(nch) else _newton_chunks_serial
+    run(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals)
+    return _reduce_newton(gs, Hs, totals, g_out, H_out)
 
 
 # ---- networks with hidden layers ------------------------------------------------------------

@@ -295,6 +295,7 @@ class Runner:
         self.store.begin_run(self.spec, record)
         writer = self.store.writer(run_id, self.flush_rows, self.flush_seconds)
         started = False
+        results = None
         try:
             for cell in plan.to_skip:
                 writer.add(self.skipped_row(cell, run_id))
@@ -305,7 +306,8 @@ class Runner:
                 started = True
                 for task in plan.groups:
                     self.executor.submit(task)
-                for item in self.executor.results():
+                results = self.executor.results()
+                for item in results:
                     if item is None:
                         writer.tick()
                         progress.draw()
@@ -324,6 +326,8 @@ class Runner:
             outcome = "stopped" if report.stopped else "finished"
         finally:
             try:
+                if results is not None:
+                    results.close()  # restores what the executor changed (e.g. SIGALRM)
                 if started:
                     self.executor.shutdown(cancel=outcome != "finished")
                 writer.flush()

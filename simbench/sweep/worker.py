@@ -92,8 +92,8 @@ def clear_warm_cache() -> None:
 def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> float:
     """Compile the kernels ``config`` needs on ``(family, link)``; return the seconds spent.
 
-    Trains a copy of ``config`` limited to two epochs on the first rows of the given
-    sample (or on a small synthetic sample drawn from ``family`` when none is given), at
+    Trains a copy of ``config`` limited to two epochs on the first rows (at least 64, and
+    more than two mini-batches) of the given sample (or on a small synthetic sample drawn from ``family`` when none is given), at
     most once per process per structure key; returns 0.0 when already warm.  Errors of the
     warm-up are swallowed: the timed fit that follows raises them again where they are
     recorded.
@@ -107,7 +107,9 @@ def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> 
     try:
         if X is None:
             X, y, weights, offset = _synthetic_sample(family, link)
-        m = min(_WARM_ROWS, X.shape[0])
+        # several mini-batches, the last one partial, so every batching path is compiled
+        batch = config.batch_size or 0
+        m = min(X.shape[0], max(_WARM_ROWS, 2 * batch + 3))
         small = {**config.to_dict(), "epochs": _WARM_EPOCHS}
         # leading-row views keep the dtype, layout and read-only flag of the real arrays:
         # Numba compiles one specialisation per such array type
@@ -128,14 +130,17 @@ def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> 
 
 
 def _synthetic_sample(family, link):
-    """A tiny valid sample for a warm-up without data: constant mean, two covariates."""
+    """A small valid sample for a warm-up without data: constant mean, two covariates."""
     from simbench.data import sample
 
+    n = 512
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(_WARM_ROWS, 2))
-    mu = np.full(_WARM_ROWS, 0.4 if family.is_binary else 1.5)
-    y = sample(family, mu, 1.0, rng)
-    return X, y, np.ones(_WARM_ROWS), np.zeros(_WARM_ROWS)
+    X = rng.normal(size=(n, 2))
+    mu = np.full(n, 0.4 if family.is_binary else 1.5)
+    arrays = (X, sample(family, mu, 1.0, rng), np.ones(n), np.zeros(n))
+    for a in arrays:  # read-only like a Dataset's arrays: the same Numba specialisation
+        a.flags.writeable = False
+    return arrays
 
 
 # ---------------------------------------------------------------------------------------

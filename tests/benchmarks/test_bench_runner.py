@@ -86,6 +86,8 @@ def test_two_workers_speedup(benchmark, tmp_path):
     fresh = Fresh(tmp_path)
     fn = "fake_groups:cpu_bound"
     rounds = 1 if disabled else 3
+    # warm-up: start the forkserver and import the group function's module, untimed
+    run_once(make_spec(configs=1, replicates=1), fresh(), LocalExecutor(jobs=2), fn)
 
     one = []
     for _ in range(rounds):

@@ -1,0 +1,185 @@
+"""The group function: one row per cell, statuses, determinism, reference failures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simbench import metrics
+from simbench.data import Scenario
+from simbench.fit.network import NetworkConfig
+from simbench.sweep import worker
+from simbench.sweep.cells import CellTask, GroupTask
+
+CONFIGS = {
+    "lbfgs": {"hidden": [], "optimizer": "lbfgs", "epochs": 500},
+    "newton": {"hidden": [], "optimizer": "newton", "epochs": 100},
+    "irls": {"hidden": [], "optimizer": "irls"},
+    "squared": {"hidden": [], "optimizer": "lbfgs", "loss": "squared_error", "epochs": 500},
+    "mlp": {"hidden": [4], "optimizer": "adam", "lr": 0.01, "epochs": 30},
+    "hinge": {"hidden": [], "optimizer": "gd", "loss": "hinge", "epochs": 20},
+    # passes validation but cannot split 300 rows: train raises a ValidationError
+    "no_split": {"hidden": [], "optimizer": "gd", "early_stopping": True,
+                 "validation_fraction": 0.001, "epochs": 5},  # fmt: skip
+}
+
+
+def _cells(names):
+    out = []
+    for i, name in enumerate(names):
+        cfg = NetworkConfig.from_dict({"name": name, **CONFIGS[name]})
+        out.append(CellTask(cell_id=f"cell-{name}", config=cfg.to_dict(), config_id=cfg.id,
+                            init_seed=1000 + i))  # fmt: skip
+    return tuple(out)
+
+
+def _task(names, record_history=False, **scenario):
+    sc = {"family": "poisson", "n": 300, "n_test": 1000, "p": 3, **scenario}
+    return GroupTask(
+        scenario=Scenario.from_dict(sc).to_dict(),
+        scenario_id="test",
+        replicate=0,
+        data_seed=42,
+        cells=_cells(names),
+        record_history=record_history,
+    )
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    return a == b
+
+
+TIMING = {"fit_seconds", "compile_seconds", "started_at", "worker"}
+
+
+@pytest.fixture(scope="module")
+def poisson_rows():
+    names = ["lbfgs", "newton", "irls", "squared", "mlp", "hinge", "no_split"]
+    task = _task(names)
+    emitted = []
+    rows = list(worker.run_group(task, emit=emitted.append))
+    return names, task, rows, emitted
+
+
+def test_one_row_per_cell_in_order_with_statuses(poisson_rows):
+    names, task, rows, emitted = poisson_rows
+    assert [r["cell_id"] for r in rows] == [c.cell_id for c in task.cells]
+    assert emitted == rows
+    status = {n: r["status"] for n, r in zip(names, rows)}
+    assert status == {
+        "lbfgs": "ok", "newton": "ok", "irls": "ok", "squared": "ok", "mlp": "ok",
+        "hinge": "skipped", "no_split": "error",
+    }  # fmt: skip
+    by = dict(zip(names, rows))
+    assert "hinge" in by["hinge"]["error"]
+    assert by["no_split"]["error"].startswith("ValidationError")
+    for r in rows:
+        assert set(metrics.METRIC_COLUMNS) <= set(r)
+        assert r["mle_status"] == "ok"
+        assert len(r["beta_true"]) == len(r["beta_mle"]) == len(r["crb_var"]) == 4
+        assert np.all(np.array(r["mle_se"]) > 0) and np.all(np.array(r["crb_var"]) > 0)
+        assert isinstance(r["converged"], bool) and isinstance(r["epochs_run"], int)
+    for r in (by["hinge"], by["no_split"]):
+        assert all(math.isnan(r[k]) for k in metrics.METRIC_COLUMNS)
+        assert r["beta_hat"] == []
+    for name in ("lbfgs", "newton", "irls", "squared", "mlp"):
+        r = by[name]
+        assert r["fit_seconds"] > 0 and r["compile_seconds"] >= 0
+        assert r["epochs_run"] >= 1 and math.isfinite(r["grad_norm"])
+        assert len(r["beta_hat"]) == 4
+        assert math.isnan(r["auc"])  # not a binary family
+        assert math.isfinite(r["excess_deviance"]) and math.isfinite(r["calib_slope"])
+
+
+def test_the_glm_shaped_network_reaches_the_mle(poisson_rows):
+    names, _task_, rows, _ = poisson_rows
+    by = dict(zip(names, rows))
+    for name in ("lbfgs", "newton", "irls"):
+        r = by[name]
+        assert r["converged"], name
+        assert r["coef_z_mle"] < 1e-6, (name, r["coef_z_mle"])
+        assert r["coef_err_mle"] < 1e-6
+        assert abs(r["balance"]) < 1e-8  # Poisson-log is canonical
+    assert by["irls"]["coef_z_mle"] == 0.0
+    np.testing.assert_array_equal(by["irls"]["beta_hat"], by["irls"]["beta_mle"])
+    # a mismatched loss is consistent but not the MLE: a visible distance in SE units
+    assert by["squared"]["coef_z_mle"] > 1e-3
+    # the hidden-layer network is summarised by its GLM projection
+    assert np.isfinite(by["mlp"]["coef_err_truth"])
+
+
+def test_same_task_gives_identical_rows(poisson_rows):
+    _names, task, rows, _ = poisson_rows
+    again = list(worker.run_group(task))
+    for r1, r2 in zip(rows, again):
+        for k in r1:
+            if k not in TIMING:
+                assert _same(r1[k], r2[k]), (r1["cell_id"], k, r1[k], r2[k])
+
+
+def test_history_is_the_distance_to_the_mle_in_standard_errors():
+    task = _task(["lbfgs", "mlp"], record_history=True)
+    lbfgs, mlp = worker.run_group(task)
+    hist = lbfgs["history_dist"]
+    assert len(hist) == lbfgs["epochs_run"] + 1
+    assert hist[0] > 1.0 and hist[-1] == pytest.approx(lbfgs["coef_z_mle"], abs=1e-9)
+    assert mlp["history_dist"] == []  # no coefficients to track
+    assert "history_dist" not in next(iter(worker.run_group(_task(["lbfgs"]))))
+
+
+def test_failed_reference_still_trains_the_configurations():
+    # separable binary data: no MLE exists
+    task = _task(["lbfgs", "newton"], family="bernoulli", separable=True, n=200)
+    rows = list(worker.run_group(task))
+    for r in rows:
+        assert r["mle_status"] not in ("ok", "error")
+        assert r["status"] in ("ok", "diverged")
+        assert math.isnan(r["coef_z_mle"]) and math.isnan(r["coef_err_mle"])
+        assert r["auc"] > 0.9  # the networks still rank the separable labels
+
+
+def test_simulation_failure_gives_error_rows():
+    task = _task(["lbfgs", "newton"])
+    bad = GroupTask(
+        scenario={**task.scenario, "n": -5},
+        scenario_id="bad",
+        replicate=0,
+        data_seed=1,
+        cells=task.cells,
+    )
+    rows = list(worker.run_group(bad))
+    assert [r["status"] for r in rows] == ["error", "error"]
+    assert all("simulating the data" in r["error"] for r in rows)
+
+
+def test_an_exception_in_training_becomes_an_error_row(monkeypatch):
+    from simbench.fit import network
+
+    real_train = network.train
+
+    def flaky(X, y, config, **kw):
+        if config.name == "newton" and X.shape[0] > 100:  # not the warm-up
+            raise RuntimeError("boom")
+        return real_train(X, y, config, **kw)
+
+    monkeypatch.setattr(network, "train", flaky)
+    lbfgs, newton = worker.run_group(_task(["lbfgs", "newton"]))
+    assert lbfgs["status"] == "ok"
+    assert newton["status"] == "error" and newton["error"] == "RuntimeError: boom"
+    assert math.isnan(newton["fit_seconds"]) or newton["fit_seconds"] >= 0
+
+
+def test_warm_up_is_cached_per_structure():
+    from simbench import families
+
+    worker.clear_warm_cache()
+    fam = families.get("poisson")
+    cfg = NetworkConfig.from_dict(CONFIGS["lbfgs"])
+    first = worker.warm_up(cfg, fam, fam.default_link)
+    assert first > 0.0
+    assert worker.warm_up(cfg.replace(epochs=7), fam, fam.default_link) == 0.0
+    assert worker.warm_up(cfg, fam, fam.default_link) == 0.0
