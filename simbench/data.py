@@ -309,6 +309,27 @@ class Scenario:
         put("separable", _as_bool("separable", self.separable))
         self._resolve_beta(put)
         self._check_combinations(family, link)
+        self._drop_inapplicable(put, family)
+
+    def _drop_inapplicable(self, put, family: families.Family) -> None:
+        # Keys that do not affect the data are reset to their defaults, so that a grid over
+        # them (alpha on a Poisson scenario, rho on an iid design) gives one scenario, one id
+        # and one data set, not copies that differ only in a parameter nobody reads.
+        if family.code != codes.FAMILY_NEGATIVE_BINOMIAL:
+            put("alpha", _DEFAULT_ALPHA)
+        if family.code != codes.FAMILY_TWEEDIE:
+            put("power", _DEFAULT_POWER)
+        if family.code != codes.FAMILY_BINOMIAL:
+            put("trials", 1)
+        if not family.has_dispersion:
+            put("dispersion", 1.0)
+        if family.is_binary and self.beta is None:
+            put("mean", 2.0)
+        if self.design != "correlated":
+            put("rho", 0.5)
+            put("correlation", "equi")
+        if self.design != "categorical":
+            put("levels", _DEFAULT_LEVELS)
 
     def _resolve_family_link(self, put) -> tuple[families.Family, links.Link]:
         raw = self.family

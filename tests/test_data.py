@@ -626,7 +626,19 @@ def test_canonical_dict_and_id():
     # spelling does not matter, content does
     assert Scenario(link="canonical").id == Scenario(link="log").id == Scenario(link="exp").id
     assert Scenario(family="nb").id == Scenario(family="negative_binomial").id
-    assert Scenario(n=1001).id != s.id and Scenario(rho=0.25).id != s.id
+    assert Scenario(n=1001).id != s.id
+    corr = Scenario(design="correlated")
+    assert Scenario(design="correlated", rho=0.25).id != corr.id
+    # keys that cannot change the data are reset, so a grid over them makes one scenario
+    assert Scenario(rho=0.25).id == s.id
+    assert Scenario(alpha=3.0).id == s.id and Scenario(power=1.2).id == s.id
+    assert Scenario(trials=5).id == s.id and Scenario(dispersion=2.0).id == s.id
+    assert Scenario(levels=6).id == s.id
+    assert Scenario(family="nb", alpha=3.0).id != Scenario(family="nb").id
+    assert Scenario(family="gamma", link="log", dispersion=2.0).id != Scenario(
+        family="gamma", link="log"
+    ).id
+    assert Scenario(family="bernoulli", mean=0.3).id == Scenario(family="bernoulli").id
     assert len({Scenario(family=f).id for f in families.names()}) == len(families.names())
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.n = 5  # type: ignore[misc]

@@ -288,7 +288,10 @@ def scenario_labels(df: pd.DataFrame) -> pd.Series:
     first = df.drop_duplicates("scenario_id").set_index("scenario_id")
     if "s_link" in varying and "s_family" in varying:
         # the link adds nothing when each family comes with one link (e.g. canonical)
-        pairs = {(_hashable(f), _hashable(lk)) for f, lk in zip(first["s_family"], first["s_link"])}
+        pairs = {
+            (_hashable(f), _hashable(lk))
+            for f, lk in zip(first["s_family"], first["s_link"], strict=True)
+        }
         if len(pairs) == len({f for f, _ in pairs}):
             varying.remove("s_link")
     if not varying:
