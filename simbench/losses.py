@@ -143,25 +143,25 @@ _TABLE: dict[str, tuple[int, str, str, str]] = {
     "hinge": (
         codes.LOSS_HINGE,
         _BINARY,
-        "a margin loss needs labels y in {0, 1} (t = 2y - 1)",
+        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "hinge max(0, 1 - t mu), t = 2y - 1; identity output + L2 = soft-margin SVM",
     ),
     "squared_hinge": (
         codes.LOSS_SQUARED_HINGE,
         _BINARY,
-        "a margin loss needs labels y in {0, 1} (t = 2y - 1)",
+        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "squared hinge max(0, 1 - t mu)^2, t = 2y - 1",
     ),
     "logistic": (
         codes.LOSS_LOGISTIC,
         _BINARY,
-        "a margin loss needs labels y in {0, 1} (t = 2y - 1)",
+        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "logistic margin loss log(1 + exp(-t mu)); = Bernoulli-logit NLL with identity output",
     ),
     "perceptron": (
         codes.LOSS_PERCEPTRON,
         _BINARY,
-        "a margin loss needs labels y in {0, 1} (t = 2y - 1)",
+        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "perceptron max(0, -t mu), t = 2y - 1",
     ),
 }
@@ -220,7 +220,9 @@ def _parse_param(name: str, value: object) -> float:
     except (TypeError, ValueError):
         x = math.nan
     if isinstance(value, bool) or not _param_ok(name, x):
-        raise ValidationError(f"loss {name!r}: {keyword}={value!r} is not accepted; need {accepted}")
+        raise ValidationError(
+            f"loss {name!r}: {keyword}={value!r} is not accepted; need {accepted}"
+        )
     return x + 0.0  # -0.0 -> 0.0
 
 
@@ -547,14 +549,11 @@ def get(name: str | Loss, alpha: float | None = None, power: float | None = None
 
 
 def for_family(family) -> Loss:
-    """The negative log-likelihood of ``family`` (a Family or a family name), with its
-    parameter (negative binomial alpha, Tweedie power)."""
+    """The negative log-likelihood of ``family`` (a Family or a family name such as
+    ``"tweedie(1.7)"``), carrying its parameter (negative binomial alpha, Tweedie power)."""
     from simbench import families
 
-    fam = families.get(family) if isinstance(family, str) else family
-    name = fam.name
-    if name not in _FAMILY_DATA:
-        raise ValidationError(f"for_family: {family!r} is not a family")
-    if name in _PARAMS:
-        return Loss(name, _TABLE[name][0], float(fam.param))
-    return REGISTRY.get(name)
+    fam = families.get(family)
+    if fam.name in _PARAMS:
+        return Loss(fam.name, _TABLE[fam.name][0], float(fam.param))
+    return REGISTRY.get(fam.name)

@@ -29,14 +29,17 @@ accurate than composing h with the deviance; ``loss_eval`` and ``loss_grad_hess`
 whenever the codes match (Bernoulli and binomial share the logit path: per unit weight their
 losses are the same function of a proportion y)::
 
-    Poisson–log        ℓ = y (e^r − 1 − r)/φ, r = η − log y  (= e^η/φ at y = 0);  ℓ′ = (e^η − y)/φ
-    Bernoulli–logit    ℓ = [log(1 + e^η) − yη + y log y + (1−y) log(1−y)]/φ;      ℓ′ = (σ(η) − y)/φ
-    Gaussian–identity  ℓ = (y − η)²/(2φ);                                          ℓ′ = (η − y)/φ
-    Gamma–log          ℓ = (e^r − 1 − r)/φ, r = log y − η;                         ℓ′ = −(e^r − 1)/φ
+    Poisson–log        ℓ = y (q − 1 − log q)/φ, q = e^η/y  (e^η/φ at y = 0);  ℓ′ = (e^η − y)/φ
+    Bernoulli–logit    ℓ = [log(1 + e^η) − yη + y log y + (1−y) log(1−y)]/φ;  ℓ′ = (σ(η) − y)/φ
+    Gaussian–identity  ℓ = (y − η)²/(2φ);                                      ℓ′ = (η − y)/φ
+    Gamma–log          ℓ = (q − 1 − log q)/φ, q = y e^{−η};                    ℓ′ = (1 − q)/φ
 
-The ``e^r − 1 − r`` forms (``expm1(r) − r``) keep the loss accurate near its minimum, where
-the textbook form e^η − yη + y log y − y cancels to a few digits.  ``log(1 + e^η)`` is split
-at η = 0, so the Bernoulli–logit loss at η = −1000, y = 1 is 1000, not inf.
+In the q forms q − 1 is exact and log q is good to an ulp, so the loss keeps its digits near
+its minimum (q = 1), where the textbook e^η − yη + y log y − y cancels; where e^η or q would
+leave the float range they switch to the log-space form, so Poisson–log at η = −1000 and
+Gamma–log at η = 1000 (or wherever y e^{−η} is finite) stay finite.  ``log(1 + e^η)`` is
+max(η, 0) + log1p(e^{−|η|}), so the Bernoulli–logit loss at η = −1000, y = 1 is 1000.
+Each fused row costs two transcendental calls (exp, and log or log1p).
 
 The generic path (h, h′, h″ from the link kernels, then V, V′ and d from the family kernels)
 serves every other pair.  It is exact in exact arithmetic but inherits the cancellation of
@@ -51,6 +54,7 @@ always means "row absent".  Totals are summed serially in row order.
 
 from __future__ import annotations
 
+import math
 from math import exp, expm1, log, log1p
 
 from simbench._jit import kernel
@@ -83,6 +87,10 @@ PAIR_GAMMA_LOG = 4
 # Loss codes below this are family negative log-likelihoods (they equal the family codes).
 N_FAMILY_CODES = 20
 
+# Ratios inside (_TINY, _HUGE) are normal floats with room for a product of two of them.
+_TINY = 1e-300
+_HUGE = 1e300
+
 
 @kernel
 def fused_pair(lcode, hcode):
@@ -105,20 +113,25 @@ def fused_pair(lcode, hcode):
 
 @kernel
 def _poisson_log_value(y, eta, phi):
-    if y > 0.0:
-        r = eta - log(y)
-        return y * (expm1(r) - r) / phi
-    return exp(eta) / phi
+    return _poisson_log(y, eta, phi)[0]
 
 
 @kernel
 def _poisson_log(y, eta, phi):
     mu = exp(eta)
     if y > 0.0:
-        r = eta - log(y)
-        value = y * (expm1(r) - r)
-    else:
+        q = mu / y
+        if q > _TINY and q < _HUGE and mu > _TINY:
+            # y (q - 1 - log q): q - 1 is exact and log q has a relative error of an ulp,
+            # so near the minimum the loss is accurate to a few ulp / |log q|
+            value = y * ((q - 1.0) - log(q))
+        else:
+            # mu or mu / y at the edge of the float range: far from the minimum, no cancellation
+            value = (mu - y) - y * (eta - log(y))
+    elif y == 0.0:
         value = mu
+    else:  # y < 0 or nan: no Poisson deviance
+        value = math.nan
     return value / phi, (mu - y) / phi, mu / phi
 
 
@@ -132,16 +145,15 @@ def _xlogx_pair(y):
 
 @kernel
 def _bernoulli_logit_value(y, eta, phi):
-    # log(1 + e^eta) - y eta = max(eta, 0) - y eta + log1p(e^-|eta|): nothing overflows, and
-    # at y = 1, eta > 0 the first two terms cancel exactly
-    value = max(eta, 0.0) - y * eta + log1p(exp(-abs(eta)))
-    return (value + _xlogx_pair(y)) / phi
+    return _bernoulli_logit(y, eta, phi)[0]
 
 
 @kernel
 def _bernoulli_logit(y, eta, phi):
     e = exp(-abs(eta))
     t = e / (1.0 + e)  # sigma(-|eta|), the smaller of sigma(eta) and 1 - sigma(eta)
+    # log(1 + e^eta) - y eta = max(eta, 0) - y eta + log1p(e^-|eta|): nothing overflows, and
+    # at y = 1, eta > 0 the first two terms cancel exactly
     value = max(eta, 0.0) - y * eta + log1p(e)
     # mu - y, written for eta > 0 as (1 - y) - (1 - mu): exact at y = 1 where mu rounds to 1.
     # Both sides are computed so the choice is a select, not an unpredictable branch.
@@ -153,8 +165,7 @@ def _bernoulli_logit(y, eta, phi):
 
 @kernel
 def _gaussian_identity_value(y, eta, phi):
-    r = eta - y
-    return 0.5 * r * r / phi
+    return _gaussian_identity(y, eta, phi)[0]
 
 
 @kernel
@@ -165,19 +176,25 @@ def _gaussian_identity(y, eta, phi):
 
 @kernel
 def _gamma_log_value(y, eta, phi):
-    r = log(y) - eta
-    return (expm1(r) - r) / phi
+    return _gamma_log(y, eta, phi, HESS_EXPECTED)[0]
 
 
 @kernel
 def _gamma_log(y, eta, phi, hess_kind):
-    r = log(y) - eta
-    em = expm1(r)
-    if hess_kind == HESS_EXPECTED:
-        d2 = 1.0 / phi
+    e = exp(-eta)
+    q = y * e  # y / mu
+    if q > _TINY and q < _HUGE and e > _TINY and e < _HUGE:
+        value = (q - 1.0) - log(q)  # as accurate as q itself near the minimum q = 1
+        d1 = 1.0 - q
     else:
-        d2 = exp(r) / phi  # y e^{-eta}
-    return (em - r) / phi, -em / phi, d2
+        # e^-eta or y e^-eta leaves the float range where y e^-eta = exp(log y - eta) need not
+        r = log(y) - eta
+        q = exp(r)
+        em = expm1(r)
+        value = em - r
+        d1 = -em
+    d2 = 1.0 if hess_kind == HESS_EXPECTED else q
+    return value / phi, d1 / phi, d2 / phi
 
 
 # ---- losses of (y, mu) with no family --------------------------------------------------------

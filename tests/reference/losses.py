@@ -49,7 +49,11 @@ def link_h012(code: int, lam: float, eta):
         d = emx * np.exp(-emx)
         return np.exp(-emx), d, d * (emx - 1)
     if code == codes.LINK_CAUCHIT:
-        return 0.5 + np.arctan(x) / np.pi, 1 / (np.pi * (1 + x**2)), -2 * x / (np.pi * (1 + x**2) ** 2)
+        return (
+            0.5 + np.arctan(x) / np.pi,
+            1 / (np.pi * (1 + x**2)),
+            -2 * x / (np.pi * (1 + x**2) ** 2),
+        )
     if code == codes.LINK_INVERSE:
         return 1 / x, -1 / x**2, 2 / x**3
     if code == codes.LINK_INVERSE_SQUARED:
