@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ValidationError
+from .report.commands import compare_command, report_command, table_command
 
 __all__ = [
     "EXIT_FAILED",
@@ -339,6 +340,18 @@ def _list(parser: argparse.ArgumentParser) -> Handler:
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+# Reporting commands live with the reporting code; they import pandas and matplotlib only
+# when they run, so registering them keeps `simbench list` fast.
+command("table", help="aggregate a results directory into a table (md, latex, csv, html)")(
+    table_command
+)
+command("report", help="write DIR/report.md with tables and figures")(report_command)
+command(
+    "compare",
+    help="accuracy and speed changes between two results directories (exit 3 on regression)",
+)(compare_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

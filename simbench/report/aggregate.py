@@ -165,8 +165,9 @@ _DIRECTIONS: dict[str, Direction] = {
     "epochs_run": Direction("none"),
     "grad_norm": _LOWER,
     "converged": _HIGHER,
-    "efficiency": _HIGHER,
-    "crb_efficiency": _HIGHER,
+    # above 1 only through bias (shrinkage): more is not better, so no best is marked
+    "efficiency": Direction("none"),
+    "crb_efficiency": Direction("none"),
     "mse_efficiency": _HIGHER,
 }
 
@@ -273,18 +274,46 @@ def varying_params(df: pd.DataFrame, prefix: str) -> list[str]:
 
 # the scenario keys that do not need "key=" in front of their value
 _BARE_SCENARIO_KEYS = ("s_family",)
+_BINARY = ("bernoulli", "binomial")
+
+
+def _has_dispersion(family: Any) -> bool:
+    try:
+        from .. import families
+
+        return bool(families.get(str(family)).has_dispersion)
+    except (ImportError, ValueError, KeyError):
+        return True
+
+
+# when a scenario key reads at all (mirrors Scenario's reset of inapplicable keys): a label
+# does not mention the dispersion of a Poisson scenario even if other scenarios vary it
+_APPLIES = {
+    "s_alpha": lambda r: r.get("s_family") == "negative_binomial",
+    "s_power": lambda r: r.get("s_family") == "tweedie",
+    "s_trials": lambda r: r.get("s_family") == "binomial",
+    "s_dispersion": lambda r: _has_dispersion(r.get("s_family")),
+    "s_mean": lambda r: r.get("s_family") not in _BINARY or r.get("s_beta") is not None,
+    "s_rho": lambda r: r.get("s_design", "correlated") == "correlated",
+    "s_correlation": lambda r: r.get("s_design", "correlated") == "correlated",
+    "s_levels": lambda r: r.get("s_design", "categorical") == "categorical",
+}
 # scenario keys tried, in order, to name a sweep with a single scenario
 _SINGLE_SCENARIO_KEYS = ("s_family", "s_n")
 
 
-def scenario_labels(df: pd.DataFrame) -> pd.Series:
+def scenario_labels(df: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.Series:
     """Readable scenario labels indexed by ``scenario_id``, e.g. ``"poisson, n=1000"``.
 
     Built from the scenario parameters that vary across the table (the family alone, the
-    others as ``key=value``); a single scenario is named by its family and ``n``.
+    others as ``key=value``), leaving out in each label the parameters that do not apply
+    to that scenario (the dispersion of a Poisson scenario, ``rho`` of an iid design); a
+    single scenario is named by its family and ``n``.
+    ``exclude`` leaves parameters out (e.g. ``("s_n",)`` to label the panels of a plot
+    against ``n``); labels are then not unique.
     """
     df = _check_results(df)
-    varying = varying_params(df, "s_")
+    varying = [c for c in varying_params(df, "s_") if c not in exclude]
     first = df.drop_duplicates("scenario_id").set_index("scenario_id")
     if "s_link" in varying and "s_family" in varying:
         # the link adds nothing when each family comes with one link (e.g. canonical)
@@ -295,17 +324,20 @@ def scenario_labels(df: pd.DataFrame) -> pd.Series:
         if len(pairs) == len({f for f, _ in pairs}):
             varying.remove("s_link")
     if not varying:
-        varying = [c for c in _SINGLE_SCENARIO_KEYS if c in df.columns]
+        varying = [c for c in _SINGLE_SCENARIO_KEYS if c in df.columns and c not in exclude]
     if not varying:
         return pd.Series(first.index.astype(str), index=first.index, dtype=object)
     labels = []
     for _, row in first.iterrows():
         parts = []
         for c in varying:
+            if c in _APPLIES and "s_family" in row and not _APPLIES[c](row):
+                continue
             value = format_param(row[c])
             parts.append(value if c in _BARE_SCENARIO_KEYS else f"{c[2:]}={value}")
-        labels.append(", ".join(parts))
-    return _unique(pd.Series(labels, index=first.index, dtype=object))
+        labels.append(", ".join(parts) or format_param(row.get("s_family", row.name)))
+    labels = pd.Series(labels, index=first.index, dtype=object)
+    return labels if exclude else _unique(labels)
 
 
 def config_labels(df: pd.DataFrame) -> pd.Series:

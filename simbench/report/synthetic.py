@@ -314,7 +314,7 @@ def write_results(df, directory: str | Path, **provenance: Any) -> Path:
     """
     import pandas as pd
 
-    from ..sweep.store import ResultStore
+    from ..sweep.store import MANIFEST, ResultStore, atomic_write_bytes
 
     directory = Path(directory)
     manifest = json.loads(json.dumps(df.attrs.get("manifest") or {}, default=str))
@@ -325,9 +325,9 @@ def write_results(df, directory: str | Path, **provenance: Any) -> Path:
         for run in manifest.get("runs", []):
             run.setdefault("provenance", {}).update(provenance)
     store = ResultStore(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    store.parts.mkdir(exist_ok=True)
-    store._write_manifest(manifest)
+    store.parts.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(manifest, indent=2, default=str)
+    atomic_write_bytes(directory / MANIFEST, text.encode("utf-8"))
     run_id = str(df["run_id"].iloc[0]) if "run_id" in df and len(df) else "synthetic-run"
     writer = store.writer(run_id, flush_rows=max(1, len(df)))
     for record in df.to_dict(orient="records"):

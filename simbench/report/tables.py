@@ -64,6 +64,8 @@ _STAT_TEXT = {
     "max": "maximum",
 }
 _SPECIAL_KEYS = {"scenario": "scenario", "config": "config", "configuration": "config"}
+# keys whose values read on their own in a column header ("poisson", "adam")
+_BARE_KEYS = frozenset({"scenario", "config", "s_family", "s_link", "c_name", "c_optimizer"})
 
 
 @dataclass
@@ -120,11 +122,11 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def caption(self) -> str:
+        lo, hi = self.replicates
+        reps = f"{hi}" if lo == hi else f"{lo}–{hi}"
         if self.derived:
-            what = "mean over coefficients, across replicates"
+            what = f"mean over the coefficients of per-coefficient ratios ({reps} replicates)"
         else:
-            lo, hi = self.replicates
-            reps = f"{hi}" if lo == hi else f"{lo}–{hi}"
             what = f"{_STAT_TEXT[self.stat]} over {reps} replicates (ok cells)"
         best = (
             f"; best per row marked ({self.direction.describe()})"
@@ -291,11 +293,19 @@ def make_table(
     row_keys, notes = _complete(agg, row_keys, col_keys)
     direc = direction(metric)
 
-    def labels(keys: list[str]) -> list[tuple[str, ...]]:
-        return [tuple(format_param(v) for v in rec) for rec in agg[keys].to_numpy(dtype=object)]
+    def labels(keys: list[str], named: bool) -> list[tuple[str, ...]]:
+        # column headers carry their key ("n=1000"); row labels sit under a key header
+        prefix = [named and k not in _BARE_KEYS for k in keys]
+        return [
+            tuple(
+                f"{_key_name(k)}={format_param(v)}" if pre else format_param(v)
+                for k, v, pre in zip(keys, rec, prefix, strict=True)
+            )
+            for rec in agg[keys].to_numpy(dtype=object)
+        ]
 
-    row_of = labels(row_keys)
-    col_of = labels(col_keys)
+    row_of = labels(row_keys, named=False)
+    col_of = labels(col_keys, named=True)
     row_labels = _ordered_unique(row_of)
     col_labels = _ordered_unique(col_of)
     r_index = {r: i for i, r in enumerate(row_labels)}
@@ -319,7 +329,7 @@ def make_table(
             cell.n_nan = int(rec[f"{metric}_nan"])
     if not derived:
         _fill_extremes(df, agg, metric, cells, r_index, c_index, row_of, col_of)
-    _mark_best(cells, direc, stat)
+    _mark_best(cells, direc, stat, derived)
     reps = [c.n for row in cells for c in row if c.present and c.n > 0]
     return Table(
         metric=metric,
@@ -354,17 +364,36 @@ def _fill_extremes(df, agg, metric, cells, r_index, c_index, row_of, col_of) -> 
             cell.max = float(hi[(sid, cid)])
 
 
-def _mark_best(cells: list[list[TableCell]], direc: Direction, stat: str) -> None:
+def _mark_best(table_cells: list[list[TableCell]], direc: Direction, stat: str, derived: bool):
+    """Bold the best entry of each row, and every entry that ties with it as displayed.
+
+    Two entries tie when they differ by at most half a unit in the last digit shown for
+    the best one: four optimisers that all reach the MLE print the same number and are
+    all marked, rather than one of them by a difference in the eighth digit.
+    """
     if not direc.ordered or stat not in ("mean", "mean_sd", "median"):
         return
-    for row in cells:
-        vals = np.array([c.value(stat) if c.present else np.nan for c in row], dtype=float)
+    for row in table_cells:
+        vals = np.array([c.value(stat) if c.present and c.n else np.nan for c in row])
         bad = direc.badness(vals)
         if np.sum(np.isfinite(bad)) < 2:
             continue  # a row with a single entry has no "best"
-        best = np.nanmin(bad)
+        i_best = int(np.nanargmin(bad))
+        kind, num, _ = _entry_parts(row[i_best], stat, derived)
+        unit = 0.0
+        if kind == "value":
+            unit = _last_digit(num, row[i_best].value(stat), fixed=derived)
         for c, b in zip(row, bad, strict=True):
-            c.best = bool(np.isfinite(b) and b == best)
+            c.best = bool(np.isfinite(b) and b <= bad[i_best] + 0.5 * unit)
+
+
+def _last_digit(num: _Number, x: float, fixed: bool) -> float:
+    """The value of one unit in the last digit shown for ``x`` (0 for an exact 0)."""
+    if num.error is None and not fixed:
+        # four significant digits, trailing zeros dropped: count them back in
+        return 0.0 if x == 0 else 10.0 ** (math.floor(math.log10(abs(x))) - 3)
+    decimals = len(num.value.split(".")[1]) if "." in num.value else 0
+    return 10.0 ** (-decimals + (num.exponent or 0))
 
 
 # --------------------------------------------------------------------------- numbers
@@ -382,11 +411,12 @@ class _Number:
     exponent: int | None = None
 
 
-def format_number(x: float, err: float | None = None) -> _Number:
+def format_number(x: float, err: float | None = None, decimals: int | None = None) -> _Number:
     """Digits driven by the uncertainty: two significant digits of ``err``.
 
-    Without a usable ``err``, four significant digits.  Values far from 1 (below 1e-3 or
-    from 1e5) share a power of ten with their error: ``(1.32 ± 0.21)×10⁻⁷``.
+    Without a usable ``err``, ``decimals`` decimals if given, else four significant
+    digits.  Values far from 1 (below 1e-3 or from 1e5) share a power of ten with their
+    error: ``(1.32 ± 0.21)×10⁻⁷``.
     """
     if not math.isfinite(x):
         return _Number("—")
@@ -399,6 +429,8 @@ def format_number(x: float, err: float | None = None) -> _Number:
         if has_err:
             err = err / 10.0**exponent
     if not has_err:
+        if decimals is not None and exponent is None:
+            return _Number(f"{x:.{decimals}f}")
         if exponent is not None:
             return _Number(f"{x:.3f}".rstrip("0").rstrip("."), None, exponent)
         text = f"{x:.4g}"
@@ -433,7 +465,7 @@ def _entry_parts(cell: TableCell, stat: str, derived: bool) -> tuple[str, _Numbe
     if cell.n == 0 or not math.isfinite(cell.value(stat)):
         return "missing", None, note
     if derived:
-        return "value", format_number(cell.mean), note
+        return "value", format_number(cell.mean, decimals=3), note
     if stat == "mean":
         return "value", format_number(cell.mean, cell.se if cell.n > 1 else None), note
     if stat == "mean_sd":
@@ -498,7 +530,7 @@ _LATEX_SPECIAL = {
 
 def latex_escape(text: str) -> str:
     """Escape LaTeX's special characters (``_`` in metric and parameter names above all)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text)).replace("±", "$\\pm$")
 
 
 def _render_md(table: Table, caption: bool) -> str:
