@@ -12,6 +12,19 @@ Every function below is pure (arrays in, numbers out) except :func:`glm_projecti
 :func:`cell_metrics` assembles the per-cell columns of a result row and
 :func:`reference_columns` the columns that every cell of a group shares.
 
+Which coefficients
+------------------
+``β̂`` is always on the scale of the scenario's link.  A network without hidden layers (or a
+deep linear one) whose output activation is the scenario's inverse link uses its own
+coefficients.  Any other network (hidden layers, or an output activation that is not the
+scenario's inverse link) is summarised by its *GLM projection*: the scenario's family and
+link refitted by IRLS with the network's means ``μ̂`` on the reference sample as the
+response (:func:`glm_projection`; exact for the first kind).  ``fit_glm`` accepts such
+responses (non-integer counts, fractional binary responses), so no support check is
+bypassed.  Margin losses, whose outputs are scores, use their own coefficients, or with
+hidden layers the least-squares projection of the score (:func:`linear_projection`); only
+their direction is compared.
+
 When a metric is NaN
 --------------------
 * ``auc``, ``auc_oracle``: the family is not binary (Bernoulli or binomial).
@@ -53,6 +66,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "dev_train",
     "dev_test",
     "balance",
+    "balance_max",
     "calib_slope",
     "calib_intercept",
     "auc",
@@ -82,6 +96,7 @@ METRIC_DESCRIPTIONS: Mapping[str, str] = {
     "dev_train": "mean w d(y, μ̂) over the training sample",
     "dev_test": "mean w d(y, μ̂) over the test sample",
     "balance": "Σ w μ̂ / Σ w y − 1 on the training sample",
+    "balance_max": "max_j |Σ w x̃_j (μ̂ − y)| / Σ w |x̃_j| |y| over the columns of x̃",
     "calib_slope": "slope b of the GLM y ~ a + b η̂ on the test sample (same family, link)",
     "calib_intercept": "intercept a of the GLM y ~ a + b η̂ on the test sample",
     "auc": "test AUC of μ̂ (binary families; ties count ½)",
@@ -123,18 +138,23 @@ def coef_err_truth(beta_hat, beta_true) -> float:
 
 
 def coef_err_mle(beta_hat, beta_mle) -> float:
-    """Largest absolute coefficient difference from the MLE, :math:`\\lVert \\hat\\beta - \\hat\\beta_{MLE} \\rVert_\\infty`."""
+    """Largest absolute difference from the MLE.
+
+    .. math:: \\lVert \\hat\\beta - \\hat\\beta_{MLE} \\rVert_\\infty
+    """
     return float(np.max(np.abs(_f64(beta_hat) - _f64(beta_mle))))
 
 
 def coef_z_mle(beta_hat, beta_mle, fisher_information) -> float:
     """Distance from the MLE in standard-error units.
 
-    .. math:: z = \\sqrt{(\\hat\\beta - \\hat\\beta_{MLE})^\\top I_n (\\hat\\beta - \\hat\\beta_{MLE})}
+    .. math:: z = \\sqrt{(\\hat\\beta - \\hat\\beta_{MLE})^\\top I_n
+              (\\hat\\beta - \\hat\\beta_{MLE})}
 
     with ``I_n = X̃ᵀ W X̃ / φ`` the Fisher information of the training sample at
-    ``β_MLE``.  Under the MLE's own sampling distribution ``z² ~ χ²_{p+1}``, so a
-    configuration within ``z ≪ 1`` is statistically indistinguishable from the MLE.
+    ``β_MLE``.  For scale: the MLE's own sampling error, measured the same way against the
+    truth, is ``z² ≈ χ²_{p+1}``; a configuration at ``z ≪ 1`` from the MLE is therefore
+    statistically indistinguishable from it.
     """
     d = _f64(beta_hat) - _f64(beta_mle)
     q = float(d @ _f64(fisher_information) @ d)
@@ -207,7 +227,10 @@ def excess_deviance(family, mu_true, mu_hat, phi: float, weights=None) -> float:
 
 
 def eta_rmse(eta_hat, eta_true) -> float:
-    """Root mean square error on the linear-predictor scale, :math:`\\sqrt{\\overline{(\\hat\\eta-\\eta^*)^2}}`."""
+    """Root mean square error on the linear-predictor scale.
+
+    .. math:: \\sqrt{\\tfrac1n \\textstyle\\sum_i (\\hat\\eta_i - \\eta^*_i)^2}
+    """
     return float(_k.rmse_diff(_f64(eta_hat), _f64(eta_true)))
 
 
@@ -229,11 +252,28 @@ def balance(y, mu_hat, weights=None) -> float:
     return float(_k.weighted_sum_ratio(_f64(mu_hat), _f64(y), _weights_or_empty(weights))) - 1.0
 
 
+def balance_max(X, y, mu_hat, weights=None) -> float:
+    """Largest relative imbalance of the score equations over the columns of ``x̃ = (1, x)``.
+
+    .. math:: \\max_j \\frac{|\\sum_i w_i \\tilde x_{ij} (\\hat\\mu_i - y_i)|}
+              {\\sum_i w_i |\\tilde x_{ij}|\\, |y_i|}
+
+    The intercept column gives ``|balance|``; a 0/1 dummy column gives the balance within
+    its level, so for a dummy-coded factor this is the worst per-level balance.  Every term
+    is zero (to rounding) for a canonical-link MLE, whose score equations are
+    ``X̃ᵀ W (y − μ̂) = 0`` column by column.  Columns with a zero denominator are ignored.
+    """
+    return float(
+        _k.max_column_imbalance(_f64(X), _f64(y), _f64(mu_hat), _weights_or_empty(weights))
+    )
+
+
 def auc(score, y, weights=None) -> float:
     """Area under the ROC curve (weighted Mann–Whitney; tied scores count ½).
 
     .. math:: \\mathrm{AUC} = \\frac{\\sum_{i,j} w_i y_i\\, w_j (1-y_j)
-              \\left([s_i > s_j] + \\tfrac12 [s_i = s_j]\\right)}{\\sum_i w_i y_i \\sum_j w_j(1-y_j)}
+              \\left([s_i > s_j] + \\tfrac12 [s_i = s_j]\\right)}
+              {\\sum_i w_i y_i \\sum_j w_j(1-y_j)}
 
     ``y`` is a 0/1 label or a binomial proportion (with ``w`` the trials).  O(n log n).
     NaN if a score is NaN or a class is empty.
@@ -298,7 +338,10 @@ def glm_projection(X, mu_hat, family, link, weights=None, offset=None) -> np.nda
 
 
 def linear_projection(X, score, weights=None, offset=None) -> np.ndarray | None:
-    """Least-squares projection of a score onto ``x̃``: :math:`\\arg\\min_b \\sum w (s - o - \\tilde x^\\top b)^2`.
+    """Least-squares projection of a score onto ``x̃``.
+
+    .. math:: \\arg\\min_b \\sum_i w_i (s_i - o_i - \\tilde x_i^\\top b)^2
+
 
     The coefficients of a margin-loss network with hidden layers, whose output is a score
     rather than a mean; only their direction (``coef_cos_truth``) is used.
@@ -368,7 +411,7 @@ class Reference:
 
 
 def truth_information(data) -> np.ndarray:
-    """``I_n(β*)`` of a dataset: :func:`fisher_information` at the truth, training design, true φ."""
+    """``I_n(β*)``: :func:`fisher_information` at the truth on the training design, true φ."""
     return fisher_information(
         data.X,
         data.beta,
@@ -387,7 +430,9 @@ def _diag_inverse(info: np.ndarray) -> np.ndarray:
         return np.full(info.shape[0], np.nan)
 
 
-def reference_columns(data, fit=None, status: str | None = None) -> tuple[Reference, dict[str, Any]]:
+def reference_columns(
+    data, fit=None, status: str | None = None
+) -> tuple[Reference, dict[str, Any]]:
     """The reference quantities of a group and the row columns every cell shares.
 
     Columns: ``beta_true``; ``crb_var``, the Cramér–Rao bound ``diag(I_n(β*)⁻¹)`` on the
@@ -501,6 +546,7 @@ def cell_metrics(
 
     row["mu_rel_err"] = mu_rel_err(mu_test, data.mu_test)
     row["balance"] = balance(data.y, mu_train, data.weights)
+    row["balance_max"] = balance_max(data.X, data.y, mu_train, data.weights)
     row["dev_train"] = mean_deviance(family, data.y, mu_train, data.weights)
     row["dev_test"] = mean_deviance(family, data.y_test, mu_test, data.weights_test)
     row["excess_deviance"] = excess_deviance(

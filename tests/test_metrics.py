@@ -88,7 +88,9 @@ def test_auc_binomial_proportions_equal_expanded_bernoulli():
     k = rng.binomial(m, 0.4)
     s = np.round(rng.normal(size=60), 1)
     s_long = np.repeat(s, m)
-    y_long = np.concatenate([np.r_[np.ones(ki), np.zeros(mi - ki)] for ki, mi in zip(k, m)])
+    y_long = np.concatenate(
+        [np.r_[np.ones(ki), np.zeros(mi - ki)] for ki, mi in zip(k, m, strict=True)]
+    )
     got = M.auc(s, k / m, m.astype(float))
     assert got == pytest.approx(roc_auc_score(y_long, s_long), abs=1e-13)
 
@@ -142,9 +144,20 @@ def test_error_reductions_match_reference():
     mu_hat = mu_true * np.exp(rng.normal(scale=0.1, size=1000))
     w = rng.uniform(0.5, 2.0, 1000)
     assert M.eta_rmse(a, b) == pytest.approx(ref.eta_rmse(a, b), rel=1e-13)
-    assert M.mu_rel_err(mu_hat, mu_true) == pytest.approx(ref.mu_rel_err(mu_hat, mu_true), rel=1e-13)
-    assert M.balance(mu_true, mu_hat, w) == pytest.approx(ref.balance(mu_true, mu_hat, w), abs=1e-14)
+    assert M.mu_rel_err(mu_hat, mu_true) == pytest.approx(
+        ref.mu_rel_err(mu_hat, mu_true), rel=1e-13
+    )
+    assert M.balance(mu_true, mu_hat, w) == pytest.approx(
+        ref.balance(mu_true, mu_hat, w), abs=1e-14
+    )
     assert M.balance(mu_true, mu_hat) == pytest.approx(ref.balance(mu_true, mu_hat), abs=1e-14)
+    X = rng.normal(size=(1000, 3))
+    X[:, 2] = rng.random(1000) < 0.3  # a dummy column
+    assert M.balance_max(X, mu_true, mu_hat, w) == pytest.approx(
+        ref.balance_max(X, mu_true, mu_hat, w), rel=1e-12
+    )
+    assert M.balance_max(X, mu_true, mu_true) == 0.0
+    assert M.balance_max(X, mu_true, mu_hat) >= abs(M.balance(mu_true, mu_hat))
     assert M.eta_rmse(a, a) == 0.0
     assert M.mu_rel_err(mu_true, mu_true) == 0.0
     assert M.balance(mu_true, mu_true, w) == 0.0
@@ -324,6 +337,20 @@ def test_canonical_link_mle_is_balanced(family, link, beta):
     assert M.coef_z_mle(fit.coef, fit.coef, fit.fisher_information) == 0.0
 
 
+def test_canonical_mle_is_balanced_within_every_level_of_a_factor():
+    from simbench.fit.glm import fit_glm
+
+    data = _dataset("poisson", design="categorical", levels=4, n=2000)
+    fit = fit_glm(data.X, data.y, family=data.family, link=data.link)
+    assert fit.status == "ok"
+    assert M.balance_max(data.X, data.y, fit.predict(data.X)) < 1e-10
+    # the per-level balance, computed directly for each dummy column
+    mu = fit.predict(data.X)
+    for j in range(data.X.shape[1]):
+        level = data.X[:, j] == 1.0
+        assert abs(mu[level].sum() / data.y[level].sum() - 1.0) < 1e-10
+
+
 def test_non_canonical_mle_is_not_balanced():
     from simbench.fit.glm import fit_glm
 
@@ -335,7 +362,9 @@ def test_non_canonical_mle_is_not_balanced():
 def test_calibration_matches_statsmodels_and_is_one_for_the_truth():
     import statsmodels.api as sm
 
-    fam, lnk, X, y, mu = _glm_data("bernoulli", "logit", np.array([-0.2, 1.0, -0.6]), 50_000, _rng(22))
+    fam, lnk, _, y, mu = _glm_data(
+        "bernoulli", "logit", np.array([-0.2, 1.0, -0.6]), 50_000, _rng(22)
+    )
     eta = lnk.g(mu)
     slope, intercept = M.calibration(y, eta, fam, lnk)
     sm_fit = sm.GLM(y, sm.add_constant(eta), family=sm.families.Binomial()).fit(tol=1e-12)
@@ -348,7 +377,7 @@ def test_calibration_matches_statsmodels_and_is_one_for_the_truth():
     slope2, _ = M.calibration(y, 2.0 * eta, fam, lnk)
     assert slope2 == pytest.approx(slope / 2.0, rel=1e-8)
     # poisson: against statsmodels too
-    fam, lnk, X, y, mu = _glm_data("poisson", "log", np.array([0.5, 0.4, 0.2]), 5000, _rng(23))
+    fam, lnk, _, y, mu = _glm_data("poisson", "log", np.array([0.5, 0.4, 0.2]), 5000, _rng(23))
     eta_hat = lnk.g(mu) * 1.1 - 0.1
     slope, intercept = M.calibration(y, eta_hat, fam, lnk)
     sm_fit = sm.GLM(y, sm.add_constant(eta_hat), family=sm.families.Poisson()).fit(tol=1e-12)
@@ -476,7 +505,11 @@ def test_cell_metrics_margin_loss_and_failed_reference():
     score_train = data.X @ data.beta[1:] * 3.0
     score_test = data.X_test @ data.beta[1:] * 3.0
     row = M.cell_metrics(
-        data, score_train, score_test, coef=np.r_[0.0, 3 * data.beta[1:]], margin=True,
+        data,
+        score_train,
+        score_test,
+        coef=np.r_[0.0, 3 * data.beta[1:]],
+        margin=True,
         reference=reference,
     )
     assert row["coef_cos_truth"] == pytest.approx(1.0, abs=1e-14)

@@ -151,9 +151,21 @@ def test_dropout_gradient_matches_reference_with_the_same_masks(data):
     cols = np.cumsum([0, *sizes[1:-1]])
     masks = [keep[:, cols[i] : cols[i + 1]] for i in range(len(sizes) - 2)]
     f_ref, g_ref = ref_net.objective(
-        theta, sizes, acts, output.code, output.param, loss.code, loss.param, X, y, w, off, l2,
-        masks, 1 / 0.7,
-    )  # fmt: skip
+        theta,
+        sizes,
+        acts,
+        output.code,
+        output.param,
+        loss.code,
+        loss.param,
+        X,
+        y,
+        w,
+        off,
+        l2,
+        masks,
+        1 / 0.7,
+    )
     np.testing.assert_allclose(f, f_ref, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(grad, g_ref, rtol=0, atol=1e-10 * max(1e-300, np.abs(g_ref).max()))
 
@@ -175,14 +187,48 @@ def test_glm_shaped_gradient_is_xt_times_loss_derivative(data):
     eta = theta[0] + X @ theta[1:]
     gi = np.empty(n)
     total = loss_grad_hess(
-        loss.code, loss.param, 1.0, output.code, output.param, codes.HESS_EXPECTED,
-        y, eta, w, off, gi, EMPTY,
-    )  # fmt: skip
+        loss.code,
+        loss.param,
+        1.0,
+        output.code,
+        output.param,
+        codes.HESS_EXPECTED,
+        y,
+        eta,
+        w,
+        off,
+        gi,
+        EMPTY,
+    )
     expected = np.concatenate([[gi.sum()], X.T @ gi])
     grad = np.empty(p + 1)
-    got = k.glm_loss_grad(theta, X, y, w, off, loss.code, loss.param, output.code, output.param, grad)
+    got = k.glm_loss_grad(
+        theta, X, y, w, off, loss.code, loss.param, output.code, output.param, grad
+    )
     np.testing.assert_allclose(got, total, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(grad, expected, rtol=0, atol=1e-11 * max(1.0, np.abs(expected).max()))
+    np.testing.assert_allclose(
+        grad, expected, rtol=0, atol=1e-11 * max(1.0, np.abs(expected).max())
+    )
+
+
+@pytest.mark.parametrize(("loss_name", "outputs", "ykind"), ALL_PAIRS)
+def test_derivative_only_loss_loop_equals_loss_eval(loss_name, outputs, ykind):
+    """The value-free loop of a mini-batch step dispatches like loss_eval, bit for bit."""
+    from simbench.kernels.losses import loss_eval
+
+    rng = np.random.default_rng(8)
+    y = _response(ykind, rng, 300)
+    eta = rng.normal(0.0, 1.5, 300)
+    loss = losses.get(loss_name)
+    for name in outputs:
+        out = links.get(name)
+        d1 = np.empty(300)
+        k._loss_d1(loss.code, loss.param, out.code, out.param, y, eta, d1, 300)
+        ref = [
+            loss_eval(loss.code, loss.param, 1.0, out.code, out.param, y[i], eta[i], 1)[1]
+            for i in range(300)
+        ]
+        assert np.array_equal(d1, np.array(ref), equal_nan=True)
 
 
 def test_glm_path_equals_the_batched_path_without_hidden_layers():
@@ -198,9 +244,22 @@ def test_glm_path_equals_the_batched_path_without_hidden_layers():
     args = (codes.FAMILY_POISSON, 0.0, codes.LINK_LOG, 0.0)
     t1 = k.glm_loss_grad(theta, X, y, w, off, *args, g1)
     t2 = k.mlp_loss_grad(
-        theta, sizes, layer_offsets(sizes), np.empty(0, np.int64), codes.LINK_LOG, 0.0,
-        codes.FAMILY_POISSON, 0.0, X, y, w, off, NO_MASK, 1.0, g2,
-    )  # fmt: skip
+        theta,
+        sizes,
+        layer_offsets(sizes),
+        np.empty(0, np.int64),
+        codes.LINK_LOG,
+        0.0,
+        codes.FAMILY_POISSON,
+        0.0,
+        X,
+        y,
+        w,
+        off,
+        NO_MASK,
+        1.0,
+        g2,
+    )
     np.testing.assert_allclose(t1, t2, rtol=1e-13)
     np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-10)
 
@@ -234,12 +293,16 @@ def test_newton_terms_match_the_weighted_cross_product(loss_name, link_name, exp
     obj = Objective([p, 1], (), link, loss, X, y, w, None, l2=0.1)
     f, g, H = obj.newton_terms(theta, expected=expected)
     eta = theta[0] + X @ theta[1:]
-    value, d1, d2 = ref_loss.loss(loss.code, loss.param, 1.0, link.code, link.param, y, eta, expected)
+    value, d1, d2 = ref_loss.loss(
+        loss.code, loss.param, 1.0, link.code, link.param, y, eta, expected
+    )
     Xt = np.column_stack([np.ones(n), X])
     pen = np.r_[0.0, 0.1 * np.ones(p)]
     H_ref = Xt.T @ (Xt * (w * d2)[:, None]) / w.sum() + np.diag(pen)
     g_ref = Xt.T @ (w * d1) / w.sum() + pen * theta
-    np.testing.assert_allclose(f, np.sum(w * value) / w.sum() + 0.5 * np.sum(pen * theta**2), rtol=1e-11)
+    np.testing.assert_allclose(
+        f, np.sum(w * value) / w.sum() + 0.5 * np.sum(pen * theta**2), rtol=1e-11
+    )
     np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-11 * np.abs(g_ref).max())
     np.testing.assert_allclose(H, H_ref, rtol=0, atol=1e-11 * np.abs(H_ref).max())
     assert np.array_equal(H, H.T)
@@ -247,7 +310,7 @@ def test_newton_terms_match_the_weighted_cross_product(loss_name, link_name, exp
 
 @given(data=st.data())
 def test_predict_eta_matches_the_reference_forward_pass(data):
-    obj, theta, spec = _problem(data, ALL_PAIRS, ALL_ACTS)
+    _obj, theta, spec = _problem(data, ALL_PAIRS, ALL_ACTS)
     sizes, acts, _output, _loss, X, _y, _w, off, _l2 = spec
     from simbench.fit.objective import predict_eta
 
@@ -338,7 +401,9 @@ def test_optimiser_steps_match_their_formulas(kind):
     m, v = np.zeros(6), np.zeros(6)
     for t, g in enumerate(grads, start=1):
         k.opt_step(kind, theta, g, m, v, t, 0.05, 0.8, 0.9, 0.99, 1e-8)
-    np.testing.assert_allclose(theta, _reference_steps(kind, theta0, grads, 0.05, 0.8, 0.9, 0.99, 1e-8), rtol=1e-14)
+    np.testing.assert_allclose(
+        theta, _reference_steps(kind, theta0, grads, 0.05, 0.8, 0.9, 0.99, 1e-8), rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize("hidden", [[], [3, 2]])
@@ -357,7 +422,9 @@ def test_minibatch_epoch_equals_its_steps(hidden):
     perm = rng.permutation(n).astype(np.int64)
     theta = theta0.copy()
     m, v = np.zeros(obj.n_params), np.zeros(obj.n_params)
-    t, ok = obj.minibatch_epoch(theta, perm, bs, NO_MASK, 1.0, k.OPT_ADAM, (0.01, 0.9, 0.9, 0.999, 1e-8), m, v, 0)
+    t, ok = obj.minibatch_epoch(
+        theta, perm, bs, NO_MASK, 1.0, k.OPT_ADAM, (0.01, 0.9, 0.9, 0.999, 1e-8), m, v, 0
+    )
     assert ok and t == 4
     ref = theta0.copy()
     mr, vr = np.zeros(obj.n_params), np.zeros(obj.n_params)
@@ -379,7 +446,18 @@ def test_minibatch_epoch_stops_before_a_non_finite_step():
     obj = Objective([p, 1], (), links.get("log"), losses.get("poisson"), X, y, None, None)
     theta = np.array([800.0, 0.0, 0.0])  # exp(800) overflows
     before = theta.copy()
-    t, ok = obj.minibatch_epoch(theta, np.arange(n, dtype=np.int64), 8, NO_MASK, 1.0, k.OPT_SGD, (0.1, 0, 0, 0, 0), np.zeros(3), np.zeros(3), 0)
+    t, ok = obj.minibatch_epoch(
+        theta,
+        np.arange(n, dtype=np.int64),
+        8,
+        NO_MASK,
+        1.0,
+        k.OPT_SGD,
+        (0.1, 0, 0, 0, 0),
+        np.zeros(3),
+        np.zeros(3),
+        0,
+    )
     assert not ok and t == 0
     assert np.array_equal(theta, before)
 
@@ -402,7 +480,16 @@ def test_results_do_not_depend_on_the_thread_count():
         with threadpool_limits(limits=threads):
             out = []
             for hidden in ([], [8, 4]):
-                obj = Objective([p, *hidden, 1], ["tanh"] * len(hidden), links.get("log"), losses.get("poisson"), X, y, w, None)
+                obj = Objective(
+                    [p, *hidden, 1],
+                    ["tanh"] * len(hidden),
+                    links.get("log"),
+                    losses.get("poisson"),
+                    X,
+                    y,
+                    w,
+                    None,
+                )
                 theta = np.random.default_rng(1).normal(0, 0.3, obj.n_params)
                 g = np.empty(obj.n_params)
                 out.append((obj.loss_grad(theta, g), g.copy()))
@@ -418,7 +505,13 @@ def test_results_do_not_depend_on_the_thread_count():
 
 def test_config_defaults_and_canonical_names():
     cfg = NetworkConfig.from_dict(
-        {"hidden": [32, 16], "activation": "Tanh", "output": "exp", "loss": "mse", "optimizer": "ADAM"}
+        {
+            "hidden": [32, 16],
+            "activation": "Tanh",
+            "output": "exp",
+            "loss": "mse",
+            "optimizer": "ADAM",
+        }
     )
     assert cfg.hidden == (32, 16)
     assert cfg.activation == ("tanh", "tanh")
@@ -430,7 +523,10 @@ def test_config_defaults_and_canonical_names():
     assert NetworkConfig(output="power(0.5)").output == "sqrt"
     assert NetworkConfig(output="power(0.3)").output == "power(0.3)"
     assert NetworkConfig(loss="tweedie(1.3)").loss == "tweedie(1.3)"
-    assert NetworkConfig(hidden=[4, 4], activation=["relu", "sigmoid"]).activation == ("relu", "sigmoid")
+    assert NetworkConfig(hidden=[4, 4], activation=["relu", "sigmoid"]).activation == (
+        "relu",
+        "sigmoid",
+    )
 
 
 def test_config_round_trips_and_hashes():
@@ -509,7 +605,16 @@ def test_resolve_matches_the_scenario_and_refuses_inapplicable_losses():
 
 
 def test_optimizer_registry_lists_every_method():
-    assert optimizers.names() == ["irls", "newton", "lbfgs", "gd", "sgd", "momentum", "nesterov", "adam"]
+    assert optimizers.names() == [
+        "irls",
+        "newton",
+        "lbfgs",
+        "gd",
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adam",
+    ]
     assert optimizers.get("L-BFGS").name == "lbfgs"
     assert optimizers.get("nag").name == "nesterov"
     assert all(optimizers.descriptions()[name] for name in optimizers.names())

@@ -111,7 +111,10 @@ def test_matched_network_without_hidden_layers_is_the_glm(family, link, config):
     assert np.array_equal(fit.coef, fit.params)
 
 
-@pytest.mark.parametrize(("family", "link"), [("poisson", None), ("bernoulli", None), ("gaussian", None), ("gamma", "log")])
+@pytest.mark.parametrize(
+    ("family", "link"),
+    [("poisson", None), ("bernoulli", None), ("gaussian", None), ("gamma", "log")],
+)
 @pytest.mark.parametrize(
     "config",
     [
@@ -130,18 +133,29 @@ def test_first_order_methods_reach_the_glm_given_enough_epochs(family, link, con
     assert z_distance(fit.coef, glm) < 1e-3
 
 
-@pytest.mark.parametrize(("family", "hidden"), [("poisson", [3, 2]), ("bernoulli", [4]), ("gaussian", [2, 3, 2])])
+@pytest.mark.parametrize(
+    ("family", "hidden"), [("poisson", [3, 2]), ("bernoulli", [4]), ("gaussian", [2, 3, 2])]
+)
 def test_deep_linear_network_ends_at_the_mle_end_to_end(family, hidden):
     X, y, w, lk = simulate(family, None, seed=13)
     glm = reference_fit(X, y, family, lk, w)
-    cfg = {"hidden": hidden, "activation": "identity", "optimizer": "lbfgs", "epochs": 3000, "tol": 1e-10, "ftol": 0.0}
+    cfg = {
+        "hidden": hidden,
+        "activation": "identity",
+        "optimizer": "lbfgs",
+        "epochs": 3000,
+        "tol": 1e-10,
+        "ftol": 0.0,
+    }
     fit = train(X, y, cfg, family=family, seed=3, weights=w)
-    np.testing.assert_allclose(fit.coef, ref_net.end_to_end(fit.params, list(fit.sizes)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        fit.coef, ref_net.end_to_end(fit.params, list(fit.sizes)), rtol=1e-10, atol=1e-12
+    )
     assert z_distance(fit.coef, glm) < 1e-4
 
 
 def test_irls_optimizer_is_fit_glm():
-    X, y, w, lk = simulate("binomial", None, seed=14)
+    X, y, w, _lk = simulate("binomial", None, seed=14)
     fit = train(X, y, {"optimizer": "irls"}, family="binomial", weights=w)
     glm = fit_glm(X, y, family="binomial", weights=w)
     assert np.array_equal(fit.coef, glm.coef)
@@ -188,7 +202,13 @@ def test_configs_differing_only_in_the_optimizer_start_from_the_same_weights():
         {"optimizer": "newton", "epochs": 10},
         {"optimizer": "adam", "batch_size": 1000, "epochs": 2},
         {"hidden": [16, 8], "activation": "tanh", "optimizer": "gd", "epochs": 3},
-        {"hidden": [16, 8], "activation": "sigmoid", "optimizer": "adam", "batch_size": 512, "epochs": 2},
+        {
+            "hidden": [16, 8],
+            "activation": "sigmoid",
+            "optimizer": "adam",
+            "batch_size": 512,
+            "epochs": 2,
+        },
     ],
 )
 def test_thread_count_does_not_change_results(config):
@@ -220,15 +240,26 @@ def test_divergence_is_a_status_not_an_exception():
     assert np.isfinite(fit.params).all()
     assert not math.isfinite(fit.history["loss"][-1])
     mb = train(
-        X, y, {"optimizer": "sgd", "lr": 50.0, "batch_size": 50, "epochs": 100}, family="poisson", seed=1
+        X,
+        y,
+        {"optimizer": "sgd", "lr": 50.0, "batch_size": 50, "epochs": 100},
+        family="poisson",
+        seed=1,
     )
     assert mb.status == "diverged" and np.isfinite(mb.params).all()
 
 
 def test_early_stopping_restores_the_best_weights():
     X, y, _w, _lk = simulate("poisson", None, seed=18, n=300)
-    cfg = {"hidden": [32], "optimizer": "adam", "lr": 0.05, "batch_size": 16, "epochs": 300,
-           "early_stopping": True, "patience": 4}  # fmt: skip
+    cfg = {
+        "hidden": [32],
+        "optimizer": "adam",
+        "lr": 0.05,
+        "batch_size": 16,
+        "epochs": 300,
+        "early_stopping": True,
+        "patience": 4,
+    }
     fit = train(X, y, cfg, family="poisson", seed=4)
     val = fit.history["val_loss"]
     assert fit.status == "ok" and fit.converged and "early stopping" in fit.message
@@ -241,9 +272,19 @@ def test_early_stopping_restores_the_best_weights():
 
 def test_tolerances_stop_training():
     X, y, _w, _lk = simulate("poisson", None, seed=19)
-    fit = train(X, y, {"optimizer": "gd", "lr": 0.5, "epochs": 1000, "tol": 1e-4, "ftol": 0.0}, family="poisson")
+    fit = train(
+        X,
+        y,
+        {"optimizer": "gd", "lr": 0.5, "epochs": 1000, "tol": 1e-4, "ftol": 0.0},
+        family="poisson",
+    )
     assert fit.converged and fit.history["grad_norm"][-1] <= 1e-4 < fit.history["grad_norm"][-2]
-    fit = train(X, y, {"optimizer": "gd", "lr": 0.5, "epochs": 1000, "tol": 0.0, "ftol": 1e-6}, family="poisson")
+    fit = train(
+        X,
+        y,
+        {"optimizer": "gd", "lr": 0.5, "epochs": 1000, "tol": 0.0, "ftol": 1e-6},
+        family="poisson",
+    )
     loss = fit.history["loss"]
     assert fit.converged and abs(loss[-2] - loss[-1]) <= 1e-6 * abs(loss[-2])
     fit = train(X, y, {"optimizer": "gd", "lr": 0.01, "epochs": 5}, family="poisson")
@@ -257,9 +298,13 @@ def test_history_tracks_the_distance_to_a_reference():
     X, y, _w, lk = simulate("bernoulli", None, seed=20)
     glm = reference_fit(X, y, "bernoulli", lk)
     fit = train(
-        X, y, {"optimizer": "gd", "lr": 1.0, "epochs": 50, "tol": 0.0, "ftol": 0.0},
-        family="bernoulli", track_beta=glm.coef, track_information=glm.fisher_information,
-    )  # fmt: skip
+        X,
+        y,
+        {"optimizer": "gd", "lr": 1.0, "epochs": 50, "tol": 0.0, "ftol": 0.0},
+        family="bernoulli",
+        track_beta=glm.coef,
+        track_information=glm.fisher_information,
+    )
     dist = fit.history["dist_beta"]
     assert len(dist) == 51 and dist[-1] < dist[0]
     assert dist[-1] == pytest.approx(z_distance(fit.coef, glm), rel=1e-12)
@@ -270,8 +315,13 @@ def test_history_tracks_the_distance_to_a_reference():
 def test_predict_applies_the_output_activation_and_offset():
     X, y, _w, _lk = simulate("poisson", None, seed=21, n=200)
     off = np.linspace(-0.5, 0.5, 200)
-    fit = train(X, y, {"hidden": [5], "activation": "softplus", "optimizer": "lbfgs", "epochs": 20},
-                family="poisson", offset=off)  # fmt: skip
+    fit = train(
+        X,
+        y,
+        {"hidden": [5], "activation": "softplus", "optimizer": "lbfgs", "epochs": 20},
+        family="poisson",
+        offset=off,
+    )
     eta = fit.predict_eta(X, off)
     ref = ref_net.forward(fit.params, list(fit.sizes), ["softplus"], X)[0] + off
     np.testing.assert_allclose(eta, ref, rtol=1e-12)
@@ -285,8 +335,15 @@ def test_predict_applies_the_output_activation_and_offset():
 def test_integer_weights_equal_repeated_rows():
     X, y, _w, _lk = simulate("poisson", None, seed=22, n=120)
     reps = np.random.default_rng(0).integers(0, 4, 120)
-    a = train(X, y, {"optimizer": "newton", "tol": 1e-12}, family="poisson", weights=reps.astype(float))
-    b = train(np.repeat(X, reps, axis=0), np.repeat(y, reps), {"optimizer": "newton", "tol": 1e-12}, family="poisson")
+    a = train(
+        X, y, {"optimizer": "newton", "tol": 1e-12}, family="poisson", weights=reps.astype(float)
+    )
+    b = train(
+        np.repeat(X, reps, axis=0),
+        np.repeat(y, reps),
+        {"optimizer": "newton", "tol": 1e-12},
+        family="poisson",
+    )
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9, atol=1e-12)
 
 
@@ -304,8 +361,10 @@ def test_weight_decay_penalises_weights_not_the_intercept():
 def test_invalid_start_is_repaired_for_restricted_outputs():
     """An inverse-link output with random weights meets eta <= 0; the start is shrunk until
     the loss is finite instead of failing."""
-    X, y, _w, lk = simulate("gamma", None, seed=24)
-    fit = train(X * 10, y, {"optimizer": "lbfgs", "init": "he", "epochs": 200}, family="gamma", seed=0)
+    X, y, _w, _lk = simulate("gamma", None, seed=24)
+    fit = train(
+        X * 10, y, {"optimizer": "lbfgs", "init": "he", "epochs": 200}, family="gamma", seed=0
+    )
     assert math.isfinite(fit.history["loss"][0]) and fit.status == "ok"
 
 
@@ -338,9 +397,25 @@ def test_warmup_compiles_everything_once():
 CONFIG_SPACE = {
     "hidden": st.sampled_from([[], [3], [4, 2]]),
     "activation": st.sampled_from(["identity", "relu", "tanh", "sigmoid", "softplus"]),
-    "output": st.sampled_from(["matched", "exp", "sigmoid", "identity", "probit", "relu", "softplus", "inverse"]),
-    "loss": st.sampled_from(["matched", "squared_error", "hinge", "squared_hinge", "logistic", "perceptron", "poisson", "gamma", "bernoulli"]),
-    "optimizer": st.sampled_from(["irls", "newton", "lbfgs", "gd", "sgd", "momentum", "nesterov", "adam"]),
+    "output": st.sampled_from(
+        ["matched", "exp", "sigmoid", "identity", "probit", "relu", "softplus", "inverse"]
+    ),
+    "loss": st.sampled_from(
+        [
+            "matched",
+            "squared_error",
+            "hinge",
+            "squared_hinge",
+            "logistic",
+            "perceptron",
+            "poisson",
+            "gamma",
+            "bernoulli",
+        ]
+    ),
+    "optimizer": st.sampled_from(
+        ["irls", "newton", "lbfgs", "gd", "sgd", "momentum", "nesterov", "adam"]
+    ),
     "batch_size": st.sampled_from([None, None, 16]),
     "dropout": st.sampled_from([0.0, 0.0, 0.3]),
     "l2": st.sampled_from([0.0, 0.01]),

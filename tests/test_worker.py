@@ -21,8 +21,13 @@ CONFIGS = {
     "mlp": {"hidden": [4], "optimizer": "adam", "lr": 0.01, "epochs": 30},
     "hinge": {"hidden": [], "optimizer": "gd", "loss": "hinge", "epochs": 20},
     # passes validation but cannot split 300 rows: train raises a ValidationError
-    "no_split": {"hidden": [], "optimizer": "gd", "early_stopping": True,
-                 "validation_fraction": 0.001, "epochs": 5},  # fmt: skip
+    "no_split": {
+        "hidden": [],
+        "optimizer": "gd",
+        "early_stopping": True,
+        "validation_fraction": 0.001,
+        "epochs": 5,
+    },
 }
 
 
@@ -69,12 +74,12 @@ def test_one_row_per_cell_in_order_with_statuses(poisson_rows):
     names, task, rows, emitted = poisson_rows
     assert [r["cell_id"] for r in rows] == [c.cell_id for c in task.cells]
     assert emitted == rows
-    status = {n: r["status"] for n, r in zip(names, rows)}
+    status = {n: r["status"] for n, r in zip(names, rows, strict=True)}
     assert status == {
         "lbfgs": "ok", "newton": "ok", "irls": "ok", "squared": "ok", "mlp": "ok",
         "hinge": "skipped", "no_split": "error",
     }  # fmt: skip
-    by = dict(zip(names, rows))
+    by = dict(zip(names, rows, strict=True))
     assert "hinge" in by["hinge"]["error"]
     assert by["no_split"]["error"].startswith("ValidationError")
     for r in rows:
@@ -96,8 +101,8 @@ def test_one_row_per_cell_in_order_with_statuses(poisson_rows):
 
 
 def test_the_glm_shaped_network_reaches_the_mle(poisson_rows):
-    names, _task_, rows, _ = poisson_rows
-    by = dict(zip(names, rows))
+    names, _, rows, _ = poisson_rows
+    by = dict(zip(names, rows, strict=True))
     for name in ("lbfgs", "newton", "irls"):
         r = by[name]
         assert r["converged"], name
@@ -115,7 +120,7 @@ def test_the_glm_shaped_network_reaches_the_mle(poisson_rows):
 def test_same_task_gives_identical_rows(poisson_rows):
     _names, task, rows, _ = poisson_rows
     again = list(worker.run_group(task))
-    for r1, r2 in zip(rows, again):
+    for r1, r2 in zip(rows, again, strict=True):
         for k in r1:
             if k not in TIMING:
                 assert _same(r1[k], r2[k]), (r1["cell_id"], k, r1[k], r2[k])
@@ -183,3 +188,11 @@ def test_warm_up_is_cached_per_structure():
     assert first > 0.0
     assert worker.warm_up(cfg.replace(epochs=7), fam, fam.default_link) == 0.0
     assert worker.warm_up(cfg, fam, fam.default_link) == 0.0
+
+
+def test_run_group_streams_and_offers_a_process_warm_up():
+    import inspect
+
+    # the runner streams rows from a generator function and calls .warmup() per process
+    assert inspect.isgeneratorfunction(worker.run_group)
+    assert callable(worker.run_group.warmup)

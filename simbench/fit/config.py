@@ -10,7 +10,7 @@ Keys and defaults
 ==================== ============ ===========================================================
 key                  default      meaning
 ==================== ============ ===========================================================
-name                 (generated)  a label for tables, e.g. ``"h32-16-relu-adam"``
+name                 (generated)  a label for tables, e.g. ``"h32-16_relu_adam"``
 hidden               ``[]``       widths of the hidden layers; ``[]`` is the GLM-shaped network
 activation           ``"relu"``   one hidden activation, or one per hidden layer
 output               ``matched``  output activation: the inverse of the scenario's link, or a
@@ -21,7 +21,7 @@ loss                 ``matched``  the scenario family's NLL, or a loss name
 optimizer            ``adam``     irls, newton, lbfgs, gd, sgd, momentum, nesterov, adam
 lr                   per method   learning rate: gd 0.1, sgd/momentum/nesterov 0.01,
                                   adam 1e-3; unused (None) for irls, newton and lbfgs
-epochs               200          maximum epochs (iterations for full-batch methods)
+epochs               200          maximum epochs (iterations of lbfgs/newton/irls)
 batch_size           None         rows per mini-batch; None = the full data
 dropout              0.0          probability of dropping a hidden unit (training only)
 l2                   0.0          weight decay: ``l2 / 2 * sum(W^2)`` over weights, not biases
@@ -30,8 +30,9 @@ early_stopping       False        hold out a validation split; stop after ``pati
 patience             10           epochs without a better validation loss before stopping
 validation_fraction  0.2          share of the rows held out when early_stopping is on
 init                 ``glorot``   glorot, he, uniform or zeros (output bias: see train)
-tol                  1e-8         stop when the gradient norm of the mean loss is below tol
-ftol                 1e-15        stop when the relative loss change per epoch is at most ftol
+tol                  1e-8         stop when the gradient norm of the objective is <= tol
+ftol                 1e-15        stop when the relative loss change of an epoch is <= ftol
+                                  (a stall detector; 0 turns it off)
 momentum             0.9          momentum / Nesterov coefficient
 beta1, beta2, eps    0.9, 0.999,  Adam's moment decays and denominator guard
                      1e-8

@@ -13,9 +13,20 @@ log-likelihood in :math:`\beta`, :math:`\eta_i = \tilde x_i^\top\beta + o_i`,
     W_i = \frac{w_i\,h'(\eta_i)^2}{V(\mu_i)},
 
 with :math:`t = 1, 1/2, 1/4, \dots` until the step stays in the domain and does not raise
-the deviance :math:`D = \sum_i w_i d(y_i, \mu_i)`.  The compiled iteration lives in
-:mod:`simbench.kernels.irls`; this module validates the input, interprets the result
-(rank deficiency, separation, domain problems) and computes the inference quantities.
+the deviance :math:`D = \sum_i w_i d(y_i, \mu_i)`.  For non-canonical links, where this
+Fisher scoring converges only linearly (at a rate that can approach 1), the iteration turns
+to Newton's method (:math:`A` the observed information) once a step is shorter than a
+standard error, and back if the observed information is not positive definite.  The passes
+over the rows are compiled kernels (:mod:`simbench.kernels.irls`, one call per trial point);
+this module runs the iteration, validates the input, interprets the outcome (rank
+deficiency, separation, domain problems) and computes the inference quantities.
+
+Conventions (statsmodels' where it has one): prior weights are variance weights
+(``var_weights``; binomial: numbers of trials, ``y`` the proportions); rows of weight 0 are
+absent (``nobs`` counts the others); the dispersion is Pearson's; the log-likelihood is
+evaluated at it (Gaussian-identity: at the maximum-likelihood :math:`\sum w(y-\mu)^2/n`);
+AIC counts the coefficients only; the null deviance is that of the intercept-only model with
+the offset, also without ``fit_intercept``.
 
 Separation.  For a binary response with a link onto (0, 1) (logit, probit, cloglog, loglog,
 cauchit), and for counts (Poisson, negative binomial, Tweedie) with the log link, the MLE
@@ -205,7 +216,7 @@ class GLMFit:
 
     @cached_property
     def aic(self) -> float:
-        """:math:`-2\ell + 2q` (computed on first access)."""
+        r""":math:`-2\ell + 2q` (computed on first access)."""
         return -2.0 * self.loglik + 2.0 * len(self.coef)
 
     @cached_property
@@ -214,7 +225,9 @@ class GLMFit:
         d = self._data
         if d is None:
             return math.nan
-        return _null_deviance(_irls(), self.family, self.link, d.y, d.weights, d.offset, d.ybar, d.tol)
+        return _null_deviance(
+            _irls(), self.family, self.link, d.y, d.weights, d.offset, d.ybar, d.tol
+        )
 
     @cached_property
     def bse_sandwich(self) -> np.ndarray:
@@ -362,10 +375,19 @@ def _suspect_separation(kind: str, y, mu, wpos, ybar: float) -> bool:
 def _find_separation(X: np.ndarray, icpt: int, y, wpos, kind: str):
     """A verified direction of separation, as ``(n_separated, n_boundary, complete)``, or None.
 
-    Solves the LP  max sum_b s_b x~_b'd  s.t.  s_b x~_b'd >= 0 (boundary rows),
-    x~_i'd = 0 (interior rows), -1 <= d <= 1, with ``s = +1`` for ``y = 1`` and ``-1`` for
-    ``y = 0``, on columns scaled to unit max-norm, then re-checks the direction in floating
-    point; an LP answer that does not survive the check is no evidence.
+    Rows with ``y`` on the boundary of the mean space get a sign ``s`` (+1 for ``y = 1``, -1
+    for ``y = 0``); the others must stay on the hyperplane.  Three linear programs, on columns
+    scaled to unit max-norm:
+
+    1. existence: maximise ``sum_b s_b x~_b'd`` subject to ``s_b x~_b'd >= 0``,
+       ``x~_i'd = 0`` (interior rows) and ``-1 <= d <= 1``; a positive optimum whose direction
+       survives a floating-point re-check is a certificate that the MLE does not exist;
+    2. complete separation: maximise ``t`` subject to ``s_b x~_b'd >= t``, the same
+       equalities, ``-1 <= d <= 1``, ``t <= 1``; ``t > 0`` iff every boundary row is strictly
+       separated;
+    3. otherwise the number of strictly separable rows: maximise ``sum_b t_b`` subject to
+       ``0 <= t_b <= s_b x~_b'd``, ``t_b <= 1``, the same equalities, ``d`` free (the cone is
+       invariant to scaling, so ``t_b = 1`` exactly for the rows some direction separates).
     """
     from scipy.optimize import linprog
 
@@ -385,48 +407,83 @@ def _find_separation(X: np.ndarray, icpt: int, y, wpos, kind: str):
         return None
     Xb = Xt[bnd] * sign[bnd, None]
     inner = Xt[~bnd]
+    nb, q = Xb.shape
+    eq = {"A_eq": inner, "b_eq": np.zeros(inner.shape[0])} if inner.shape[0] else {}
+
     res = linprog(
-        -Xb.sum(axis=0),
-        A_ub=-Xb,
-        b_ub=np.zeros(Xb.shape[0]),
-        A_eq=inner if inner.shape[0] else None,
-        b_eq=np.zeros(inner.shape[0]) if inner.shape[0] else None,
-        bounds=(-1.0, 1.0),
-        method="highs",
+        -Xb.sum(axis=0), A_ub=-Xb, b_ub=np.zeros(nb), bounds=(-1.0, 1.0), method="highs", **eq
     )
-    if res.status != 0 or res.x is None or not -res.fun > 0.0:
+    if res.status != 0 or res.x is None or not -res.fun > 1e-9:
         return None
     dvec = res.x
     size = np.abs(Xt) @ np.abs(dvec) + 1e-300
     margin = (Xt @ dvec) / size
     sm = margin[bnd] * sign[bnd]
-    if (sm < -1e-7).any() or (np.abs(margin[~bnd]) > 1e-7).any():
-        return None
-    n_sep = int((sm > 1e-5).sum())
-    if n_sep == 0:
-        return None
-    return n_sep, int(bnd.sum()), n_sep == rows.size
+    if (sm < -1e-7).any() or (np.abs(margin[~bnd]) > 1e-7).any() or not (sm > 1e-5).any():
+        return None  # the LP's answer does not survive the re-check: no evidence
+
+    if not inner.shape[0]:
+        c = np.zeros(q + 1)
+        c[-1] = -1.0
+        res = linprog(
+            c,
+            A_ub=np.hstack([-Xb, np.ones((nb, 1))]),
+            b_ub=np.zeros(nb),
+            bounds=[(-1.0, 1.0)] * q + [(None, 1.0)],
+            method="highs",
+        )
+        if res.status == 0 and -res.fun > 1e-7:
+            return nb, nb, True
+    # rows some direction separates strictly: t_b = 1 exactly for those
+    from scipy import sparse
+
+    c = np.concatenate([np.zeros(q), -np.ones(nb)])
+    Xs = sparse.csr_matrix(-Xb)
+    A_ub = sparse.bmat([[Xs, sparse.identity(nb)], [Xs, None]], format="csr")
+    eq3 = {}
+    if eq:
+        A_eq = sparse.hstack([sparse.csr_matrix(inner), sparse.csr_matrix((inner.shape[0], nb))])
+        eq3 = {"A_eq": A_eq.tocsr(), "b_eq": eq["b_eq"]}
+    res = linprog(
+        c,
+        A_ub=A_ub,
+        b_ub=np.zeros(2 * nb),
+        bounds=[(None, None)] * q + [(0.0, 1.0)] * nb,
+        method="highs",
+        **eq3,
+    )
+    n_sep = int((res.x[q:] > 0.5).sum()) if res.status == 0 else int((sm > 1e-5).sum())
+    return max(n_sep, 1), nb, False
 
 
-def _separation_message(kind: str, n_sep: int, n_bnd: int, complete: bool, n: int) -> str:
+def _separation_message(kind: str, n_sep: int, n_bnd: int, complete: bool, y, wpos) -> str:
+    yb = y[wpos]
+    tail = "; the maximum-likelihood estimate does not exist"
     if kind == "binary":
+        if complete and (np.all(yb == 1.0) or np.all(yb == 0.0)):
+            value = int(yb[0])
+            return (
+                f"complete separation: every response is y = {value}, so the fitted "
+                f"probabilities tend to {value} and the intercept diverges" + tail
+            )
         if complete:
             return (
-                f"complete separation: a hyperplane in the covariates separates y = 0 from y = 1 "
-                f"(all {n} observations are fitted exactly); the maximum-likelihood estimate "
-                "does not exist and the coefficients diverge along that direction"
+                "complete separation: a hyperplane in the covariates separates y = 0 from y = 1 "
+                f"(all {n_bnd} observations are fitted exactly in the limit)"
+                + tail
+                + " and the coefficients diverge along its normal"
             )
         return (
             f"quasi-complete separation: {n_sep} of the {n_bnd} observations with y = 0 or 1 "
             "lie strictly on one side of a hyperplane that the others touch, and are fitted "
-            "with probability 0 or 1 in the limit; the maximum-likelihood estimate does not "
-            "exist and some coefficients diverge"
+            "with probability 0 or 1 in the limit" + tail + " and some coefficients diverge"
         )
+    if np.all(yb == 0.0):
+        return "separation: every count is zero, so the fitted means tend to 0" + tail
     return (
         f"separation: {n_sep} of the {n_bnd} zero counts can be fitted with mean 0 exactly "
         "(a direction in the covariates is <= 0 on all zero counts, < 0 on these, and 0 on all "
-        "positive counts); the maximum-likelihood estimate does not exist and some "
-        "coefficients diverge to -inf"
+        "positive counts)" + tail + " and some coefficients diverge to -inf"
     )
 
 
@@ -457,93 +514,137 @@ class _Iterate:
     g: np.ndarray
     history: np.ndarray
     ybar: float
+    fisher: bool  # whether A is the expected information (else the observed one)
 
 
-def _fisher_scoring(k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, tol, max_iter) -> _Iterate:
+def _fisher_scoring(
+    k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, tol, max_iter, disp_rows, newton
+) -> _Iterate:
     """Fisher scoring with step-halving (see :mod:`simbench.kernels.irls`).
 
     Each kernel call is one pass over the rows; the loop runs a handful of times.  The first
     step is the weighted regression from the starting means; if it leaves the domain, the
     intercept-only model (all-zero coefficients without intercept) is the starting point and
     the segment towards the first step is halved until the deviance drops.
+
+    With ``newton`` (non-canonical links, where the observed and expected information
+    differ) the iteration switches to Newton-Raphson once a full Fisher step is shorter than
+    one standard error: Fisher scoring converges only linearly there, at a rate that can
+    approach 1 (a Gamma-identity fit to 60 points needs 160 Fisher steps and 8 Newton steps).
+    Where the observed information is not positive definite it returns to Fisher scoring.
+
+    Convergence: the relative deviance change ``|D_k - D_{k-1}| <= tol (|D_k| + 0.1)`` and
+    the Newton decrement in dispersion units ``g'A^-1 g / phi~ <= tol^2``, i.e. the next step
+    is shorter than ``tol`` standard errors (``phi~ = (|D| + 0.1) / disp_rows`` for families
+    with a dispersion, else 1).  Where rounding stops the decrement from falling further
+    (it no longer halves from one iterate to the next) ``<= tol`` suffices.
     """
     n, p = X.shape
     q = p + icpt
-    buf = np.empty((k.CHUNK, q + 1))
-    acc = np.empty((2, q + 1, q + 1))
     L = np.zeros((q, q))
     dsc = np.empty(q)
-    delta = np.empty(q)
     history = np.empty(max_iter + 1)
-    # (eta, A, g) of the current point and of the trial point; accepting a trial swaps them
-    cur = (np.empty(n), np.empty((q, q)), np.empty(q))
-    tri = (np.empty(n), np.empty((q, q)), np.empty(q))
+    bordered = np.empty((q + 1, q + 1))
+    work = np.empty((k.n_blocks(n), q + 1, q + 1))
+    # A, g and the direction delta of the current point; only accepted passes write them
+    A, g, delta = np.empty((q, q)), np.empty(q), np.empty(q)
+    eta, eta_t = np.empty(n), np.empty(n)  # current point, trial point
     nan_beta = np.full(q, math.nan)
+    mode = k.MODE_FISHER
 
     def result(outcome, beta, it=0, dev=math.nan, dec=math.nan, column=-1):
-        return _Iterate(outcome, it, dev, dec, column, beta, *cur, history[:it].copy(), ybar)
+        return _Iterate(
+            outcome, it, dev, dec, column, beta, eta, A, g, history[:it].copy(), ybar,
+            mode != k.MODE_NEWTON,
+        )  # fmt: skip
 
-    def trial(b):
-        return k.irls_pass(X, icpt, b, False, fcode, fpar, lcode, lpar, y, w, off, *tri, buf, acc)
+    def trial(b, mode_, dev_max, eta_out):
+        dev_, col, dec_ = k.irls_pass(
+            X, icpt, b, mode_, fcode, fpar, lcode, lpar, y, w, off, dev_max, k.RANK_TOL,
+            eta_out, A, g, delta, L, dsc, bordered, work,
+        )  # fmt: skip
+        return float(dev_), int(col), float(dec_)
 
-    ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, cur[0]))
+    ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, eta))
     if not math.isfinite(ybar):
         return result(_NO_START, nan_beta)
-    k.irls_pass(X, icpt, nan_beta, True, fcode, fpar, lcode, lpar, y, w, off, *cur, buf, acc)
-    if not (np.isfinite(cur[1]).all() and np.isfinite(cur[2]).all()):
+    _, column, _ = trial(nan_beta, k.MODE_START, math.inf, eta)
+    if not (np.isfinite(A).all() and np.isfinite(g).all()):
         return result(_NONFINITE, nan_beta)
-    bad, _ = k.newton_direction(cur[1], cur[2], L, dsc, delta, k.RANK_TOL)
-    if bad >= 0:
-        return result(_RANK_DEFICIENT, nan_beta, column=int(bad))
+    if column >= 0:
+        return result(_RANK_DEFICIENT, nan_beta, column=column)
     first = delta.copy()  # the regression step from the starting means: beta_1 itself
 
     beta = first
-    dev = trial(beta)
-    if not math.isfinite(dev):
+    dev, column, dec = trial(beta, mode, math.inf, eta_t)
+    if column == -2:
         beta = np.zeros(q)
         if icpt:
             beta[0] = float(k.link_g(lcode, lpar, ybar))
-        dev = trial(beta)
-        if not math.isfinite(dev):
+        dev, column, dec = trial(beta, mode, math.inf, eta_t)
+        if column == -2:
             return result(_NO_START, nan_beta)
-        cur, tri = tri, cur
+        eta, eta_t = eta_t, eta
         t = 0.5
         for _ in range(k.MAX_HALVINGS):
             cand = beta + t * (first - beta)
-            dev_c = trial(cand)
-            if math.isfinite(dev_c) and dev_c <= dev:
-                beta, dev = cand, dev_c
-                cur, tri = tri, cur
+            dev_c, col_c, dec_c = trial(cand, mode, dev, eta_t)
+            if col_c != -2:
+                beta, dev, column, dec = cand, dev_c, col_c, dec_c
+                eta, eta_t = eta_t, eta
                 break
             t *= 0.5
     else:
-        cur, tri = tri, cur
+        eta, eta_t = eta_t, eta
     history[0] = dev
     it = 1
     dev_prev = math.inf
+    dec_prev = math.inf
     while True:
-        bad, dec = k.newton_direction(cur[1], cur[2], L, dsc, delta, k.RANK_TOL)
-        if bad >= 0:
-            return result(_SINGULAR, beta, it, dev, math.nan, int(bad))
+        if column >= 0:
+            if mode == k.MODE_NEWTON:
+                # observed information not positive definite here: back to Fisher scoring
+                mode = k.MODE_FISHER
+                newton = False
+                _, column, dec = trial(beta, mode, math.inf, eta_t)
+                eta, eta_t = eta_t, eta
+                continue
+            return result(_SINGULAR, beta, it, dev, math.nan, column)
         scale = abs(dev) + 0.1
-        if dec <= tol * scale and abs(dev - dev_prev) <= tol * scale:
+        phi = scale / disp_rows if disp_rows > 0 else 1.0
+        if abs(dev - dev_prev) <= tol * scale and (
+            dec <= tol * tol * phi or (dec <= tol * phi and dec > 0.5 * dec_prev)
+        ):
             return result(_CONVERGED, beta, it, dev, dec)
         if it >= max_iter:
             return result(_MAX_ITER, beta, it, dev, dec)
+        if newton and mode == k.MODE_FISHER and dec <= phi and it >= 2:
+            # within a standard error of the optimum: from the next point on, the passes
+            # accumulate the observed information (this direction is still Fisher's)
+            mode = k.MODE_NEWTON
+        step = delta.copy()
         t = 1.0
         for _ in range(k.MAX_HALVINGS + 1):
-            cand = beta + t * delta
-            dev_c = trial(cand)
-            if math.isfinite(dev_c) and dev_c <= dev + k.DEV_SLACK * scale:
+            cand = beta + t * step
+            dev_c, col_c, dec_c = trial(cand, mode, dev + k.DEV_SLACK * scale, eta_t)
+            if col_c != -2:
                 break
             t *= 0.5
         else:
             # at the rounding floor of the deviance the predicted gain is negligible
-            floor = dec <= math.sqrt(tol) * scale
-            return result(_CONVERGED if floor else _STALLED, beta, it, dev, dec)
+            if dec <= tol * phi:
+                return result(_CONVERGED, beta, it, dev, dec)
+            if mode == k.MODE_NEWTON:
+                mode = k.MODE_FISHER
+                newton = False
+                _, column, dec = trial(beta, mode, math.inf, eta_t)
+                eta, eta_t = eta_t, eta
+                continue
+            return result(_STALLED, beta, it, dev, dec)
         beta = cand
-        cur, tri = tri, cur
+        eta, eta_t = eta_t, eta
         dev_prev, dev = dev, dev_c
+        column, dec_prev, dec = col_c, dec, dec_c
         history[it] = dev
         it += 1
 
@@ -555,7 +656,7 @@ def _fisher_scoring(k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, tol, max_it
 def _resolve(family, link):
     fam = _families.get(family)
     lnk = fam.default_link if link is None else fam.check_link(link)
-    return fam, lnk
+    return fam, lnk, fam.canonical_link == lnk
 
 
 def fit_glm(
@@ -592,9 +693,13 @@ def fit_glm(
     fit_intercept : bool
         Whether to fit an intercept (the first coefficient).
     tol : float
-        Convergence tolerance: both the relative deviance change between iterates and the
-        Newton decrement (the deviance a further step would gain) must be below
-        ``tol * (|D| + 0.1)``.
+        Convergence tolerance.  The fit has converged when the relative deviance change
+        between iterates is below ``tol`` (``|D_k - D_{k-1}| <= tol (|D_k| + 0.1)``) and the
+        next Newton step would be shorter than ``tol`` standard errors (Newton decrement
+        ``g'A^-1 g <= tol^2 phi``, with ``phi`` estimated by the deviance per row); where
+        rounding stops the decrement from falling, a step below ``sqrt(tol)`` standard errors
+        suffices.  The default leaves the coefficients within about 1e-10 standard errors of
+        the MLE.
     max_iter : int
         Maximal number of Fisher-scoring iterates.
 
@@ -611,9 +716,9 @@ def fit_glm(
         negative weights, an unknown or unaccepted link.
     """
     try:
-        fam, lnk = _resolve(family, link)
+        fam, lnk, canonical = _resolve(family, link)
     except TypeError:  # unhashable arguments: resolve without the cache
-        fam, lnk = _resolve.__wrapped__(family, link)
+        fam, lnk, canonical = _resolve.__wrapped__(family, link)
     names_in = getattr(X, "columns", None)
     Xa = _as_matrix(X, "X")
     n, p = Xa.shape
@@ -655,17 +760,18 @@ def fit_glm(
     k = _irls()
     fcode, fpar = int(fam.code), float(fam.param)
     lcode, lpar = int(lnk.code), float(lnk.param)
+    wpos = np.ones(n, dtype=bool) if wa.size == 0 else wa > 0
+    nw = int(wpos.sum())
     res = _fisher_scoring(
-        k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter)
-    )
+        k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter),
+        nw if fam.has_dispersion else 0, not canonical,
+    )  # fmt: skip
     common: dict[str, Any] = {
         "family": fam,
         "link": lnk,
         "fit_intercept": bool(fit_intercept),
         "feature_names": names,
     }
-    wpos = np.ones(n, dtype=bool) if wa.size == 0 else wa > 0
-    nw = int(wpos.sum())
     sep_kind = _separation_kind(fam, lnk)
 
     if res.outcome == _NONFINITE:
@@ -677,7 +783,7 @@ def fit_glm(
         if sep_kind is not None:
             found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
             if found is not None:
-                msg = _separation_message(sep_kind, *found, n=nw)
+                msg = _separation_message(sep_kind, *found, ya, wpos)
                 return _failed(q, "separation", msg, common, n=nw)
         return _failed(
             q,
@@ -690,13 +796,21 @@ def fit_glm(
         )
 
     # ---- inference at the final iterate --------------------------------------------------
-    dev, decrement, iters, A, g = res.deviance, res.decrement, res.iterations, res.A, res.g
-    mu = np.empty(n)
+    dev, decrement, iters, g = res.deviance, res.decrement, res.iterations, res.g
+    mu, u_row, s_row = np.empty(n), np.empty(n), np.empty(n)
+    pearson, npos, sw = k.irls_finish(fcode, fpar, lcode, lpar, ya, wa, res.eta, mu, u_row, s_row)
+    bordered = np.empty((q + 1, q + 1))
+    work = np.empty((k.n_blocks(n), q + 1, q + 1))
+    empty = np.empty(0)
     meat = np.empty((q, q))
-    pearson, npos, sw = k.irls_finish(
-        Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, res.eta, mu, meat,
-        np.empty((k.CHUNK, q + 1)), np.empty((2, q + 1, q + 1)),
-    )  # fmt: skip
+    k.irls_accumulate(Xa, icpt, u_row, np.zeros(n), False, bordered, work)
+    k.unpack_bordered(bordered, meat, empty)
+    A = res.A
+    if not res.fisher:
+        # the loop ended on the observed information: the covariance needs the expected one
+        A = np.empty((q, q))
+        k.irls_accumulate(Xa, icpt, s_row, np.zeros(n), False, bordered, work)
+        k.unpack_bordered(bordered, A, empty)
     npos = int(npos)
     df_resid = npos - q
     if fam.has_dispersion:
@@ -719,31 +833,25 @@ def fit_glm(
     ybar = res.ybar
     if res.outcome == _MAX_ITER:
         status = "not_converged"
+        scale = abs(dev) + 0.1
+        phi_t = scale / nw if fam.has_dispersion else 1.0
+        change = abs(history[-1] - history[-2]) / scale if iters >= 2 else math.nan
         message = (
-            f"no convergence in {max_iter} iterations: relative deviance change "
-            f"{abs(history[iters - 1] - history[max(iters - 2, 0)]) / (abs(dev) + 0.1):.2e}, "
-            f"Newton decrement / (|D| + 0.1) = {decrement / (abs(dev) + 0.1):.2e} (tol {tol_f:g})"
+            f"no convergence in {max_iter} iterations: relative deviance change {change:.2e}, "
+            f"next step {math.sqrt(max(decrement, 0.0) / phi_t):.2e} standard errors "
+            f"(tol {tol_f:g})"
         )
     elif res.outcome == _STALLED:
         status = "not_converged"
         message = (
-            f"step-halving failed: no step along the Fisher-scoring direction lowers the "
+            "step-halving failed: no step along the Fisher-scoring direction lowers the "
             f"deviance, though a full step would gain {decrement:.3g}"
         )
-        if not (lnk.mu_valid(mu[wpos]).all() and fam.mu_valid(mu[wpos]).all()) or (
-            _near_boundary(fam, mu[wpos])
-        ):
-            status = "domain_error"
-            message = (
-                "the fitted means run into the boundary of the domain "
-                f"({fam.mu_domain}) and step-halving cannot move further: the MLE lies on "
-                "the boundary of the parameter space or does not exist"
-            )
     elif res.outcome == _SINGULAR:
         status = "not_converged"
         message = (
             f"the information matrix became singular at column {names[res.column]!r} during "
-            "the iterations (working weights vanished, e.g. fitted means at the boundary)"
+            "the iterations (working weights vanished or exploded)"
         )
     if sep_kind is not None and (
         status != "ok" or _suspect_separation(sep_kind, ya, mu, wpos, ybar)
@@ -751,7 +859,15 @@ def fit_glm(
         found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
         if found is not None:
             status = "separation"
-            message = _separation_message(sep_kind, *found, n=npos)
+            message = _separation_message(sep_kind, *found, ya, wpos)
+    if status == "not_converged" and _at_boundary(fam, lnk, mu[wpos]):
+        status = "domain_error"
+        message = (
+            f"the fitted means run into the boundary of the mean space ({fam.mu_domain}, "
+            f"{lnk.name} link): the likelihood is largest on the boundary, where the model "
+            f"is not a GLM fit in the interior; the last iterate ({iters} iterations) is "
+            "returned. " + message[0].upper() + message[1:]
+        )
 
     return GLMFit(
         coef=_readonly(res.beta),
@@ -777,14 +893,15 @@ def fit_glm(
     )
 
 
-def _near_boundary(fam: Family, mu: np.ndarray) -> bool:
-    """Whether some fitted mean sits at the edge of the mean space (to rounding)."""
-    if fam.name == "gaussian":
+def _at_boundary(fam: Family, lnk: Link, mu: np.ndarray) -> bool:
+    """Whether some fitted mean sits at the edge of the mean space (to 1e-7, relatively)."""
+    if mu.size == 0:
         return False
-    scale = max(float(np.abs(mu).max(initial=0.0)), 1e-300)
-    if (mu <= 1e-10 * scale).any():
+    scale = max(float(np.abs(mu).max()), 1e-300)
+    positive = fam.name != "gaussian" or lnk.name not in ("identity",)
+    if positive and (np.abs(mu) <= 1e-7 * scale).any():
         return True
-    return bool(fam.is_binary and (mu >= 1.0 - 1e-10).any())
+    return bool(fam.is_binary and (mu >= 1.0 - 1e-7).any())
 
 
 def _null_deviance(k, fam, lnk, y, w, offset, ybar, tol) -> float:
@@ -800,6 +917,8 @@ def _null_deviance(k, fam, lnk, y, w, offset, ybar, tol) -> float:
     res = _fisher_scoring(
         k, np.empty((y.shape[0], 0)), 1, int(fam.code), float(fam.param), int(lnk.code),
         float(lnk.param), y, w, offset, tol, 100,
+        (int(np.sum(w > 0)) if w.size else y.shape[0]) if fam.has_dispersion else 0,
+        fam.canonical_link != lnk,
     )  # fmt: skip
     return float(res.deviance) if res.outcome == _CONVERGED else math.nan
 

@@ -324,7 +324,7 @@ def train(
     val_obj = None
     Xt, yt, wt, ot = X, y, w, off
     if cfg.early_stopping:
-        n_val = int(round(cfg.validation_fraction * n))
+        n_val = round(cfg.validation_fraction * n)
         if n_val < 1 or n_val >= n:
             raise ValidationError(
                 f"validation_fraction = {cfg.validation_fraction} leaves {n_val} of {n} rows "
@@ -338,9 +338,15 @@ def train(
             return None if a is None else np.ascontiguousarray(a[idx])
 
         val_obj = Objective(
-            sizes, cfg.activation, output, loss,
-            take(X, val_idx), take(y, val_idx), take(w, val_idx), take(off, val_idx),
-        )  # fmt: skip
+            sizes,
+            cfg.activation,
+            output,
+            loss,
+            take(X, val_idx),
+            take(y, val_idx),
+            take(w, val_idx),
+            take(off, val_idx),
+        )
         Xt, yt, wt, ot = take(X, tr_idx), take(y, tr_idx), take(w, tr_idx), take(off, tr_idx)
         if wt is not None and not np.sum(wt) > 0:
             raise ValidationError("the training split has no positive weight")
@@ -393,7 +399,11 @@ def _train_irls(X, y, w, off, cfg, fam, output, loss, sizes, beta_ref, info) -> 
     history = {"loss": [float(final)], "grad_norm": [gnorm]}
     if beta_ref is not None:
         d = theta - beta_ref
-        dist = math.sqrt(max(0.0, float(d @ info @ d))) if info is not None else float(np.linalg.norm(d))
+        dist = (
+            math.sqrt(max(0.0, float(d @ info @ d)))
+            if info is not None
+            else float(np.linalg.norm(d))
+        )
         history["dist_beta"] = [dist]
     status = _GLM_STATUS.get(glm.status, "not_converged")
     if not np.isfinite(theta).all() or not math.isfinite(final):

@@ -20,17 +20,16 @@ import numpy as np
 from simbench.kernels import codes
 from simbench.kernels import network as k
 
-__all__ = ["EMPTY", "NO_MASK", "Objective", "init_params", "layer_offsets"]
+__all__ = ["EMPTY", "NO_MASK", "Objective", "init_params", "layer_offsets", "predict_eta"]
 
 EMPTY = np.empty(0, dtype=np.float64)
 NO_MASK = np.empty((0, 0), dtype=np.uint8)
-_ACT_CODES = {
-    "identity": codes.ACT_IDENTITY,
-    "relu": codes.ACT_RELU,
-    "tanh": codes.ACT_TANH,
-    "sigmoid": codes.ACT_SIGMOID,
-    "softplus": codes.ACT_SOFTPLUS,
-}
+
+
+def _act_codes(names) -> np.ndarray:
+    from simbench import activations
+
+    return np.array([activations.get(a).code for a in names], dtype=np.int64)
 
 
 def layer_offsets(sizes: np.ndarray) -> np.ndarray:
@@ -91,7 +90,7 @@ class Objective:
     def __init__(self, sizes, activations, output, loss, X, y, weights, offset, l2=0.0):
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.offs = layer_offsets(self.sizes)
-        self.acts = np.array([_ACT_CODES[a] for a in activations], dtype=np.int64)
+        self.acts = _act_codes(activations)
         self.n_hidden = len(self.sizes) - 2
         self.hidden_width = int(self.sizes[1:-1].sum())
         self.n_params = int(self.offs[-1])
@@ -111,14 +110,6 @@ class Objective:
                 fan_out = int(self.sizes[l + 1])
                 self.penal[int(self.offs[l]) + fan_out : int(self.offs[l + 1])] = l2
 
-    def weight_mask(self) -> np.ndarray:
-        """Boolean mask of the weight (not bias) entries of the parameter vector."""
-        mask = np.zeros(self.n_params, dtype=bool)
-        for l in range(self.n_hidden + 1):
-            fan_out = int(self.sizes[l + 1])
-            mask[int(self.offs[l]) + fan_out : int(self.offs[l + 1])] = True
-        return mask
-
     def output_bias_index(self) -> int:
         return int(self.offs[self.n_hidden])
 
@@ -127,14 +118,35 @@ class Objective:
         applies inverted dropout with scale ``keep_inv``."""
         if self.n_hidden == 0:
             total = k.glm_loss_grad(
-                theta, self.X, self.y, self.weights, self.offset,
-                self.lcode, self.a, self.hcode, self.lam, grad,
-            )  # fmt: skip
+                theta,
+                self.X,
+                self.y,
+                self.weights,
+                self.offset,
+                self.lcode,
+                self.a,
+                self.hcode,
+                self.lam,
+                grad,
+            )
         else:
             total = k.mlp_loss_grad(
-                theta, self.sizes, self.offs, self.acts, self.hcode, self.lam, self.lcode,
-                self.a, self.X, self.y, self.weights, self.offset, mask, keep_inv, grad,
-            )  # fmt: skip
+                theta,
+                self.sizes,
+                self.offs,
+                self.acts,
+                self.hcode,
+                self.lam,
+                self.lcode,
+                self.a,
+                self.X,
+                self.y,
+                self.weights,
+                self.offset,
+                mask,
+                keep_inv,
+                grad,
+            )
         grad *= self.wscale
         return total * self.wscale + k.add_penalty(theta, self.penal, grad)
 
@@ -156,9 +168,19 @@ class Objective:
         hess = np.empty((q, q))
         kind = codes.HESS_EXPECTED if expected else codes.HESS_OBSERVED
         total = k.glm_newton_terms(
-            theta, self.X, self.y, self.weights, self.offset,
-            self.lcode, self.a, self.hcode, self.lam, kind, grad, hess,
-        )  # fmt: skip
+            theta,
+            self.X,
+            self.y,
+            self.weights,
+            self.offset,
+            self.lcode,
+            self.a,
+            self.hcode,
+            self.lam,
+            kind,
+            grad,
+            hess,
+        )
         grad *= self.wscale
         hess *= self.wscale
         hess[np.diag_indices(q)] += self.penal
@@ -169,10 +191,35 @@ class Objective:
         returns ``(t, ok)``."""
         lr, momentum, beta1, beta2, eps = hyper
         _, t, ok = k.minibatch_epoch(
-            theta, self.sizes, self.offs, self.acts, self.hcode, self.lam, self.lcode, self.a,
-            self.penal, self.X, self.y, self.weights, self.offset, perm, batch_size, mask,
-            keep_inv, self.wscale, kind, lr, momentum, beta1, beta2, eps, m, v, t, False,
-        )  # fmt: skip
+            theta,
+            self.sizes,
+            self.offs,
+            self.acts,
+            self.hcode,
+            self.lam,
+            self.lcode,
+            self.a,
+            self.penal,
+            self.X,
+            self.y,
+            self.weights,
+            self.offset,
+            perm,
+            batch_size,
+            mask,
+            keep_inv,
+            self.wscale,
+            kind,
+            lr,
+            momentum,
+            beta1,
+            beta2,
+            eps,
+            m,
+            v,
+            t,
+            False,
+        )
         return t, ok
 
 
@@ -184,6 +231,5 @@ def predict_eta(sizes, acts, theta, X, offset) -> np.ndarray:
     if len(sizes) == 2:
         k.glm_eta(theta, X, off, out)
     else:
-        codes_ = np.array([_ACT_CODES[a] for a in acts], dtype=np.int64)
-        k.mlp_eta(theta, sizes, layer_offsets(sizes), codes_, X, off, out)
+        k.mlp_eta(theta, sizes, layer_offsets(sizes), _act_codes(acts), X, off, out)
     return out

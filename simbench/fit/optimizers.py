@@ -160,7 +160,8 @@ class Monitor:
                 f"early stopping at epoch {epochs}: no better validation loss for "
                 f"{cfg.patience} epochs; restored epoch {self.best_epoch}"
             )
-            return Outcome(self.best_theta.copy(), epochs, True, "ok", msg, self.best_epoch)
+            best = self.best_theta if self.best_theta is not None else theta
+            return Outcome(best.copy(), epochs, True, "ok", msg, self.best_epoch)
         best = None
         if self.validation is not None and self.best_theta is not None:
             best = self.best_epoch
@@ -168,7 +169,8 @@ class Monitor:
             note += f"; restored the best validation epoch {best}"
         if reason == "converged":
             return Outcome(theta.copy(), epochs, True, "ok", "converged" + note, best)
-        msg = f"not converged after {epochs} epochs (gradient norm {self.history['grad_norm'][-1]:.3g})"
+        gnorm = self.history["grad_norm"][-1]
+        msg = f"not converged after {epochs} epochs (gradient norm {gnorm:.3g})"
         return Outcome(theta.copy(), epochs, False, "not_converged", msg + note, best)
 
 
@@ -218,7 +220,9 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
             k.opt_step(kind, theta, grad, m, v, t, *hyper)
         else:
             perm = shuffle_rng.permutation(obj.n).astype(np.int64)
-            t, ok = obj.minibatch_epoch(theta, perm, cfg.batch_size, mask, keep_inv, kind, hyper, m, v, t)
+            t, ok = obj.minibatch_epoch(
+                theta, perm, cfg.batch_size, mask, keep_inv, kind, hyper, m, v, t
+            )
             if not ok:
                 reason = monitor.step_failed(epoch)
                 break

@@ -1,43 +1,47 @@
-"""IRLS / Fisher-scoring kernels for the reference GLM.
+"""Fisher-scoring (IRLS) and Newton kernels for the reference GLM.
 
 Design
 ------
-With ``x~ = (1, x)`` the design row, ``mu = h(eta)``, ``eta = x~'beta + offset``, prior weight
+With ``x~ = (1, x)`` the design row, ``eta = x~'beta + offset``, ``mu = h(eta)``, prior weight
 ``w`` and unit variance ``V``, Fisher scoring for the log-likelihood solves at each step
 
     A delta = g,    A = sum_i W_i x~_i x~_i',    g = sum_i W_i r_i x~_i,
-    W_i = w_i h'(eta_i)^2 / V(mu_i),    r_i = (y_i - mu_i) / h'(eta_i),
+    W_i = w_i h'(eta_i)^2 / V(mu_i),    r_i = (y_i - mu_i) / h'(eta_i)
 
 (``A`` is the expected information times the dispersion, ``g`` the score times the
-dispersion).  This is IRLS written as a Newton-type update ``beta + delta``: the working
-response ``z = eta - offset + r`` is never formed, so the right-hand side keeps its digits
-when the fit is close to converged.  Only the first step, from the starting means ``mu_0``
-where no ``beta`` exists yet, uses the regression form ``A beta_1 = sum_i W_i z_i x~_i``.
+dispersion).  This is IRLS written as an update ``beta + delta``: the working response
+``z = eta - offset + r`` is never formed, so the right-hand side keeps its digits when the fit
+is close to converged.  Only the first step, from the starting means ``mu_0`` where no
+``beta`` exists yet, uses the regression form ``A beta_1 = sum_i W_i z_i x~_i``.  Newton's
+method replaces ``W`` by the observed weights
+``W_obs = W - w (y - mu) (h'' V - h'^2 V') / V^2`` (equal for canonical links).
 
-One pass over the rows (:func:`irls_pass`) does everything at a trial ``beta``: the linear
-predictor, the domain checks, the deviance, ``A`` and ``g``.  Rows are processed in chunks of
-:data:`CHUNK`: each chunk of ``sqrt(W_i) x~_i`` is written into a small buffer (the intercept
-is its first column, so ``X`` never gets a column of ones) and its cross-product is added to
-``A`` by a register-blocked rank-8 update (:func:`_syrk_rows`).  Chunks are combined in row
-order, so results are bit-identical from run to run.
+:func:`irls_pass` evaluates one trial ``beta`` in a single call:
 
-The iteration itself (:func:`simbench.fit.glm.fit_glm`) is a short Python loop over these
-kernels, a handful of calls per iteration: a compiled caller of :func:`irls_pass` would
-have to recompile it and every family and link kernel it inlines, doubling the first-use
-compile time for a few microseconds per iteration.  It does
+* :func:`irls_rows`, one pass over the rows: the linear predictor, the domain checks, the
+  deviance and two factors per row (``sqrt(W_i)`` and ``sqrt(W_i) r_i``).  The canonical pairs
+  fused by :mod:`simbench.kernels.losses` take its fused kernel, the others the link and
+  family kernels;
+* only if the point is valid and its deviance acceptable, :func:`irls_accumulate`: the rows
+  ``(sqrt(W_i) x~_i, sqrt(W_i) r_i)`` are copied chunk by chunk (:data:`CHUNK` rows, the
+  intercept as first column, so ``X`` never gets a column of ones) into a buffer whose
+  cross-product, added by a register-blocked rank-8 update (:func:`_syrk_rows`), holds ``A``
+  and, in its last row, ``g``.  Chunks and blocks are added in row order, so results are
+  bit-identical from run to run and independent of any thread count;
+* the direction ``delta`` by a Cholesky factorisation of the diagonally scaled information
+  ``D A D`` (``D = diag(A)^-1/2``, :func:`newton_direction`).  A pivot below
+  :data:`RANK_TOL` is a column whose ``1 - R^2``, regressed (with weights ``W``) on the
+  earlier columns, is below it: the design is numerically rank deficient.
 
-* step-halving: a trial point whose linear predictor leaves the link's domain, whose mean
-  leaves the family's, or whose deviance rises is replaced by ``beta + delta / 2^k``;
-* convergence: the relative deviance change between accepted iterates AND the Newton
-  decrement ``g'A^-1 g`` (the predicted deviance decrease of the next step, in deviance
-  units whatever the dispersion) are both below ``tol * (|D| + 0.1)``;
-* the linear systems are solved by a Cholesky factorisation of the diagonally scaled
-  information ``S = D A D`` (``D = diag(A)^-1/2``, :func:`newton_direction`).  A pivot of
-  ``S`` below :data:`RANK_TOL` means ``1 - R^2 < RANK_TOL`` for that column regressed (with
-  weights ``W``) on the earlier ones: the design is numerically rank deficient.
+The iteration (step-halving, convergence, the switch to Newton's method, the starting point
+when the first step leaves the domain) is a short Python loop in :mod:`simbench.fit.glm`, one
+kernel call per trial point: a compiled caller of :func:`irls_pass` would recompile it and
+every family and link kernel it inlines, doubling the first-use compile time to save a few
+microseconds per iteration.  Separation needs a linear program and readable messages, so it
+lives there too.
 
-Detecting separation needs a linear program and a readable message, so it lives in
-:mod:`simbench.fit.glm`, which runs it when the kernel's result shows the symptoms.
+No kernel here runs BLAS or threads: the chunks are too small for BLAS to pay off, and BLAS
+or OpenMP threads oversubscribe a machine whose cores are busy with other sweep workers.
 """
 
 from __future__ import annotations
@@ -48,11 +52,28 @@ import numpy as np
 
 from simbench._jit import kernel
 from simbench.kernels import codes
-from simbench.kernels.families import fam_mu_valid, fam_unit_deviance, fam_variance
-from simbench.kernels.links import link_eta_valid, link_g, link_h, link_h1, link_mu_valid
+from simbench.kernels.families import (
+    fam_mu_valid,
+    fam_unit_deviance,
+    fam_variance,
+    fam_variance_d1,
+)
+from simbench.kernels.links import (
+    link_eta_valid,
+    link_g,
+    link_h,
+    link_h012,
+    link_h1,
+    link_mu_valid,
+)
+from simbench.kernels.losses import PAIR_NONE, fused_pair, loss_eval
+
+HESS_EXPECTED = codes.HESS_EXPECTED
 
 # rows per accumulation chunk: the chunk buffer stays in cache (256 x 51 doubles = 100 kB)
 CHUNK = 256
+# rows per block of irls_accumulate's two-level (blocked) summation
+BLOCK = 8192
 # at most this many step-halvings per iteration (the last trial step is 2^-30 of the full one)
 MAX_HALVINGS = 30
 # a column whose weighted 1 - R^2 on the earlier columns is below this is collinear with them;
@@ -61,6 +82,11 @@ RANK_TOL = 1e-11
 # a trial deviance may exceed the current one by this relative amount (rounding) and still be
 # accepted, so that a fit at its rounding floor is not halved thirty times for nothing
 DEV_SLACK = 1e-12
+
+# what irls_pass accumulates
+MODE_START = 0  # regression step from the starting means (expected information)
+MODE_FISHER = 1  # expected information: Fisher scoring
+MODE_NEWTON = 2  # observed information: Newton-Raphson
 
 _LOG = codes.LINK_LOG
 _BERNOULLI = codes.FAMILY_BERNOULLI
@@ -140,8 +166,8 @@ def _syrk_rows(B, m, C):
 
     Eight rows per sweep over ``C`` keep the loads and stores of ``C`` few; the inner loop is
     elementwise, so it vectorises without reassociating any sum (no fastmath needed) and the
-    result is the same on every run and thread count.  Faster than a BLAS call on chunks
-    this small, and it never starts BLAS threads (which oversubscribe a busy machine).
+    result is the same on every run.  Faster than a BLAS call on chunks this small, and it
+    never starts BLAS threads (which oversubscribe a machine busy with other workers).
     """
     r = B.shape[1]
     i = 0
@@ -180,23 +206,147 @@ def _syrk_rows(B, m, C):
 
 
 @kernel
-def _add_lower(C, T):
-    """``T += C`` on the lower triangle; ``C = 0``."""
-    r = C.shape[0]
-    for j in range(r):
-        for k in range(j + 1):
-            T[j, k] += C[j, k]
-            C[j, k] = 0.0
-
-
-# ---- one pass over the rows -----------------------------------------------------------
+def _gemm_rows(U, B, m, C):
+    """``C += U[:m]' B[:m]`` on the lower triangle of ``C`` (as :func:`_syrk_rows`, for
+    weights of either sign: ``U`` holds the weighted rows, ``B`` the plain ones)."""
+    r = B.shape[1]
+    i = 0
+    while i + 8 <= m:
+        u0 = U[i]
+        u1 = U[i + 1]
+        u2 = U[i + 2]
+        u3 = U[i + 3]
+        u4 = U[i + 4]
+        u5 = U[i + 5]
+        u6 = U[i + 6]
+        u7 = U[i + 7]
+        b0 = B[i]
+        b1 = B[i + 1]
+        b2 = B[i + 2]
+        b3 = B[i + 3]
+        b4 = B[i + 4]
+        b5 = B[i + 5]
+        b6 = B[i + 6]
+        b7 = B[i + 7]
+        for j in range(r):
+            c0 = u0[j]
+            c1 = u1[j]
+            c2 = u2[j]
+            c3 = u3[j]
+            c4 = u4[j]
+            c5 = u5[j]
+            c6 = u6[j]
+            c7 = u7[j]
+            Cj = C[j]
+            for k in range(j + 1):
+                Cj[k] += (c0 * b0[k] + c1 * b1[k] + c2 * b2[k] + c3 * b3[k]) + (
+                    c4 * b4[k] + c5 * b5[k] + c6 * b6[k] + c7 * b7[k]
+                )
+        i += 8
+    while i < m:
+        u0 = U[i]
+        b0 = B[i]
+        for j in range(r):
+            c0 = u0[j]
+            Cj = C[j]
+            for k in range(j + 1):
+                Cj[k] += c0 * b0[k]
+        i += 1
 
 
 @kernel
-def irls_pass(
-    X, icpt, beta, start, fcode, a, lcode, lam, y, weights, offset, eta, A, g, buf, acc
+def _fill_chunk(X, icpt, i0, m, s, c, signed, buf, ubuf):
+    """Rows ``i = i0 .. i0 + m`` of the bordered design into the chunk buffers, with the row
+    factors ``s[k], c[k]`` of row ``i0 + k``.
+
+    Unsigned: ``buf[k] = (s_k x~_i, c_k)``.  Signed: ``ubuf[k] = (s_k x~_i, c_k)`` and
+    ``buf[k] = (x~_i, 0)``.
+    """
+    p = X.shape[1]
+    q = p + icpt
+    for k in range(m):
+        i = i0 + k
+        si = s[k]
+        if signed:
+            if icpt == 1:
+                buf[k, 0] = 1.0
+                ubuf[k, 0] = si
+            for j in range(p):
+                xij = X[i, j]
+                buf[k, icpt + j] = xij
+                ubuf[k, icpt + j] = si * xij
+            buf[k, q] = 0.0
+            ubuf[k, q] = c[k]
+        else:
+            if icpt == 1:
+                buf[k, 0] = si
+            for j in range(p):
+                buf[k, icpt + j] = si * X[i, j]
+            buf[k, q] = c[k]
+
+
+@kernel
+def _accumulate_rows(X, icpt, s, c, signed, r0, r1, C, buf, ubuf):
+    """``C`` (zeroed first) = lower triangle of the bordered cross-product over rows
+    ``r0 .. r1``, chunk by chunk in row order (see :func:`irls_accumulate`)."""
+    C[:, :] = 0.0
+    for i0 in range(r0, r1, CHUNK):
+        m = min(CHUNK, r1 - i0)
+        _fill_chunk(X, icpt, i0, m, s[i0 : i0 + m], c[i0 : i0 + m], signed, buf, ubuf)
+        if signed:
+            _gemm_rows(ubuf, buf, m, C)
+        else:
+            _syrk_rows(buf, m, C)
+
+
+@kernel
+def irls_accumulate(X, icpt, s, c, signed, out, work):
+    """The bordered cross-product of the weighted design.
+
+    Unsigned (``signed`` false): ``out = [S X~, c]' [S X~, c]`` with ``S = diag(s)``, so that
+    with ``s = sqrt(W)`` and ``c = sqrt(W) r`` its leading ``q x q`` block is ``X~'WX~`` and its
+    last row ``X~'W r``.  Signed: ``out = [S X~, c]' [X~, 0]``, for weights of either sign
+    (the observed information) with the score in ``c``.  Only the lower triangle of ``out``
+    (``(q + 1, q + 1)``) is written.
+
+    Rows are summed in blocks of :data:`BLOCK`, each in row order, and the blocks are added
+    in order (``work`` is ``(n_blocks, q + 1, q + 1)``): rounding grows with the block and
+    chunk sizes rather than with ``n``, and the result is the same on every run.
+
+    Serial on purpose: a ``parallel=True`` version ran 2x faster alone, but once scikit-learn,
+    statsmodels or torch is imported (each loads its own OpenMP runtime) every parallel region
+    of Numba's default "omp" threading layer took 16-24 ms.
+    """
+    n, p = X.shape
+    q1 = p + icpt + 1
+    nblocks = work.shape[0]
+    buf = np.empty((CHUNK, q1))
+    ubuf = np.empty((CHUNK, q1)) if signed else buf
+    for b in range(nblocks):
+        r0 = b * BLOCK
+        r1 = min(n, r0 + BLOCK)
+        _accumulate_rows(X, icpt, s, c, signed, r0, r1, work[b], buf, ubuf)
+    out[:, :] = 0.0
+    for b in range(nblocks):
+        for j in range(q1):
+            for k in range(j + 1):
+                out[j, k] += work[b, j, k]
+
+
+def n_blocks(n: int) -> int:
+    """Number of row blocks :func:`irls_accumulate` uses for ``n`` rows."""
+    return max(1, -(-n // BLOCK))
+
+
+# ---- the rows ---------------------------------------------------------------------------------
+
+
+@kernel
+def irls_rows(
+    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, s_out, c_out
 ):
-    """One pass over the rows: linear predictor, domain check, deviance, ``A`` and ``g``.
+    """Rows ``r0 .. r1``: linear predictor, domain check, deviance and the row factors that
+    :func:`irls_accumulate` turns into ``A`` and ``g`` (``s_out[i - r0]``, ``c_out[i - r0]``).
 
     Parameters
     ----------
@@ -204,139 +354,208 @@ def irls_pass(
     icpt : int
         1 when the first coefficient is an intercept (``q = p + 1`` coefficients), else 0.
     beta : (q,) float64
-        The trial coefficients; ignored when ``start`` is true.
-    start : bool
-        True: take ``eta`` as given (the starting values) and accumulate the regression
-        right-hand side ``sum W z x~`` in ``g``; false: compute ``eta = X~ beta + offset`` and
-        accumulate the score ``sum W r x~``.
+        The trial coefficients; ignored when ``mode`` is :data:`MODE_START`.
+    mode : int
+        :data:`MODE_START`: take ``eta`` as given (the starting values); row factors of the
+        expected information and of the regression right-hand side ``sum W z x~``.
+        :data:`MODE_FISHER`: compute ``eta = X~ beta + offset``; expected information and
+        score.  :data:`MODE_NEWTON`: the same with the observed information
+        ``W_obs = W - w (y - mu) (h'' V - h'^2 V') / V^2``.
     fcode, a, lcode, lam : family code and parameter, link code and power.
     y, weights, offset : (n,) float64; ``weights``/``offset`` may be empty (1 / 0).
     eta : (n,) float64
-        Input when ``start``, else output.
-    A : (q, q), g : (q,) float64
-        Outputs (overwritten).
-    buf : (CHUNK, q + 1), acc : (2, q + 1, q + 1) float64
-        Work space.
+        Input for :data:`MODE_START`, else output.
+    r0, r1 : int
+        The rows to process.
+    s_out, c_out : (r1 - r0,) float64
+        Output row factors: ``sqrt(W_i)`` and ``sqrt(W_i) r_i`` (``r = (y - mu) / h'``;
+        start: ``sqrt(W_i) z_i``); Newton: ``W_obs,i`` and the score contribution
+        ``u_i = w_i h'_i (y_i - mu_i) / V_i``.  Rows of weight 0 get zeros.
 
     Returns
     -------
     float
-        The deviance ``sum w d(y, mu)``; nan as soon as a row with positive weight has an
-        invalid linear predictor or mean (the pass stops there and ``A``, ``g`` are garbage).
+        The deviance ``sum w d(y, mu)`` of these rows; nan as soon as a row with positive
+        weight is outside the domain (the pass stops there; the outputs are then incomplete).
 
     Notes
     -----
-    A chunk holds the rows ``(sqrt(W_i) x~_i, c_i)`` with ``c_i = sqrt(W_i) r_i``, so the lower
-    triangle of its cross-product holds ``A`` and, in its last row, ``g``.  Each chunk's
-    cross-product is formed apart and then added to the total (blocked summation: rounding
-    grows with ``CHUNK + n / CHUNK``, not ``n``).
+    A row is inside the domain when its linear predictor is in the link's domain, its mean
+    in the family's open mean space, and its deviance and weights are finite.  The canonical
+    pairs that :mod:`simbench.kernels.losses` fuses (Poisson-log, Bernoulli/binomial-logit,
+    Gaussian-identity, Gamma-log) take its fused kernel: the deviance in a form that is cheap
+    and keeps its digits near ``mu = y``, and a mean that is never formed, so the domain is
+    "finite deviance and positive finite weight" there (a logit mean that rounds to 1 is
+    still a valid point).
     """
-    n, p = X.shape
-    q = p + icpt
+    p = X.shape[1]
     has_w = weights.shape[0] > 0
     has_off = offset.shape[0] > 0
+    start = mode == MODE_START
+    newton = mode == MODE_NEWTON
+    fused = fused_pair(fcode, lcode) != PAIR_NONE and not newton
     b0 = beta[0] if icpt == 1 else 0.0
-    chunk = acc[0]
-    total = acc[1]
-    chunk[:, :] = 0.0
-    total[:, :] = 0.0
     dev = 0.0
-    for i0 in range(0, n, CHUNK):
-        m = min(CHUNK, n - i0)
-        for k in range(m):
-            i = i0 + k
-            w = weights[i] if has_w else 1.0
-            if start:
-                e = eta[i]
-            else:
-                e = b0
-                for j in range(p):
-                    e += X[i, j] * beta[icpt + j]
-                if has_off:
-                    e += offset[i]
-                eta[i] = e
-            if not w > 0.0:
-                buf[k, :] = 0.0
-                continue
-            if not link_eta_valid(lcode, lam, e):
+    for i in range(r0, r1):
+        o = i - r0
+        w = weights[i] if has_w else 1.0
+        if start:
+            e = eta[i]
+        else:
+            e = b0
+            for j in range(p):
+                e += X[i, j] * beta[icpt + j]
+            if has_off:
+                e += offset[i]
+            eta[i] = e
+        if not w > 0.0:
+            s_out[o] = 0.0
+            c_out[o] = 0.0
+            continue
+        if not link_eta_valid(lcode, lam, e):
+            return math.nan
+        yi = y[i]
+        if fused:
+            value, d1, d2 = loss_eval(fcode, a, 1.0, lcode, lam, yi, e, HESS_EXPECTED)
+            if not (math.isfinite(value) and d2 > 0.0 and d2 < math.inf):
                 return math.nan
-            mu, h1 = _mu_h1(lcode, lam, e)
+            dev += 2.0 * w * value
+            si = math.sqrt(w * d2)
+            ci = -w * d1 / si
+        else:
+            if newton:
+                mu, h1, h2 = link_h012(lcode, lam, e)
+            else:
+                mu, h1 = _mu_h1(lcode, lam, e)
+                h2 = 0.0
             if not fam_mu_valid(fcode, a, mu):
                 return math.nan
-            yi = y[i]
             dev += w * fam_unit_deviance(fcode, a, yi, mu)
-            root = math.sqrt(w / fam_variance(fcode, a, mu))
-            s = root * abs(h1)
+            v = fam_variance(fcode, a, mu)
+            if newton:
+                s_out[o] = w * h1 * h1 / v - (w * (yi - mu) / v) * (
+                    (h2 * v - h1 * h1 * fam_variance_d1(fcode, a, mu)) / v
+                )
+                c_out[o] = w * h1 * (yi - mu) / v
+                continue
+            root = math.sqrt(w / v)
+            si = root * abs(h1)
             # W r / sqrt(W) = sqrt(w / V) (y - mu) sign(h'): exact even where W underflows
-            c = root * (yi - mu)
+            ci = root * (yi - mu)
             if h1 < 0.0:
-                c = -c
-            if start:
-                c += s * (e - offset[i] if has_off else e)
-            if icpt == 1:
-                buf[k, 0] = s
-            for j in range(p):
-                buf[k, icpt + j] = s * X[i, j]
-            buf[k, q] = c
-        _syrk_rows(buf, m, chunk)
-        _add_lower(chunk, total)
+                ci = -ci
+        if start:
+            ci += si * (e - offset[i] if has_off else e)
+        s_out[o] = si
+        c_out[o] = ci
     if not math.isfinite(dev):
         return math.nan
-    for j in range(q):
-        g[j] = total[q, j]
-        for k in range(j + 1):
-            A[j, k] = total[j, k]
-            A[k, j] = total[j, k]
     return dev
 
 
 @kernel
-def irls_finish(X, icpt, fcode, a, lcode, lam, y, weights, eta, mu_out, meat_out, buf, acc):
-    """Final pass: ``mu = h(eta)`` into ``mu_out`` and the "meat" of the sandwich,
-    ``sum_i u_i^2 x~_i x~_i'`` with the score contributions
-    ``u_i = w_i h'(eta_i) (y_i - mu_i) / V(mu_i)`` (HC0), into ``meat_out`` (q, q).
-    ``buf`` and ``acc`` are work space as in :func:`irls_pass`.
+def irls_pass(
+    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, dev_max, rank_tol,
+    eta, A, g, delta, L, dsc, bordered, work,
+):  # fmt: skip
+    """One trial point of the iteration, in a single call and a single pass over ``X``.
+
+    Chunk by chunk, :func:`irls_rows` (stopping at the first row outside the domain) and
+    the chunk's bordered cross-product (as :func:`irls_accumulate`, whose blocks and order it
+    shares).  If the point is valid and its deviance at most ``dev_max``, ``A`` and ``g`` are
+    unpacked and the Newton direction ``A delta = g`` solved (:func:`newton_direction`);
+    otherwise ``A``, ``g`` and ``delta`` are left as they were.
+
+    ``eta`` (n,) is an output (an input in :data:`MODE_START`); ``A`` (q, q), ``g``,
+    ``delta`` (q,) outputs; ``L``, ``dsc``, ``bordered``, ``work`` work space as in
+    :func:`newton_direction` and :func:`irls_accumulate`.
+
+    Returns ``(deviance, column, decrement)``: the deviance (nan outside the domain); for an
+    accepted point ``column`` -1 and ``decrement = g' delta``, or the first column whose
+    Cholesky pivot is not above ``rank_tol`` (and a nan decrement); for a rejected one -2.
+    """
+    n, p = X.shape
+    q1 = p + icpt + 1
+    signed = mode == MODE_NEWTON
+    buf = np.empty((CHUNK, q1))
+    ubuf = np.empty((CHUNK, q1)) if signed else buf
+    s_chunk = np.empty(CHUNK)
+    c_chunk = np.empty(CHUNK)
+    dev = 0.0
+    for b in range(work.shape[0]):
+        C = work[b]
+        C[:, :] = 0.0
+        r1 = min(n, (b + 1) * BLOCK)
+        for i0 in range(b * BLOCK, r1, CHUNK):
+            m = min(CHUNK, r1 - i0)
+            d = irls_rows(
+                X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, i0, i0 + m,
+                eta, s_chunk, c_chunk,
+            )  # fmt: skip
+            if not math.isfinite(d):
+                return math.nan, -2, math.nan
+            dev += d
+            _fill_chunk(X, icpt, i0, m, s_chunk, c_chunk, signed, buf, ubuf)
+            if signed:
+                _gemm_rows(ubuf, buf, m, C)
+            else:
+                _syrk_rows(buf, m, C)
+    if not (math.isfinite(dev) and dev <= dev_max):
+        return dev, -2, math.nan
+    bordered[:, :] = 0.0
+    for b in range(work.shape[0]):
+        for j in range(q1):
+            for k in range(j + 1):
+                bordered[j, k] += work[b, j, k]
+    unpack_bordered(bordered, A, g)
+    column, dec = newton_direction(A, g, L, dsc, delta, rank_tol)
+    return dev, column, dec
+
+
+@kernel
+def irls_finish(fcode, a, lcode, lam, y, weights, eta, mu_out, u_out, s_out):
+    """Final pass at the fitted ``eta``: ``mu = h(eta)`` into ``mu_out``, the score
+    contributions ``u_i = w_i h'(eta_i) (y_i - mu_i) / V(mu_i)`` (the sandwich's "meat" is
+    ``sum u_i^2 x~_i x~_i'``: :func:`irls_accumulate` with ``s = u``, ``c = 0``) into ``u_out``,
+    and ``sqrt(W_i)`` (for the expected information) into ``s_out``.
 
     Returns ``(pearson, n_positive, sum_w)``: the Pearson statistic
     ``sum w (y - mu)^2 / V(mu)``, the number of rows of positive weight and their total weight.
     """
-    n, p = X.shape
-    q = p + icpt
+    n = y.shape[0]
     has_w = weights.shape[0] > 0
-    chunk = acc[0]
-    total = acc[1]
-    chunk[:, :] = 0.0
-    total[:, :] = 0.0
     pearson = 0.0
     npos = 0
     sw = 0.0
-    for i0 in range(0, n, CHUNK):
-        m = min(CHUNK, n - i0)
-        for k in range(m):
-            i = i0 + k
-            w = weights[i] if has_w else 1.0
-            mu, h1 = _mu_h1(lcode, lam, eta[i])
-            mu_out[i] = mu
-            u = 0.0
-            if w > 0.0:
-                r = y[i] - mu
-                v = fam_variance(fcode, a, mu)
-                pearson += w * r * r / v
-                npos += 1
-                sw += w
-                u = w * h1 * r / v
-            if icpt == 1:
-                buf[k, 0] = u
-            for j in range(p):
-                buf[k, icpt + j] = u * X[i, j]
-            buf[k, q] = 0.0
-        _syrk_rows(buf, m, chunk)
-        _add_lower(chunk, total)
-    for j in range(q):
-        for k in range(j + 1):
-            meat_out[j, k] = total[j, k]
-            meat_out[k, j] = total[j, k]
+    for i in range(n):
+        w = weights[i] if has_w else 1.0
+        mu, h1 = _mu_h1(lcode, lam, eta[i])
+        mu_out[i] = mu
+        if w > 0.0:
+            r = y[i] - mu
+            v = fam_variance(fcode, a, mu)
+            pearson += w * r * r / v
+            npos += 1
+            sw += w
+            u_out[i] = w * h1 * r / v
+            s_out[i] = math.sqrt(w / v) * abs(h1)
+        else:
+            u_out[i] = 0.0
+            s_out[i] = 0.0
     return pearson, npos, sw
+
+
+@kernel
+def unpack_bordered(T, A, g):
+    """``A`` (q, q, both triangles) and ``g`` (q,; skipped when empty) from the lower triangle
+    of the bordered ``T`` (q + 1, q + 1)."""
+    q = A.shape[0]
+    for j in range(q):
+        if g.shape[0] > 0:
+            g[j] = T[q, j]
+        for k in range(j + 1):
+            A[j, k] = T[j, k]
+            A[k, j] = T[j, k]
 
 
 # ---- small dense linear algebra -----------------------------------------------------------

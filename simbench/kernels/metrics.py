@@ -126,3 +126,34 @@ def gram_with_intercept(X, c, out):
         for b in range(a + 1, q):
             out[b, a] = out[a, b]
     return out
+
+
+@kernel
+def max_column_imbalance(X, y, mu, weights):
+    """Largest relative score imbalance over the columns of ``X̃ = [1, X]``.
+
+    ``max_j |Σ_i w_i x̃_ij (μ_i − y_i)| / Σ_i w_i |x̃_ij| |y_i|``; for the intercept this is
+    the overall balance, for a 0/1 dummy column the balance within its level.  A column
+    whose denominator is 0 (no response in a level) is ignored.
+    """
+    n, p = X.shape
+    has_w = weights.size > 0
+    num = np.zeros(p + 1)
+    den = np.zeros(p + 1)
+    for i in range(n):
+        w = weights[i] if has_w else 1.0
+        r = w * (mu[i] - y[i])
+        a = w * abs(y[i])
+        num[0] += r
+        den[0] += a
+        for j in range(p):
+            x = X[i, j]
+            num[j + 1] += r * x
+            den[j + 1] += a * abs(x)
+    out = 0.0
+    for j in range(p + 1):
+        if den[j] > 0.0:
+            v = abs(num[j]) / den[j]
+            if not v <= out:  # also propagates NaN
+                out = v
+    return out

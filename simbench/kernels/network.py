@@ -25,9 +25,18 @@ stored ``f'`` in place, so one batch needs one activation and one derivative buf
 hidden layer and a scratch buffer.  Matrix products go through BLAS (``np.dot`` on
 contiguous 2-D arrays); elementwise work is fused with the bias add.
 
-Networks without hidden layers take a separate path (``_glm_rows``): one pass over the rows
-of X computes ``eta_i``, the loss derivative and ``grad += w_i l'_i x_i`` while the row is
-in cache, so X is streamed from memory once per evaluation.
+Networks without hidden layers take a separate path (``_glm_block``): for a block of rows
+small enough to stay in cache, ``eta = b + X_block beta`` (one BLAS product: SIMD dot
+products, which a loop here could not vectorise without reassociating sums), the loss
+derivatives, and ``grad += sum_i w_i l'_i x_i`` four rows at a time, vectorised over the
+columns.  X is streamed from memory once per evaluation; mini-batches gather their rows
+into a contiguous buffer first.
+
+Loss values.  A full-data evaluation calls the losses' one-pass kernel ``loss_grad_hess``
+(fused loops for canonical pairs).  A mini-batch step needs only ``l'``; ``_loss_d1`` hoists
+the same (loss, activation) dispatch and calls the small fused scalar kernels, which the
+compiler inlines and strips of the value (for Poisson-log the value's ``log y`` and
+``expm1`` cost more than the derivative).
 
 Determinism.  Full-data evaluations split the rows into fixed chunks of ``CHUNK`` rows
 (a constant, not a function of the thread count), reduce each chunk serially and add the
@@ -61,7 +70,20 @@ from simbench.kernels.codes import (
     ACT_TANH,
     HESS_EXPECTED,
 )
-from simbench.kernels.losses import loss_eval, loss_grad_hess
+from simbench.kernels.losses import (
+    PAIR_BERNOULLI_LOGIT,
+    PAIR_GAMMA_LOG,
+    PAIR_GAUSSIAN_IDENTITY,
+    PAIR_POISSON_LOG,
+    _bernoulli_logit,
+    _gamma_log,
+    _gaussian_identity,
+    _poisson_log,
+    fused_pair,
+    loss_eval,
+    loss_eval_generic,
+    loss_grad_hess,
+)
 
 # Rows per fixed reduction chunk of a full-data evaluation.  Part of the result's
 # definition (the order of floating-point sums), so never derived from the thread count.
@@ -271,96 +293,154 @@ def _row_eta(theta, X, i):
     return theta[0] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
 
 
-# Rows per block of the fused pass: the block's rows stay in L1/L2 between the eta pass and
-# the gradient pass, so X still comes from memory once.
+# Elements of X per BLAS call: below OpenBLAS's threading threshold for gemv (9216), so a call
+# never starts threads of its own inside a parallel region.
+BLAS_ELEMENTS = 8192
+# Rows per block of the fused pass: the block stays in L1/L2 between the eta product and the
+# gradient loop, so X still comes from memory once.
 BLOCK = 128
 
 
 @kernel
-def _glm_rows(
-    theta, X, y, weights, offset, rows, start, stop, lcode, a, hcode, lam, need_value, grad
-):
-    """Rows ``start:stop`` (positions in ``rows``, or rows of X when ``rows`` is empty):
-    overwrite ``grad`` with ``sum w l'(eta) (1, x)`` and return ``sum w l(eta)`` (0.0 when
-    ``need_value`` is False: the loss value then costs nothing, the compiler drops it).
+def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
+    """``d1_out[r] = l'(y[r], eta[r])`` for ``r < nb``, without the loss value.
 
-    Blocks of ``BLOCK`` rows go through three short loops: the linear predictors (loads of
-    independent rows overlap, which matters for rows in random order), the loss
-    derivatives, and ``grad += sum_i d_i x_i`` four rows at a time.
+    A mini-batch step needs only the derivative.  The (loss, activation) dispatch is hoisted
+    out of the loop as in ``loss_grad_hess``, and every loop calls one small fused kernel,
+    which the compiler inlines and strips of the value's logarithms (half the cost of a
+    Poisson row); other pairs take the generic path.  Equal to ``loss_eval``'s d1 (tested).
     """
-    p = X.shape[1]
-    has_w = weights.size > 0
-    has_off = offset.size > 0
-    use_rows = rows.size > 0
-    eta = np.empty(BLOCK)
-    dv = np.empty(BLOCK)
-    idx = np.empty(BLOCK, np.int64)
-    for k in range(p + 1):
-        grad[k] = 0.0
-    total = 0.0
-    for b0 in range(start, stop, BLOCK):
-        nb = min(stop, b0 + BLOCK) - b0
+    pair = fused_pair(lcode, hcode)
+    if pair == PAIR_POISSON_LOG:
         for r in range(nb):
-            idx[r] = rows[b0 + r] if use_rows else b0 + r
+            d1_out[r] = _poisson_log(y[r], eta[r], 1.0)[1]
+    elif pair == PAIR_BERNOULLI_LOGIT:
         for r in range(nb):
-            i = idx[r]
-            e = _row_eta(theta, X, i)
-            eta[r] = e + offset[i] if has_off else e
+            d1_out[r] = _bernoulli_logit(y[r], eta[r], 1.0)[1]
+    elif pair == PAIR_GAUSSIAN_IDENTITY:
         for r in range(nb):
-            i = idx[r]
-            w = weights[i] if has_w else 1.0
-            v, d1, _ = loss_eval(lcode, a, 1.0, hcode, lam, y[i], eta[r], HESS_EXPECTED)
-            if w == 0.0:
-                dv[r] = 0.0
-            else:
-                dv[r] = w * d1
-                if need_value:
-                    total += w * v
-        r = 0
-        while r + 4 <= nb:
-            i0 = idx[r]
-            i1 = idx[r + 1]
-            i2 = idx[r + 2]
-            i3 = idx[r + 3]
-            g0 = dv[r]
-            g1 = dv[r + 1]
-            g2 = dv[r + 2]
-            g3 = dv[r + 3]
-            grad[0] += (g0 + g1) + (g2 + g3)
-            for k in range(p):
-                grad[k + 1] += (g0 * X[i0, k] + g1 * X[i1, k]) + (g2 * X[i2, k] + g3 * X[i3, k])
-            r += 4
-        while r < nb:
-            i0 = idx[r]
-            g0 = dv[r]
-            grad[0] += g0
-            for k in range(p):
-                grad[k + 1] += g0 * X[i0, k]
-            r += 1
+            d1_out[r] = _gaussian_identity(y[r], eta[r], 1.0)[1]
+    elif pair == PAIR_GAMMA_LOG:
+        for r in range(nb):
+            d1_out[r] = _gamma_log(y[r], eta[r], 1.0, HESS_EXPECTED)[1]
+    else:
+        for r in range(nb):
+            d1_out[r] = loss_eval_generic(lcode, a, 1.0, hcode, lam, y[r], eta[r], HESS_EXPECTED)[1]
+
+
+@kernel
+def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv, grad):
+    """One contiguous block of rows: ``grad += sum w l'(eta) (1, x)``; return ``sum w l``
+    (0.0 unless ``need_value``: without it the compiler drops the loss's logarithms).
+
+    ``eta = b + xb theta[1:]`` is one BLAS product (rows in independent SIMD dot products,
+    a thing a loop here could not do without reassociating sums); the loss derivatives follow;
+    then the gradient four rows at a time, vectorised over the columns, from cache.
+    """
+    nb, p = xb.shape
+    if p > 0:
+        np.dot(xb, theta[1:], eta[:nb])
+    else:
+        eta[:nb] = 0.0
+    b0 = theta[0]
+    for r in range(nb):
+        eta[r] += b0
+    if need_value:
+        # the losses' own one-pass kernel: fused loops for canonical pairs, weights, offset
+        no_hess = np.empty(0)
+        total = loss_grad_hess(
+            lcode, a, 1.0, hcode, lam, HESS_EXPECTED, yb, eta[:nb], wb, ob, dv[:nb], no_hess
+        )
+    else:
+        total = 0.0
+        if ob.size > 0:
+            for r in range(nb):
+                eta[r] += ob[r]
+        _loss_d1(lcode, a, hcode, lam, yb, eta, dv, nb)
+        if wb.size > 0:
+            # zero weight = row absent, even where its loss is not finite
+            for r in range(nb):
+                w = wb[r]
+                dv[r] = 0.0 if w == 0.0 else w * dv[r]
+    # a local accumulator: the compiler sees that it aliases none of the inputs, so the
+    # column loop is vectorised without run-time overlap checks
+    acc = np.zeros(p)
+    g = 0.0
+    r = 0
+    while r + 4 <= nb:
+        g0 = dv[r]
+        g1 = dv[r + 1]
+        g2 = dv[r + 2]
+        g3 = dv[r + 3]
+        g += (g0 + g1) + (g2 + g3)
+        for k in range(p):
+            x01 = g0 * xb[r, k] + g1 * xb[r + 1, k]
+            acc[k] += x01 + (g2 * xb[r + 2, k] + g3 * xb[r + 3, k])
+        r += 4
+    while r < nb:
+        g0 = dv[r]
+        g += g0
+        for k in range(p):
+            acc[k] += g0 * xb[r, k]
+        r += 1
+    grad[0] += g
+    for k in range(p):
+        grad[k + 1] += acc[k]
     return total
 
 
 @kernel
-def _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, parts, totals):
+def _block_rows(p):
+    return max(4, min(BLOCK, BLAS_ELEMENTS // max(p, 1)))
+
+
+@kernel
+def _glm_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode, lam, need_value, grad):
+    """Rows ``start:stop`` of X in blocks: overwrite ``grad`` with ``sum w l'(eta) (1, x)``
+    and return ``sum w l(eta)`` (0.0 unless ``need_value``)."""
+    p = X.shape[1]
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    rows = _block_rows(p)
+    eta = np.empty(rows)
+    dv = np.empty(rows)
+    for k in range(p + 1):
+        grad[k] = 0.0
+    total = 0.0
+    for b0 in range(start, stop, rows):
+        b1 = min(stop, b0 + rows)
+        wb = weights[b0:b1] if has_w else weights
+        ob = offset[b0:b1] if has_off else offset
+        total += _glm_block(
+            theta, X[b0:b1], y[b0:b1], wb, ob, lcode, a, hcode, lam, need_value, eta, dv, grad
+        )
+    return total
+
+
+@kernel
+def _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, need_value, parts, totals):
     n = X.shape[0]
     s = c * CHUNK
     e = min(n, s + CHUNK)
-    no_rows = np.empty(0, np.int64)
     totals[c] = _glm_rows(
-        theta, X, y, weights, offset, no_rows, s, e, lcode, a, hcode, lam, True, parts[c]
+        theta, X, y, weights, offset, s, e, lcode, a, hcode, lam, need_value, parts[c]
     )
 
 
 @kernel(parallel=True)
-def _glm_chunks_parallel(theta, X, y, weights, offset, lcode, a, hcode, lam, parts, totals):
+def _glm_chunks_parallel(
+    theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals
+):
     for c in prange(totals.size):
-        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, parts, totals)
+        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, need_value, parts, totals)
 
 
 @kernel
-def _glm_chunks_serial(theta, X, y, weights, offset, lcode, a, hcode, lam, parts, totals):
+def _glm_chunks_serial(
+    theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals
+):
     for c in range(totals.size):
-        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, parts, totals)
+        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, need_value, parts, totals)
 
 
 @kernel
@@ -383,19 +463,20 @@ def use_threads(n_chunks: int) -> bool:
     return n_chunks >= 4 and get_num_threads() > 1
 
 
-def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out):
+def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, need_value=True):
     """Full-data ``sum w l`` and its gradient for a network without hidden layers.
 
     Fixed chunks of ``CHUNK`` rows, reduced serially inside and added in chunk order, so the
     result is the same whether the chunks run in parallel or not and whatever the thread
-    count.  ``grad_out`` (size p + 1) is overwritten.
+    count.  ``grad_out`` (size p + 1) is overwritten.  With ``need_value`` False only the
+    gradient is computed (the returned loss is 0.0).
     """
     n, p = X.shape
     nch = max(1, -(-n // CHUNK))
     parts = np.empty((nch, p + 1))
     totals = np.empty(nch)
     run = _glm_chunks_parallel if use_threads(nch) else _glm_chunks_serial
-    run(theta, X, y, weights, offset, lcode, a, hcode, lam, parts, totals)
+    run(theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals)
     return _reduce_chunks(parts, totals, grad_out)
 
 
@@ -455,7 +536,9 @@ def _glm_newton_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode,
 
 
 @kernel
-def _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals):
+def _newton_chunk(
+    theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals
+):
     n = X.shape[0]
     s = c * size
     e = min(n, s + size)
@@ -465,15 +548,23 @@ def _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, k
 
 
 @kernel(parallel=True)
-def _newton_chunks_parallel(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals):  # fmt: skip
+def _newton_chunks_parallel(
+    theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals
+):
     for c in prange(totals.size):
-        _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals)  # fmt: skip
+        _newton_chunk(
+            theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals
+        )
 
 
 @kernel
-def _newton_chunks_serial(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals):  # fmt: skip
+def _newton_chunks_serial(
+    theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals
+):
     for c in range(totals.size):
-        _newton_chunk(theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals)  # fmt: skip
+        _newton_chunk(
+            theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals
+        )
 
 
 @kernel
@@ -515,10 +606,14 @@ def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g
 
 
 @kernel
-def _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, mask, keep_inv, eta):
-    """Forward pass of a batch: hidden activations into ``hbuf``, their derivatives into
-    ``dbuf`` (both rows x sum(h), layer blocks side by side... stored layer after layer),
-    and the output unit's ``eta`` (without offset).  ``mask`` (rows x sum(h), uint8) applies
+def _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, zbuf, mask, keep_inv, eta):
+    """Forward pass of a batch of ``nb`` rows.
+
+    Hidden layer ``l`` stores its activations ``f(Z_l)`` and derivatives ``f'(Z_l)`` as
+    (nb x h_l) blocks, layer after layer, in ``hbuf`` and ``dbuf``; ``zbuf`` (at least
+    nb x max(h)) takes the products ``H W^T`` first, so that the activation writes to other
+    memory than it reads (in place, the compiler could not vectorise it).  ``eta`` gets the
+    output unit's linear predictor (without offset).  ``mask`` (nb x sum(h), uint8) applies
     inverted dropout when it is not empty."""
     nb = xb.shape[0]
     nh = sizes.size - 2
@@ -530,17 +625,18 @@ def _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, mask, keep_inv, eta):
         o = offs[l]
         b = theta[o : o + fo]
         W = theta[o + fo : offs[l + 1]].reshape((fo, fi))
-        z = hbuf[col * nb : (col + fo) * nb].reshape((nb, fo))
+        z = zbuf[: nb * fo].reshape((nb, fo))
+        h = hbuf[col * nb : (col + fo) * nb].reshape((nb, fo))
         d = dbuf[col * nb : (col + fo) * nb].reshape((nb, fo))
         np.dot(prev, W.T, z)
-        act_layer(acts[l], z, b, z, d)
+        act_layer(acts[l], z, b, h, d)
         if mask.size > 0:
             for i in range(nb):
                 for j in range(fo):
                     m = keep_inv if mask[i, col + j] != 0 else 0.0
-                    z[i, j] *= m
+                    h[i, j] *= m
                     d[i, j] *= m
-        prev = z
+        prev = h
         col += fo
     o = offs[nh]
     w = theta[o + 1 : offs[nh + 1]]
@@ -615,40 +711,78 @@ def _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad):
 
 @kernel
 def _mlp_batch(
-    theta, sizes, offs, acts, hcode, lam, lcode, a, xb, yb, wb, ob, mask, keep_inv, gscale,
-    need_value, grad, hbuf, dbuf, scratch, eta, gout,
-):  # fmt: skip
+    theta,
+    sizes,
+    offs,
+    acts,
+    hcode,
+    lam,
+    lcode,
+    a,
+    xb,
+    yb,
+    wb,
+    ob,
+    mask,
+    keep_inv,
+    gscale,
+    need_value,
+    grad,
+    hbuf,
+    dbuf,
+    scratch,
+    eta,
+    gout,
+):
     """Loss ``sum w l`` of a batch (0.0 unless ``need_value``) and its gradient times
     ``gscale``, written into ``grad``."""
-    _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, mask, keep_inv, eta)
-    has_w = wb.size > 0
-    has_off = ob.size > 0
-    total = 0.0
-    for i in range(eta.size):
-        w = wb[i] if has_w else 1.0
-        e = eta[i] + ob[i] if has_off else eta[i]
-        v, d1, _ = loss_eval(lcode, a, 1.0, hcode, lam, yb[i], e, HESS_EXPECTED)
-        if w == 0.0:
-            gout[i] = 0.0
-        else:
-            gout[i] = (w * d1) * gscale
-            if need_value:
-                total += w * v
+    _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, scratch, mask, keep_inv, eta)
+    nb = eta.size
+    if need_value:
+        no_hess = np.empty(0)
+        total = loss_grad_hess(
+            lcode, a, 1.0, hcode, lam, HESS_EXPECTED, yb, eta, wb, ob, gout, no_hess
+        )
+    else:
+        total = 0.0
+        if ob.size > 0:
+            for i in range(nb):
+                eta[i] += ob[i]
+        _loss_d1(lcode, a, hcode, lam, yb, eta, gout, nb)
+        if wb.size > 0:
+            for i in range(nb):
+                w = wb[i]
+                gout[i] = 0.0 if w == 0.0 else w * gout[i]
+    for i in range(nb):
+        gout[i] *= gscale
     _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad)
     return total
 
 
 @kernel
 def mlp_loss_grad(
-    theta, sizes, offs, acts, hcode, lam, lcode, a, X, y, weights, offset, mask, keep_inv,
+    theta,
+    sizes,
+    offs,
+    acts,
+    hcode,
+    lam,
+    lcode,
+    a,
+    X,
+    y,
+    weights,
+    offset,
+    mask,
+    keep_inv,
     grad_out,
-):  # fmt: skip
+):
     """Full-data ``sum w l`` and its gradient for a network with hidden layers.
 
     Fixed chunks of ``CHUNK`` rows, each a batched forward/backward pass through BLAS, added
     in chunk order.  ``mask`` (n x sum(h) uint8, or empty) applies inverted dropout.
     """
-    n, p = X.shape
+    n = X.shape[0]
     nh = sizes.size - 2
     width = _hidden_offsets(sizes)[nh]
     cmax = min(n, CHUNK)
@@ -670,10 +804,29 @@ def mlp_loss_grad(
         ob = offset[s:e] if has_off else offset
         mb = mask[s:e] if mask.size > 0 else no_mask
         total += _mlp_batch(
-            theta, sizes, offs, acts, hcode, lam, lcode, a, X[s:e], y[s:e], wb, ob, mb,
-            keep_inv, 1.0, True, part, hbuf[: nb * width], dbuf[: nb * width], scratch,
-            eta[:nb], gout[:nb],
-        )  # fmt: skip
+            theta,
+            sizes,
+            offs,
+            acts,
+            hcode,
+            lam,
+            lcode,
+            a,
+            X[s:e],
+            y[s:e],
+            wb,
+            ob,
+            mb,
+            keep_inv,
+            1.0,
+            True,
+            part,
+            hbuf[: nb * width],
+            dbuf[: nb * width],
+            scratch,
+            eta[:nb],
+            gout[:nb],
+        )
         for k in range(part.size):
             grad_out[k] += part[k]
     return total
@@ -688,15 +841,25 @@ def mlp_eta(theta, sizes, offs, acts, X, offset, out):
     cmax = min(n, CHUNK)
     hbuf = np.empty(cmax * width)
     dbuf = np.empty(cmax * width)
+    zbuf = np.empty(cmax * _max_hidden(sizes))
     no_mask = np.empty((0, 0), np.uint8)
     has_off = offset.size > 0
     for s in range(0, n, CHUNK):
         e = min(n, s + CHUNK)
         nb = e - s
         _mlp_forward(
-            theta, sizes, offs, acts, X[s:e], hbuf[: nb * width], dbuf[: nb * width],
-            no_mask, 1.0, out[s:e],
-        )  # fmt: skip
+            theta,
+            sizes,
+            offs,
+            acts,
+            X[s:e],
+            hbuf[: nb * width],
+            dbuf[: nb * width],
+            zbuf,
+            no_mask,
+            1.0,
+            out[s:e],
+        )
         if has_off:
             for i in range(s, e):
                 out[i] += offset[i]
@@ -757,10 +920,35 @@ def _all_finite(x):
 
 @kernel
 def minibatch_epoch(
-    theta, sizes, offs, acts, hcode, lam, lcode, a, penal, X, y, weights, offset, perm,
-    batch_size, mask, keep_inv, wscale, kind, lr, momentum, beta1, beta2, eps, m, v, t,
+    theta,
+    sizes,
+    offs,
+    acts,
+    hcode,
+    lam,
+    lcode,
+    a,
+    penal,
+    X,
+    y,
+    weights,
+    offset,
+    perm,
+    batch_size,
+    mask,
+    keep_inv,
+    wscale,
+    kind,
+    lr,
+    momentum,
+    beta1,
+    beta2,
+    eps,
+    m,
+    v,
+    t,
     need_value,
-):  # fmt: skip
+):
     """One epoch of mini-batch steps in the order ``perm``; ``theta``, ``m``, ``v`` in place.
 
     The objective is ``sum w l / W + penalty`` with ``W = 1 / wscale``; a batch of ``B`` of
@@ -785,44 +973,82 @@ def minibatch_epoch(
     has_off = offset.size > 0
     bmax = min(n, batch_size)
     width = _hidden_offsets(sizes)[nh]
-    # gather buffers (size 0 for a network without hidden layers, which reads rows in place)
-    bg = bmax if nh > 0 else 0
-    xb = np.empty((bg, p))
-    yb = np.empty(bg)
-    wb = np.empty(bg if has_w else 0)
-    ob = np.empty(bg if has_off else 0)
-    hbuf = np.empty(bg * width)
-    dbuf = np.empty(bg * width)
-    scratch = np.empty(bg * _max_hidden(sizes))
-    eta = np.empty(bg)
-    gout = np.empty(bg)
+    # gather buffers: a batch's rows are copied (random reads, independent of each other so
+    # they overlap) into contiguous arrays that BLAS and the vector loops then read from cache
+    xb = np.empty((bmax, p))
+    yb = np.empty(bmax)
+    wb = np.empty(bmax if has_w else 0)
+    ob = np.empty(bmax if has_off else 0)
+    bh = bmax if nh > 0 else 0
+    hbuf = np.empty(bh * width)
+    dbuf = np.empty(bh * width)
+    scratch = np.empty(bh * _max_hidden(sizes))
+    eta = np.empty(bmax)
+    gout = np.empty(bmax)
+    rows = _block_rows(p)
     no_mask = np.empty((0, 0), np.uint8)
     loss_sum = 0.0
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
         nb = e - s
         gscale = wscale * n / nb
+        for r in range(nb):
+            i = perm[s + r]
+            for k in range(p):
+                xb[r, k] = X[i, k]
+            yb[r] = y[i]
+            if has_w:
+                wb[r] = weights[i]
+            if has_off:
+                ob[r] = offset[i]
         if nh == 0:
-            total = _glm_rows(
-                theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value, grad
-            )
+            grad[:] = 0.0
+            total = 0.0
+            for b0 in range(0, nb, rows):
+                b1 = min(nb, b0 + rows)
+                total += _glm_block(
+                    theta,
+                    xb[b0:b1],
+                    yb[b0:b1],
+                    wb[b0:b1] if has_w else wb,
+                    ob[b0:b1] if has_off else ob,
+                    lcode,
+                    a,
+                    hcode,
+                    lam,
+                    need_value,
+                    eta,
+                    gout,
+                    grad,
+                )
             for k in range(q):
                 grad[k] *= gscale
         else:
-            for r in range(nb):
-                i = perm[s + r]
-                xb[r, :] = X[i, :]
-                yb[r] = y[i]
-                if has_w:
-                    wb[r] = weights[i]
-                if has_off:
-                    ob[r] = offset[i]
             mb = mask[s:e] if mask.size > 0 else no_mask
             total = _mlp_batch(
-                theta, sizes, offs, acts, hcode, lam, lcode, a, xb[:nb], yb[:nb],
-                wb[:nb] if has_w else wb, ob[:nb] if has_off else ob, mb, keep_inv, gscale,
-                need_value, grad, hbuf[: nb * width], dbuf[: nb * width], scratch, eta[:nb], gout[:nb],
-            )  # fmt: skip
+                theta,
+                sizes,
+                offs,
+                acts,
+                hcode,
+                lam,
+                lcode,
+                a,
+                xb[:nb],
+                yb[:nb],
+                wb[:nb] if has_w else wb,
+                ob[:nb] if has_off else ob,
+                mb,
+                keep_inv,
+                gscale,
+                need_value,
+                grad,
+                hbuf[: nb * width],
+                dbuf[: nb * width],
+                scratch,
+                eta[:nb],
+                gout[:nb],
+            )
         add_penalty(theta, penal, grad)
         if not (math.isfinite(total) and _all_finite(grad)):
             return loss_sum + total, t, False

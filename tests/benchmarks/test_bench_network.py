@@ -15,6 +15,8 @@ first calls untimed so compilation is never measured):
 * ``glm-full-p{10,50}``: the network without hidden layers, full batch: the loss and gradient
   of all rows and one gradient step.  Target at p = 50: bytes of X / time >= 65% of the
   bandwidth, and >= 3x PyTorch.
+* ``glm-grad-p{10,50}``: the gradient pass alone (no loss value), i.e. the streaming part of
+  the epoch above.
 * ``glm-batch256-p{10,50}``: the same network, one epoch of SGD on mini-batches of 256
   (permutation included).  Target: >= 20x PyTorch.
 * ``mlp-adam``: MLP 10-32-16-1, tanh hidden units, exp output, Poisson loss, Adam, mini-batches
@@ -110,6 +112,22 @@ def test_glm_full_batch(benchmark, p):
 
 
 @pytest.mark.parametrize("p", [10, 50])
+def test_glm_gradient_pass(benchmark, p):
+    """The gradient alone over all rows (what a step needs; the epoch above also computes the
+    loss value for the history): the pure streaming cost of X."""
+    benchmark.group = f"glm-grad-p{p}"
+    obj = _glm_objective(p)
+    theta = np.zeros(p + 1)
+    grad = np.empty(p + 1)
+    args = (obj.X, obj.y, obj.weights, obj.offset, obj.lcode, obj.a, obj.hcode, obj.lam)
+
+    def gradient():
+        k.glm_loss_grad(theta, *args, grad, need_value=False)
+
+    _run(benchmark, gradient, bytes=obj.X.nbytes, impl="simbench")
+
+
+@pytest.mark.parametrize("p", [10, 50])
 def test_glm_minibatch(benchmark, p):
     benchmark.group = f"glm-batch256-p{p}"
     obj = _glm_objective(p)
@@ -130,7 +148,9 @@ def test_glm_minibatch(benchmark, p):
 def test_mlp_adam(benchmark):
     benchmark.group = "mlp-adam"
     X, y = _data(10)
-    obj = Objective([10, 32, 16, 1], ("tanh", "tanh"), links.get("log"), losses.get("poisson"), X, y, None, None)
+    obj = Objective(
+        [10, 32, 16, 1], ("tanh", "tanh"), links.get("log"), losses.get("poisson"), X, y, None, None
+    )
     theta = init_params(obj.sizes, "glorot", np.random.default_rng(2))
     q = obj.n_params
     m, v = np.zeros(q), np.zeros(q)
@@ -140,7 +160,16 @@ def test_mlp_adam(benchmark):
     def epoch():
         perm = rng.permutation(N).astype(np.int64)
         state["t"], _ = obj.minibatch_epoch(
-            theta, perm, 256, NO_MASK, 1.0, k.OPT_ADAM, (1e-3, 0.9, 0.9, 0.999, 1e-8), m, v, state["t"]
+            theta,
+            perm,
+            256,
+            NO_MASK,
+            1.0,
+            k.OPT_ADAM,
+            (1e-3, 0.9, 0.9, 0.999, 1e-8),
+            m,
+            v,
+            state["t"],
         )
 
     _run(benchmark, epoch, impl="simbench")

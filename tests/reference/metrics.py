@@ -171,3 +171,15 @@ def irls(X, y, family, link, weights=None, param=0.0, offset=None, iters=100):
             return new
         beta = new
     return beta
+
+
+def balance_max(X, y, mu, weights=None) -> float:
+    """Largest over the columns of [1, X] of |Σ w x (μ − y)| / Σ w |x| |y| (0/0 skipped)."""
+    Xt = design(X)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    vals = []
+    for j in range(Xt.shape[1]):
+        den = np.sum(w * np.abs(Xt[:, j]) * np.abs(y))
+        if den > 0:
+            vals.append(abs(np.sum(w * Xt[:, j] * (mu - y))) / den)
+    return float(max(vals))

@@ -52,8 +52,22 @@ def forward(theta, sizes, acts, X, masks=None, keep_inv=1.0):
     return (H @ W.T + b)[:, 0], inputs, derivs
 
 
-def objective(theta, sizes, acts, hcode, lam, lcode, a, X, y, weights=None, offset=None, l2=0.0,
-              masks=None, keep_inv=1.0):  # fmt: skip
+def objective(
+    theta,
+    sizes,
+    acts,
+    hcode,
+    lam,
+    lcode,
+    a,
+    X,
+    y,
+    weights=None,
+    offset=None,
+    l2=0.0,
+    masks=None,
+    keep_inv=1.0,
+):
     """``sum w l / sum w + l2/2 * sum W^2`` and its gradient (backpropagation)."""
     eta, inputs, derivs = forward(theta, sizes, acts, X, masks, keep_inv)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
@@ -66,14 +80,14 @@ def objective(theta, sizes, acts, hcode, lam, lcode, a, X, y, weights=None, offs
     layers = unpack(theta, sizes)
     grads = []
     for l in range(len(layers) - 1, -1, -1):
-        b, W = layers[l]
+        _b, W = layers[l]
         gW = delta.T @ inputs[l]
         gb = delta.sum(axis=0)
         grads.append((gb, gW))
         if l > 0:
             delta = (delta @ W) * derivs[l - 1]
     grad = np.concatenate([np.concatenate([gb, gW.ravel()]) for gb, gW in reversed(grads)])
-    for b, W in layers:
+    for _b, W in layers:
         F += 0.5 * l2 * float(np.sum(W * W))
     pen = np.concatenate([np.concatenate([np.zeros_like(b), W.ravel()]) for b, W in layers])
     return F, grad + l2 * pen
