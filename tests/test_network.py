@@ -469,6 +469,8 @@ def test_results_do_not_depend_on_the_thread_count():
     import numba
     from threadpoolctl import threadpool_limits
 
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
     rng = np.random.default_rng(6)
     n, p = 9000, 6
     X = rng.normal(size=(n, p))
@@ -498,6 +500,55 @@ def test_results_do_not_depend_on_the_thread_count():
     for (f1, g1), (f2, g2) in zip(*results, strict=True):
         assert f1 == f2
         assert np.array_equal(g1, g2)
+
+
+def test_parallel_and_serial_chunk_runs_are_bit_identical():
+    rng = np.random.default_rng(7)
+    n, p = 7000, 5
+    X = rng.normal(size=(n, p))
+    y = rng.poisson(1.0, n).astype(float)
+    w = rng.uniform(0.5, 2, n)
+    theta = rng.normal(0, 0.2, p + 1)
+    args = (codes.FAMILY_POISSON, 0.0, codes.LINK_LOG, 0.0)
+    nch = -(-n // k.CHUNK)
+    outs = []
+    for run in (k._glm_chunks_serial, k._glm_chunks_parallel):
+        parts, totals = np.empty((nch, p + 1)), np.empty(nch)
+        run(theta, X, y, w, EMPTY, *args, True, parts, totals)
+        outs.append((parts, totals))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    size = -(-n // nch)
+    res = []
+    for run in (k._newton_chunks_serial, k._newton_chunks_parallel):
+        gs, Hs, tt = np.empty((nch, p + 1)), np.empty((nch, p + 1, p + 1)), np.empty(nch)
+        run(theta, X, y, w, EMPTY, size, *args, codes.HESS_OBSERVED, gs, Hs, tt)
+        res.append((gs, Hs, tt))
+    assert all(np.array_equal(a, b) for a, b in zip(*res, strict=True))
+    e1, e2 = np.empty(n), np.empty(n)
+    k._glm_eta_serial(theta, X, EMPTY, e1)
+    k._glm_eta_parallel(theta, X, EMPTY, e2)
+    assert np.array_equal(e1, e2)
+
+
+def test_a_small_first_call_compiles_the_parallel_variant_too():
+    """A warm-up on a few rows must leave nothing to compile for the timed fit on many."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(10, 2))
+    X.flags.writeable = False  # a kind of array not seen before in this process
+    y = rng.poisson(1.0, 10).astype(float)
+    k._SEEN.clear()
+    numba.set_num_threads(2)
+    try:
+        before = len(k._glm_chunks_parallel.signatures)
+        k.glm_loss_grad(np.zeros(3), X, y, EMPTY, EMPTY, 3, 0.0, 1, 0.0, np.empty(3))
+        assert len(k._glm_chunks_parallel.signatures) == before + 1
+        assert not k.use_threads("loss", 1, X, y, EMPTY, EMPTY)  # later small calls: serial
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
 # ---- configurations -------------------------------------------------------------------------

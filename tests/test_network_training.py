@@ -215,6 +215,8 @@ def test_thread_count_does_not_change_results(config):
     import numba
     from threadpoolctl import threadpool_limits
 
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
     X, y, _w, _lk = simulate("poisson", None, seed=16, n=20000, p=5)
     fits = []
     try:

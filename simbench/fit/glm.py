@@ -618,7 +618,7 @@ def _fisher_scoring(
             return result(_CONVERGED, beta, it, dev, dec)
         if it >= max_iter:
             return result(_MAX_ITER, beta, it, dev, dec)
-        if newton and mode == k.MODE_FISHER and dec <= phi and it >= 2:
+        if newton and mode == k.MODE_FISHER and dec <= phi:
             # within a standard error of the optimum: from the next point on, the passes
             # accumulate the observed information (this direction is still Fisher's)
             mode = k.MODE_NEWTON

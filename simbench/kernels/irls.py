@@ -69,6 +69,7 @@ from simbench.kernels.links import (
 from simbench.kernels.losses import PAIR_NONE, fused_pair, loss_eval
 
 HESS_EXPECTED = codes.HESS_EXPECTED
+HESS_OBSERVED = codes.HESS_OBSERVED
 
 # rows per accumulation chunk: the chunk buffer stays in cache (256 x 51 doubles = 100 kB)
 CHUNK = 256
@@ -386,14 +387,16 @@ def irls_rows(
     Gaussian-identity, Gamma-log) take its fused kernel: the deviance in a form that is cheap
     and keeps its digits near ``mu = y``, and a mean that is never formed, so the domain is
     "finite deviance and positive finite weight" there (a logit mean that rounds to 1 is
-    still a valid point).
+    still a valid point).  (Of these only Gamma-log is not canonical; its observed weight
+    ``w y / mu`` is positive.)
     """
     p = X.shape[1]
     has_w = weights.shape[0] > 0
     has_off = offset.shape[0] > 0
     start = mode == MODE_START
     newton = mode == MODE_NEWTON
-    fused = fused_pair(fcode, lcode) != PAIR_NONE and not newton
+    fused = fused_pair(fcode, lcode) != PAIR_NONE
+    hess_kind = HESS_OBSERVED if newton else HESS_EXPECTED
     b0 = beta[0] if icpt == 1 else 0.0
     dev = 0.0
     for i in range(r0, r1):
@@ -416,10 +419,16 @@ def irls_rows(
             return math.nan
         yi = y[i]
         if fused:
-            value, d1, d2 = loss_eval(fcode, a, 1.0, lcode, lam, yi, e, HESS_EXPECTED)
-            if not (math.isfinite(value) and d2 > 0.0 and d2 < math.inf):
+            value, d1, d2 = loss_eval(fcode, a, 1.0, lcode, lam, yi, e, hess_kind)
+            if not (math.isfinite(value) and math.isfinite(d2)):
                 return math.nan
             dev += 2.0 * w * value
+            if newton:
+                s_out[o] = w * d2
+                c_out[o] = -w * d1
+                continue
+            if not d2 > 0.0:
+                return math.nan
             si = math.sqrt(w * d2)
             ci = -w * d1 / si
         else:

@@ -455,12 +455,26 @@ def _reduce_chunks(parts, totals, grad_out):
     return total
 
 
-def use_threads(n_chunks: int) -> bool:
-    """Run chunks in parallel only when there are several and more than one thread: a
-    parallel region costs microseconds when the machine is idle and milliseconds when it
-    is oversubscribed (sweep workers), which would dominate small fits.  Serial and parallel
-    runs give bit-identical results, so this choice changes only the speed."""
-    return n_chunks >= 4 and get_num_threads() > 1
+_SEEN: set[tuple] = set()
+
+
+def use_threads(kind: str, n_chunks: int, *arrays) -> bool:
+    """Whether to run the chunks in parallel.
+
+    Only when there are several chunks and more than one thread: a parallel region costs
+    microseconds on an idle machine and milliseconds on an oversubscribed one (sweep
+    workers), which would dominate small fits.  Serial and parallel runs give bit-identical
+    results, so the choice changes only the speed — which allows one exception: the first
+    call for a kind of input arrays (their writeable flags, which Numba types) takes the
+    parallel variant anyway, so that a warm-up on a few rows compiles both variants and the
+    timed fit on all rows compiles nothing.
+    """
+    threads = get_num_threads() > 1
+    key = (kind, *(a.flags.writeable for a in arrays))
+    if threads and key not in _SEEN:
+        _SEEN.add(key)
+        return True
+    return n_chunks >= 4 and threads
 
 
 def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, need_value=True):
@@ -475,7 +489,11 @@ def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, 
     nch = max(1, -(-n // CHUNK))
     parts = np.empty((nch, p + 1))
     totals = np.empty(nch)
-    run = _glm_chunks_parallel if use_threads(nch) else _glm_chunks_serial
+    run = (
+        _glm_chunks_parallel
+        if use_threads("loss", nch, X, y, weights, offset)
+        else _glm_chunks_serial
+    )
     run(theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals)
     return _reduce_chunks(parts, totals, grad_out)
 
@@ -498,7 +516,9 @@ def _glm_eta_serial(theta, X, offset, out):
 
 def glm_eta(theta, X, offset, out):
     """``out = theta[0] + X theta[1:] (+ offset)``; rows are independent, so any split is exact."""
-    run = _glm_eta_parallel if use_threads(X.shape[0] // CHUNK) else _glm_eta_serial
+    run = (
+        _glm_eta_parallel if use_threads("eta", X.shape[0] // CHUNK, X, offset) else _glm_eta_serial
+    )
     run(theta, X, offset, out)
 
 
@@ -597,7 +617,11 @@ def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g
     gs = np.empty((nch, p + 1))
     Hs = np.empty((nch, p + 1, p + 1))
     totals = np.empty(nch)
-    run = _newton_chunks_parallel if use_threads(nch) else _newton_chunks_serial
+    run = (
+        _newton_chunks_parallel
+        if use_threads("newton", nch, X, y, weights, offset)
+        else _newton_chunks_serial
+    )
     run(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals)
     return _reduce_newton(gs, Hs, totals, g_out, H_out)
 
