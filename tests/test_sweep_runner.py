@@ -8,6 +8,7 @@ executor or the number of workers.
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -326,3 +327,20 @@ def test_summary_table_per_config():
     assert lines[2].split() == ["glm", "2", "2", "0", "0", "0", "2"]
     assert lines[3].split() == ["mlp", "3", "1", "1", "1", "0", "0.5"]
     assert summary_table(df.iloc[0:0]) == "(no results)"
+
+
+def test_local_workers_get_their_share_of_the_cores(monkeypatch):
+    from simbench.sweep.executors import THREAD_VARIABLES, LocalExecutor
+
+    for var in THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a user's choice is kept
+    executor = LocalExecutor(jobs=2)
+    executor.start("fake_groups:seeded", timeout=None)
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert os.environ["OPENBLAS_NUM_THREADS"] == share
+    assert os.environ["NUMBA_NUM_THREADS"] == share
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+    executor.shutdown()
+    assert "OPENBLAS_NUM_THREADS" not in os.environ and "NUMBA_NUM_THREADS" not in os.environ
+    assert os.environ["OMP_NUM_THREADS"] == "3"

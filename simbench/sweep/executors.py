@@ -403,6 +403,14 @@ class _Worker:
     fatal: tuple | None = None
 
 
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
 def _default_context():
     methods = multiprocessing.get_all_start_methods()
     method = os.environ.get("SIMBENCH_START_METHOD") or (
@@ -440,6 +448,7 @@ class LocalExecutor(Executor):
         resolve_group_fn(group_fn)  # fail here, not in every worker, if it cannot be imported
         self._group_fn = group_fn
         self._timeout = timeout
+        self._limit_worker_threads()
         if self._ctx.get_start_method() == "forkserver":
             preload = ["simbench.sweep.executors"]
             if isinstance(group_fn, str):
@@ -448,6 +457,25 @@ class LocalExecutor(Executor):
 
     def submit(self, task):
         self._queue.append(task)
+
+    def _limit_worker_threads(self) -> None:
+        # N workers that each start a thread per core oversubscribe the machine N-fold:
+        # BLAS and OpenMP pools then stall each other (a 2-thread gemm was seen 100x slower
+        # on a busy 2-core machine).  Give each worker its share of the cores unless the user
+        # chose thread counts; the variables are read when a worker imports numpy/numba,
+        # and restored in the parent at shutdown.  Results do not depend on thread counts.
+        share = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        self._saved_env = {var: os.environ.get(var) for var in THREAD_VARIABLES}
+        for var in THREAD_VARIABLES:
+            os.environ.setdefault(var, share)
+
+    def _restore_env(self) -> None:
+        for var, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        self._saved_env = {}
 
     # -- workers
     def _spawn(self) -> _Worker:
@@ -593,6 +621,7 @@ class LocalExecutor(Executor):
                 yield None
 
     def shutdown(self, cancel=False):
+        self._restore_env()
         for worker in list(self._workers):
             if not cancel and worker.progress is None and worker.proc.is_alive():
                 try:
