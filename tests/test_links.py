@@ -128,12 +128,14 @@ def test_g_matches_reference(name, lam):
     want = ref.g(name, mu, lam)
     assert np.isfinite(want).all()
     # absolute error allowed: eps times the condition |mu g'(mu)| = |mu / h'(g(mu))|
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         cond = np.abs(mu / ref.h1(name, want, lam))
-    cond = np.where(np.isfinite(cond), cond, 0.0)
+    cond = np.where(np.isfinite(cond), cond, 0.0)  # 0/0 at mu = 0: g is exact there
     bound = 16 * EPS * (np.abs(want) + cond)
     if name == "power":
-        bound *= 1.0 + np.abs(np.log(mu))
+        # 1/lambda is rounded, so g carries a relative error of about |log mu| ulp
+        log_mu = np.log(mu, out=np.zeros_like(mu), where=mu > 0)
+        bound *= 1.0 + np.abs(log_mu)
     bad = np.abs(got - want) > bound
     assert not bad.any(), list(zip(mu[bad], got[bad], want[bad], strict=True))
 
