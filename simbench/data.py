@@ -942,7 +942,10 @@ def sample(
     if not _is_real(phi) or not (math.isfinite(float(phi)) and phi > 0.0):
         raise ValidationError(f"phi must be a number > 0; got {phi!r}")
     phi = float(phi) if fam.has_dispersion else 1.0
-    valid = np.asarray(fam.mu_valid(mu.ravel()), dtype=bool)
+    if fam.is_binary:  # a probability of exactly 0 or 1 (a rounded tail) is still sampled
+        valid = (mu.ravel() >= 0.0) & (mu.ravel() <= 1.0)
+    else:
+        valid = np.asarray(fam.mu_valid(mu.ravel()), dtype=bool)
     if not valid.all():
         bad = mu.ravel()[~valid]
         raise ValidationError(
@@ -1093,6 +1096,9 @@ def _child(root: np.random.SeedSequence, k: int) -> np.random.Generator:
 _STREAMS = {"x": 0, "y": 1, "x_test": 2, "y_test": 3, "exposure": 4, "exposure_test": 5}
 
 
+_CDF_LINKS = frozenset({"logit", "probit", "cloglog", "loglog", "cauchit"})
+
+
 def _draw_sample(s, family, link, phi, beta, sd_u, n, rng_x, rng_y, rng_e):
     if s.separable:
         X = _draw_separable(s, rng_x, n, beta, SEPARABLE_MARGIN * sd_u)
@@ -1105,7 +1111,11 @@ def _draw_sample(s, family, link, phi, beta, sd_u, n, rng_x, rng_y, rng_e):
         offset = np.zeros(n)
     eta = beta[0] + _rowdot(X, beta[1:]) + offset
     mu = np.asarray(link.h(eta), dtype=np.float64)
-    ok = np.asarray(link.eta_valid(eta), dtype=bool) & np.asarray(family.mu_valid(mu), dtype=bool)
+    ok = np.asarray(link.eta_valid(eta), dtype=bool)
+    if not (family.is_binary and link.name in _CDF_LINKS):
+        # a CDF link maps every finite eta inside (0, 1); a mean that rounds to 0 or 1 in
+        # float64 (cloglog at eta > 3.6) is still a valid probability to sample from
+        ok &= np.asarray(family.mu_valid(mu), dtype=bool)
     if not ok.all():
         bad = int(np.count_nonzero(~ok))
         raise ValidationError(

@@ -654,3 +654,11 @@ def test_simulate_input_validation():
     with pytest.raises(UnknownNameError, match="did you mean 'n_test'"):
         simulate({"ntest": 5}, 1)
     assert set(DESIGNS) == {"gaussian", "correlated", "uniform", "binary", "mixed", "categorical"}
+
+
+def test_cdf_links_accept_means_that_round_to_one():
+    # cloglog: mu = 1 - exp(-e^eta) is 1.0 in float64 for eta > ~3.6, still a probability
+    data = simulate({"family": "bernoulli", "link": "cloglog", "n": 2000, "p": 5, "signal": 1.0}, 3)
+    assert (data.mu == 1.0).any()
+    assert set(np.unique(data.y)) <= {0.0, 1.0}
+    assert np.all(data.y[data.mu == 1.0] == 1.0)

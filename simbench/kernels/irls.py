@@ -343,6 +343,58 @@ def n_blocks(n: int) -> int:
 
 
 @kernel
+def linear_predictor(X, icpt, beta, offset, r0, r1, eta):
+    """``eta[i] = x~_i' beta + offset_i`` for rows ``r0 .. r1`` (``offset`` may be empty).
+
+    Each row is summed in column order, ``beta_0`` first, so the result is that of the plain
+    loop; eight rows at a time keep eight independent addition chains in flight (one row
+    alone waits on the latency of every addition: the pass over ``X`` ran 4x slower).
+    """
+    p = X.shape[1]
+    has_off = offset.shape[0] > 0
+    b0 = beta[0] if icpt == 1 else 0.0
+    i = r0
+    while i + 8 <= r1:
+        x0 = X[i]
+        x1 = X[i + 1]
+        x2 = X[i + 2]
+        x3 = X[i + 3]
+        x4 = X[i + 4]
+        x5 = X[i + 5]
+        x6 = X[i + 6]
+        x7 = X[i + 7]
+        e0 = e1 = e2 = e3 = e4 = e5 = e6 = e7 = b0
+        for j in range(p):
+            bj = beta[icpt + j]
+            e0 += x0[j] * bj
+            e1 += x1[j] * bj
+            e2 += x2[j] * bj
+            e3 += x3[j] * bj
+            e4 += x4[j] * bj
+            e5 += x5[j] * bj
+            e6 += x6[j] * bj
+            e7 += x7[j] * bj
+        eta[i] = e0
+        eta[i + 1] = e1
+        eta[i + 2] = e2
+        eta[i + 3] = e3
+        eta[i + 4] = e4
+        eta[i + 5] = e5
+        eta[i + 6] = e6
+        eta[i + 7] = e7
+        i += 8
+    while i < r1:
+        e = b0
+        for j in range(p):
+            e += X[i, j] * beta[icpt + j]
+        eta[i] = e
+        i += 1
+    if has_off:
+        for i in range(r0, r1):
+            eta[i] += offset[i]
+
+
+@kernel
 def irls_rows(
     X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, s_out, c_out
 ):
@@ -390,27 +442,19 @@ def irls_rows(
     still a valid point).  (Of these only Gamma-log is not canonical; its observed weight
     ``w y / mu`` is positive.)
     """
-    p = X.shape[1]
     has_w = weights.shape[0] > 0
     has_off = offset.shape[0] > 0
     start = mode == MODE_START
     newton = mode == MODE_NEWTON
     fused = fused_pair(fcode, lcode) != PAIR_NONE
     hess_kind = HESS_OBSERVED if newton else HESS_EXPECTED
-    b0 = beta[0] if icpt == 1 else 0.0
+    if not start:
+        linear_predictor(X, icpt, beta, offset, r0, r1, eta)
     dev = 0.0
     for i in range(r0, r1):
         o = i - r0
         w = weights[i] if has_w else 1.0
-        if start:
-            e = eta[i]
-        else:
-            e = b0
-            for j in range(p):
-                e += X[i, j] * beta[icpt + j]
-            if has_off:
-                e += offset[i]
-            eta[i] = e
+        e = eta[i]
         if not w > 0.0:
             s_out[o] = 0.0
             c_out[o] = 0.0
