@@ -647,3 +647,29 @@ def test_invalid_input_raises(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValidationError, match=match):
         fit_glm(**args)
+
+
+@pytest.mark.parametrize("p", [0, 1, 7, 13])
+@pytest.mark.parametrize("icpt", [0, 1])
+def test_linear_predictor_equals_the_row_by_row_sum(p, icpt):
+    # eight rows at a time must not change any row's sum: bit-identical to the plain loop
+    # (row counts that are not multiples of 8, sub-ranges, with and without an offset)
+    from simbench.kernels.irls import linear_predictor
+
+    rng = np.random.default_rng(100 + p)
+    n = 29
+    X = rng.standard_normal((n, p))
+    beta = rng.standard_normal(p + icpt)
+    offset = rng.standard_normal(n)
+    for off in (np.empty(0), offset):
+        for r0, r1 in ((0, n), (3, 20), (5, 6)):
+            eta = np.full(n, np.nan)
+            linear_predictor(X, icpt, beta, off, r0, r1, eta)
+            for i in range(r0, r1):
+                e = beta[0] if icpt else 0.0
+                for j in range(p):
+                    e += X[i, j] * beta[icpt + j]
+                if off.size:
+                    e += off[i]
+                assert eta[i] == e, (i, eta[i], e)
+            assert np.isnan(eta[:r0]).all() and np.isnan(eta[r1:]).all()
