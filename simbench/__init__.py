@@ -44,7 +44,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "clear_cache": ("simbench._jit", "clear_cache"),
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -63,6 +63,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    # ruff: noqa: F401
     from . import activations, families, links, losses
     from ._jit import clear_cache
     from .data import Dataset, Scenario, simulate

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 def normalize_name(name: str) -> str:
-    """Lower-case ``name`` and unify separators: ``"Inverse-Gaussian"`` -> ``"inverse_gaussian"``."""
+    """Lower-case ``name``, unify separators: ``"Inverse-Gaussian"`` -> ``"inverse_gaussian"``."""
     return str(name).strip().lower().replace("-", "_").replace(" ", "_")
 
 

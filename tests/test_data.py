@@ -635,9 +635,10 @@ def test_canonical_dict_and_id():
     assert Scenario(trials=5).id == s.id and Scenario(dispersion=2.0).id == s.id
     assert Scenario(levels=6).id == s.id
     assert Scenario(family="nb", alpha=3.0).id != Scenario(family="nb").id
-    assert Scenario(family="gamma", link="log", dispersion=2.0).id != Scenario(
-        family="gamma", link="log"
-    ).id
+    assert (
+        Scenario(family="gamma", link="log", dispersion=2.0).id
+        != Scenario(family="gamma", link="log").id
+    )
     assert Scenario(family="bernoulli", mean=0.3).id == Scenario(family="bernoulli").id
     assert len({Scenario(family=f).id for f in families.names()}) == len(families.names())
     with pytest.raises(dataclasses.FrozenInstanceError):

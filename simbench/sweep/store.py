@@ -96,12 +96,12 @@ class StoreError(ValidationError):
 
 def utcnow() -> str:
     """Current UTC time, ISO 8601 with microseconds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
 
 
 def new_run_id() -> str:
     """``20261122T160100-3fa9c1``: sortable by start time, unique."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
