@@ -424,6 +424,121 @@ def test_fused_loop_equals_generic_loop(lc, hc):
         assert_close(hf, hg, 1e-12, 1.0, "hess")
 
 
+# ---- Bernoulli/binomial through CDF output activations ---------------------------------------
+
+CDF_PAIRS = [
+    (lc, hc)
+    for lc in (C.FAMILY_BERNOULLI, C.FAMILY_BINOMIAL)
+    for hc in (C.LINK_PROBIT, C.LINK_CLOGLOG, C.LINK_LOGLOG, C.LINK_CAUCHIT)
+]
+CDF_IDS = [f"{LOSS_NAMES[lc]}-{LINK_NAMES[hc]}" for lc, hc in CDF_PAIRS]
+CDF_PAIR_CODE = {
+    C.LINK_PROBIT: K.PAIR_BERNOULLI_PROBIT,
+    C.LINK_CLOGLOG: K.PAIR_BERNOULLI_CLOGLOG,
+    C.LINK_LOGLOG: K.PAIR_BERNOULLI_LOGLOG,
+    C.LINK_CAUCHIT: K.PAIR_BERNOULLI_CAUCHIT,
+}
+# where the generic path is itself accurate (min(mu, 1 - mu) >= 1e-3 or so): it forms 1 - mu
+CDF_MODERATE = {
+    C.LINK_PROBIT: (-3.0, 3.0),
+    C.LINK_CLOGLOG: (-4.0, 1.5),
+    C.LINK_LOGLOG: (-1.5, 4.0),
+    C.LINK_CAUCHIT: (-8.0, 8.0),
+}
+
+
+@pytest.mark.parametrize(("lc", "hc"), CDF_PAIRS, ids=CDF_IDS)
+def test_cdf_pairs_take_the_fused_path(lc, hc):
+    pair = K.fused_pair(lc, hc)
+    assert pair == CDF_PAIR_CODE[hc] and K.is_cdf_pair(pair)
+    assert not K.is_cdf_pair(K.fused_pair(lc, C.LINK_LOGIT))
+    assert K.fused_pair(C.FAMILY_POISSON, hc) == K.PAIR_NONE
+
+
+@pytest.mark.parametrize(("lc", "hc"), CDF_PAIRS, ids=CDF_IDS)
+@given(data=st.data())
+def test_cdf_fused_equals_generic_at_moderate_eta(lc, hc, data):
+    """rtol 1e-12 on the value, 1e-10 on the derivatives, relative to max(|generic|, 1e-4):
+    the floor admits the rounding of O(1) terms where a derivative crosses 0 (the cauchit
+    curvature does) or a proportion's loss vanishes at its minimum."""
+    eta = data.draw(st.floats(*CDF_MODERATE[hc]), label="eta")
+    y = data.draw(y_strategy(lc), label="y")
+    phi = data.draw(st.floats(0.3, 3.0), label="phi")
+    for kind in (OBS, EXP):
+        fused = ev(lc, 0.0, phi, hc, 0.0, y, eta, kind)
+        generic = ev(lc, 0.0, phi, hc, 0.0, y, eta, kind, fn=K.loss_eval_generic)
+        for f, g, rtol in zip(fused, generic, (1e-12, 1e-10, 1e-10), strict=True):
+            assert abs(f - g) <= rtol * max(abs(g), 1e-4), (kind, fused, generic)
+    assert K.loss_value(lc, 0.0, phi, hc, 0.0, y, eta) == fused[0]
+
+
+@pytest.mark.parametrize(("lc", "hc"), CDF_PAIRS, ids=CDF_IDS)
+def test_cdf_fused_loop_equals_generic_loop(lc, hc):
+    rng = np.random.default_rng(12)
+    _a, phi, _lam, y, eta = grid_case(lc, hc, rng, n=2000)
+    w = rng.uniform(0.0, 2.0, y.size)
+    off = rng.normal(0.0, 0.2, y.size)
+    for kind in (OBS, EXP):
+        tf, gf, hf = lgh(lc, 0.0, phi, hc, 0.0, y, eta, w, off, kind)
+        tg, gg, hg = lgh(lc, 0.0, phi, hc, 0.0, y, eta, w, off, kind, fn=K.loss_grad_hess_generic)
+        assert tf == approx(tg, rel=1e-12)
+        assert_close(gf, gg, 1e-10, 1e-4, "grad")
+        assert_close(hf, hg, 1e-10, 1e-4, "hess")
+        assert K.loss_sum(lc, 0.0, phi, hc, 0.0, y, eta, w, off) == approx(tf, rel=1e-14)
+
+
+CDF_EXTREME_ETA = [-1000.0, -40.0, -38.5, -10.0, -1e-3, 10.0, 40.0, 1000.0]
+
+
+@pytest.mark.parametrize(("lc", "hc"), CDF_PAIRS, ids=CDF_IDS)
+def test_cdf_pairs_at_extreme_eta_match_mpmath(lc, hc):
+    """Finite and within 1e-12 of a 60-digit reference wherever the true value is a normal
+    float; 0 (to 1e-300) where it underflows and inf where it overflows."""
+    ys = [0.0, 1.0] if lc == C.FAMILY_BERNOULLI else [0.0, 1.0, 0.3, 0.999]
+    checked = 0
+    for y in ys:
+        for eta in CDF_EXTREME_ETA:
+            for kind in (OBS, EXP):
+                got = ev(lc, 0.0, 1.0, hc, 0.0, y, eta, kind)
+                want = ref.bernoulli_cdf_mp(hc, y, eta, expected=kind == EXP)
+                for g, w, what in zip(got, want, ("value", "d1", "d2"), strict=True):
+                    w = float(w)  # rounds to 0 below the subnormals, to inf above 1.8e308
+                    where = (LINK_NAMES[hc], y, eta, kind, what, g, w)
+                    if np.isinf(w):
+                        assert g == w, where
+                    else:
+                        assert np.isfinite(g), where
+                        assert abs(g - w) <= 1e-12 * abs(w) + 1e-300, where
+                        checked += abs(w) > 1e-300
+    assert checked >= 30  # most of the grid has normal values, so the comparison has teeth
+
+
+def test_cdf_tails_from_the_problem_statement():
+    # cloglog, y = 0, eta = 10: log(1 - mu) = -e^10, so the loss is e^10 (generic path: inf)
+    v, d1, d2 = ev(C.FAMILY_BERNOULLI, 0.0, 1.0, C.LINK_CLOGLOG, 0.0, 0.0, 10.0)
+    assert (v, d1, d2) == (np.exp(10.0), np.exp(10.0), np.exp(10.0))
+    assert np.isinf(ev(C.FAMILY_BERNOULLI, 0.0, 1.0, C.LINK_CLOGLOG, 0.0, 0.0, 10.0,
+                       fn=K.loss_eval_generic)[0])  # fmt: skip
+    # probit below -38: h' and V underflow, the generic derivatives are nan; the Mills ratio
+    # form gives l' = -m and l'' = m (m + eta), m = a + 1/a - 2/a^3 + 10/a^5 - ..., a = -eta
+    for eta in (-39.0, -100.0, -1000.0):
+        v, d1, d2 = ev(C.FAMILY_BERNOULLI, 0.0, 1.0, C.LINK_PROBIT, 0.0, 1.0, eta)
+        assert np.isfinite([v, d1, d2]).all()
+        assert d1 == approx(eta + 1.0 / eta, rel=3.0 / eta**4)
+        assert d2 == approx(1.0 - 1.0 / eta**2, rel=7.0 / eta**4)
+    # the array kernels take the same path
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    eta = np.array([-1000.0, 1000.0, 1000.0, -1000.0])
+    for hc in (C.LINK_PROBIT, C.LINK_CAUCHIT):
+        t, g, h = lgh(C.FAMILY_BERNOULLI, 0.0, 1.0, hc, 0.0, y, eta)
+        scalar = [
+            ev(C.FAMILY_BERNOULLI, 0.0, 1.0, hc, 0.0, yi, ei) for yi, ei in zip(y, eta, strict=True)
+        ]
+        np.testing.assert_array_equal(g, [s[1] for s in scalar])
+        np.testing.assert_array_equal(h, [s[2] for s in scalar])
+        assert np.isfinite(t) and t == approx(sum(s[0] for s in scalar), rel=1e-15)
+
+
 # ---- weights, offsets, skipped Hessian -------------------------------------------------------
 
 SOME_PAIRS = [

@@ -19,9 +19,9 @@ method replaces ``W`` by the observed weights
 :func:`irls_pass` evaluates one trial ``beta`` in a single call:
 
 * :func:`irls_rows`, one pass over the rows: the linear predictor, the domain checks, the
-  deviance and two factors per row (``sqrt(W_i)`` and ``sqrt(W_i) r_i``).  The canonical pairs
-  fused by :mod:`simbench.kernels.losses` take its fused kernel, the others the link and
-  family kernels;
+  deviance and two factors per row (``sqrt(W_i)`` and ``sqrt(W_i) r_i``).  The pairs fused
+  by :mod:`simbench.kernels.losses` take its fused kernel, the others the link and family
+  kernels;
 * only if the point is valid and its deviance acceptable, :func:`irls_accumulate`: the rows
   ``(sqrt(W_i) x~_i, sqrt(W_i) r_i)`` are copied chunk by chunk (:data:`CHUNK` rows, the
   intercept as first column, so ``X`` never gets a column of ones) into a buffer whose
@@ -434,13 +434,12 @@ def irls_rows(
     Notes
     -----
     A row is inside the domain when its linear predictor is in the link's domain, its mean
-    in the family's open mean space, and its deviance and weights are finite.  The canonical
-    pairs that :mod:`simbench.kernels.losses` fuses (Poisson-log, Bernoulli/binomial-logit,
-    Gaussian-identity, Gamma-log) take its fused kernel: the deviance in a form that is cheap
-    and keeps its digits near ``mu = y``, and a mean that is never formed, so the domain is
-    "finite deviance and positive finite weight" there (a logit mean that rounds to 1 is
-    still a valid point).  (Of these only Gamma-log is not canonical; its observed weight
-    ``w y / mu`` is positive.)
+    in the family's open mean space, and its deviance and weights are finite.  The pairs that
+    :mod:`simbench.kernels.losses` fuses (Poisson-log, Gaussian-identity, Gamma-log, and
+    Bernoulli/binomial with the logit, probit, cloglog, loglog and cauchit links) take its
+    fused kernel: the deviance in eta-space, which keeps its digits near ``mu = y`` and stays
+    finite where the mean rounds to 0 or 1, so the domain is "finite deviance and positive
+    finite weight" there (a cloglog mean that rounds to 1 is still a valid point).
     """
     has_w = weights.shape[0] > 0
     has_off = offset.shape[0] > 0

@@ -41,6 +41,22 @@ Gamma–log at η = 1000 (or wherever y e^{−η} is finite) stay finite.  ``log
 max(η, 0) + log1p(e^{−|η|}), so the Bernoulli–logit loss at η = −1000, y = 1 is 1000.
 Each fused row costs two transcendental calls (exp, and log or log1p).
 
+Binary CDF links.  Bernoulli/binomial through probit, cloglog, loglog or cauchit is not
+canonical, but composing h with the deviance fails once μ rounds to 0 or 1 (cloglog at
+η = 10, y = 0: the loss e^10 comes out inf; probit below η = −38: h′ and V underflow and the
+derivatives are nan).  These pairs are fused too: with r0 = h′/μ, r1 = h′/(1−μ) and the
+curvatures s0 = r0 (r0 − h″/h′), s1 = r1 (r1 + h″/h′) of −log μ and −log(1−μ)::
+
+    ℓ = [y (log y − log μ) + (1−y)(log(1−y) − log(1−μ))]/φ;   ℓ′ = (−y r0 + (1−y) r1)/φ
+    observed ℓ″ = (y s0 + (1−y) s1)/φ;                        expected r0 r1/φ = h′²/(φ μ(1−μ))
+
+each link supplying its logs, ratios and curvatures in η-space: probit from Φ(−η) = 1 − Φ(η)
+and, below η = −4, the inverse Mills ratio as a continued fraction (log Φ = log φ − log m);
+cloglog from log(1−μ) = −e^η, r1 = s1 = e^η and series in e^η where the closed forms cancel;
+loglog as cloglog at −η with the roles of μ and 1 − μ swapped; cauchit from
+F(η) = atan2(1, −η)/π, which is 1/2 + atan(η)/π without the cancellation.  Near its minimum a
+proportion's loss is a difference of O(1) logs (as in Bernoulli–logit): absolute accuracy.
+
 The generic path (h, h′, h″ from the link kernels, then V, V′ and d from the family kernels)
 serves every other pair.  It is exact in exact arithmetic but inherits the cancellation of
 composing h with d at extreme η (e.g. 1 − σ(η) for large η), so the fused paths are the
@@ -65,9 +81,13 @@ from simbench.kernels.codes import (
     FAMILY_GAUSSIAN,
     FAMILY_POISSON,
     HESS_EXPECTED,
+    LINK_CAUCHIT,
+    LINK_CLOGLOG,
     LINK_IDENTITY,
     LINK_LOG,
     LINK_LOGIT,
+    LINK_LOGLOG,
+    LINK_PROBIT,
     LOSS_HINGE,
     LOSS_LOGISTIC,
     LOSS_PERCEPTRON,
@@ -75,7 +95,7 @@ from simbench.kernels.codes import (
     LOSS_SQUARED_HINGE,
 )
 from simbench.kernels.families import fam_unit_deviance, fam_variance, fam_variance_d1
-from simbench.kernels.links import link_h, link_h012
+from simbench.kernels.links import _norm_cdf, _norm_pdf, link_h, link_h012
 
 # Fused (loss, output activation) pairs; PAIR_NONE selects the generic path.
 PAIR_NONE = 0
@@ -83,6 +103,12 @@ PAIR_POISSON_LOG = 1
 PAIR_BERNOULLI_LOGIT = 2
 PAIR_GAUSSIAN_IDENTITY = 3
 PAIR_GAMMA_LOG = 4
+# Bernoulli/binomial NLL through a CDF output activation (not canonical, but fused for
+# stability: see "Binary CDF links" above); the four codes are consecutive.
+PAIR_BERNOULLI_PROBIT = 5
+PAIR_BERNOULLI_CLOGLOG = 6
+PAIR_BERNOULLI_LOGLOG = 7
+PAIR_BERNOULLI_CAUCHIT = 8
 
 # Loss codes below this are family negative log-likelihoods (they equal the family codes).
 N_FAMILY_CODES = 20
@@ -90,6 +116,16 @@ N_FAMILY_CODES = 20
 # Ratios inside (_TINY, _HUGE) are normal floats with room for a product of two of them.
 _TINY = 1e-300
 _HUGE = 1e300
+
+_INV_PI = 0.3183098861837907  # 1 / pi
+_HALF_LOG_2PI = 0.9189385332046727  # log(2 pi) / 2
+# Probit lower tail: below eta = -_MILLS_CUT the Laplace continued fraction, truncated after
+# _MILLS_DEPTH levels, is accurate to rounding (checked against mpmath: < 1e-16 at 4, N = 40)
+_MILLS_CUT = 4.0
+_MILLS_DEPTH = 48
+# cloglog: below e^eta = _CLL_SERIES the series in t = e^eta (18 terms: < 1e-20 relative)
+_CLL_SERIES = 0.5
+_CLL_TERMS = 18
 
 
 @kernel
@@ -100,12 +136,27 @@ def fused_pair(lcode, hcode):
             return PAIR_POISSON_LOG
         if lcode == FAMILY_GAMMA:
             return PAIR_GAMMA_LOG
-    elif hcode == LINK_LOGIT:
-        if lcode == FAMILY_BERNOULLI or lcode == FAMILY_BINOMIAL:
+    elif hcode == LINK_IDENTITY:
+        if lcode == FAMILY_GAUSSIAN:
+            return PAIR_GAUSSIAN_IDENTITY
+    elif lcode == FAMILY_BERNOULLI or lcode == FAMILY_BINOMIAL:
+        if hcode == LINK_LOGIT:
             return PAIR_BERNOULLI_LOGIT
-    elif hcode == LINK_IDENTITY and lcode == FAMILY_GAUSSIAN:
-        return PAIR_GAUSSIAN_IDENTITY
+        if hcode == LINK_PROBIT:
+            return PAIR_BERNOULLI_PROBIT
+        if hcode == LINK_CLOGLOG:
+            return PAIR_BERNOULLI_CLOGLOG
+        if hcode == LINK_LOGLOG:
+            return PAIR_BERNOULLI_LOGLOG
+        if hcode == LINK_CAUCHIT:
+            return PAIR_BERNOULLI_CAUCHIT
     return PAIR_NONE
+
+
+@kernel
+def is_cdf_pair(pair):
+    """True for the Bernoulli/binomial pairs with a probit, cloglog, loglog or cauchit output."""
+    return pair >= PAIR_BERNOULLI_PROBIT and pair <= PAIR_BERNOULLI_CAUCHIT
 
 
 # ---- fused scalar kernels: (value, d1, d2) per unit weight ---------------------------------
@@ -194,6 +245,137 @@ def _gamma_log(y, eta, phi, hess_kind):
         value = em - r
         d1 = -em
     d2 = 1.0 if hess_kind == HESS_EXPECTED else q
+    return value / phi, d1 / phi, d2 / phi
+
+
+# ---- binary CDF links: Bernoulli/binomial NLL in eta-space ----------------------------------
+# Each link supplies log mu, log(1 - mu), r0 = h'/mu, r1 = h'/(1 - mu) and the curvatures
+# s0 = d2(-log mu)/d eta2 = r0 (r0 - h''/h'), s1 = d2(-log(1 - mu))/d eta2 = r1 (r1 + h''/h'),
+# each formed without the mean itself so that nothing rounds to 0 or 1.
+
+
+@kernel
+def _cloglog_terms(eta):
+    """(log mu, log(1 - mu), r0, r1, s0, s1) for mu = 1 - exp(-t), t = e^eta.
+
+    log(1 - mu) = -t and r1 = s1 = t exactly.  For small t, with E = expm1(t)/t: log mu =
+    eta - t + log E, r0 = 1/E and s0 = t N/E^2, N = (t e^t - expm1 t)/t^2, E - 1 and N as series
+    in t (the closed forms cancel); for larger t, r0 = t/expm1(t) and s0 = r0 (r0 - 1 + t).
+    """
+    t = exp(eta)
+    if t < _CLL_SERIES:
+        # b_j = t^j / (j + 2)!: E - 1 = t sum b_j, N = sum (j + 1) b_j
+        b = 0.5
+        sb = 0.0
+        sn = 0.0
+        for j in range(_CLL_TERMS):
+            sb += b
+            sn += (j + 1) * b
+            b *= t / (j + 3)
+        em1 = t * sb  # E - 1
+        r0 = 1.0 / (1.0 + em1)
+        # mu = 1 - e^-t = t E e^-t
+        return (eta - t) + log1p(em1), -t, r0, t, t * sn * r0 * r0, t
+    lm = log1p(-exp(-t))
+    if t == math.inf:
+        return lm, -t, 0.0, t, 0.0, t
+    em = expm1(t)
+    # t e^-t where expm1 overflows (t > 709.78); it underflows to 0 from t ~ 745 on
+    r0 = t / em if em < math.inf else t * exp(-t)
+    return lm, -t, r0, t, r0 * ((t - 1.0) + r0), t
+
+
+@kernel
+def _probit_half(x):
+    """(log Phi(x), m, m (m + x)) with the inverse Mills ratio m = phi(x)/Phi(x).
+
+    m (m + x) is d2(-log Phi)/dx2.  Below x = -_MILLS_CUT, with a = -x, m = a + K where
+    K = 1/(a + 2/(a + 3/(a + ...))) (the Laplace continued fraction of the Mills ratio):
+    m + x = K carries no cancellation, and log Phi = log phi(x) - log m needs no Phi, which
+    underflows from x = -38.
+    """
+    if x < -_MILLS_CUT:
+        a = -x
+        d = a
+        for k in range(_MILLS_DEPTH, 1, -1):
+            d = a + k / d
+        cf = 1.0 / d
+        m = a + cf
+        return -0.5 * a * a - _HALF_LOG_2PI - log(m), m, m * cf
+    cdf = _norm_cdf(x)
+    m = _norm_pdf(x) / cdf
+    # near Phi = 1 the log of the complement is the accurate form
+    lcdf = log(cdf) if x <= 0.0 else log1p(-_norm_cdf(-x))
+    return lcdf, m, m * (m + x)
+
+
+@kernel
+def _cauchit_half(x):
+    """(log F(x), r, r (r - c)) for the Cauchy CDF F, r = F'/F and c = F''/F' = -2x/(1 + x^2).
+
+    F = atan2(1, -x)/pi equals 1/2 + atan(x)/pi without its cancellation for x < 0; for
+    x > 0, log F = log1p(-F(-x)).
+    """
+    f = math.atan2(1.0, -x) * _INV_PI
+    lf = log(f) if x <= 0.0 else log1p(-math.atan2(1.0, x) * _INV_PI)
+    if abs(x) < 1e150:
+        d = 1.0 + x * x
+        r = _INV_PI / (d * f)
+        c = -2.0 * x / d
+    else:  # 1 + x^2 would overflow
+        r = _INV_PI / (x * f) / x
+        c = -2.0 / x
+    return lf, r, r * (r - c)
+
+
+@kernel
+def _cdf_terms(pair, eta):
+    """(log mu, log(1 - mu), r0, r1, s0, s1) of a binary CDF pair at eta."""
+    if pair == PAIR_BERNOULLI_PROBIT:
+        # 1 - Phi(eta) = Phi(-eta), and phi is even: every 1 - mu quantity is the mirror
+        l0, r0, s0 = _probit_half(eta)
+        l1, r1, s1 = _probit_half(-eta)
+        return l0, l1, r0, r1, s0, s1
+    if pair == PAIR_BERNOULLI_CAUCHIT:
+        l0, r0, s0 = _cauchit_half(eta)
+        l1, r1, s1 = _cauchit_half(-eta)
+        return l0, l1, r0, r1, s0, s1
+    if pair == PAIR_BERNOULLI_CLOGLOG:
+        return _cloglog_terms(eta)
+    # loglog: mu(eta) = 1 - mu_cloglog(-eta), so the roles of mu and 1 - mu swap
+    l1, l0, r1, r0, s1, s0 = _cloglog_terms(-eta)
+    return l0, l1, r0, r1, s0, s1
+
+
+@kernel
+def _bernoulli_cdf_value(pair, y, eta, phi):
+    return _bernoulli_cdf(pair, y, eta, phi, HESS_EXPECTED)[0]
+
+
+@kernel
+def _bernoulli_cdf(pair, y, eta, phi, hess_kind):
+    """(value, d1, d2) of the Bernoulli/binomial NLL through a CDF output activation.
+
+    ℓ = y (log y - log mu) + (1 - y) (log(1 - y) - log(1 - mu)),  ℓ′ = -y r0 + (1 - y) r1,
+    observed ℓ″ = y s0 + (1 - y) s1, expected h′²/(mu (1 - mu)) = r0 r1.
+    """
+    l0, l1, r0, r1, s0, s1 = _cdf_terms(pair, eta)
+    u = 1.0 - y
+    value = 0.0
+    d1 = 0.0
+    d2 = 0.0
+    # a zero coefficient drops its term: -log mu = inf at y = 0 must not give 0 * inf
+    if y != 0.0:
+        value += y * (log(y) - l0)
+        d1 -= y * r0
+        d2 += y * s0
+    if u != 0.0:
+        value += u * (log1p(-y) - l1)
+        d1 += u * r1
+        d2 += u * s1
+    if hess_kind == HESS_EXPECTED:
+        # r1 = inf (cloglog past eta = 709.78) meets r0 = 0: the information is 0
+        d2 = r0 * r1 if r0 != 0.0 and r1 != 0.0 else 0.0
     return value / phi, d1 / phi, d2 / phi
 
 
@@ -316,6 +498,8 @@ def loss_value(lcode, a, phi, hcode, lam, y, eta):
         return _gaussian_identity_value(y, eta, phi)
     if pair == PAIR_GAMMA_LOG:
         return _gamma_log_value(y, eta, phi)
+    if is_cdf_pair(pair):
+        return _bernoulli_cdf_value(pair, y, eta, phi)
     return loss_value_generic(lcode, a, phi, hcode, lam, y, eta)
 
 
@@ -337,6 +521,8 @@ def loss_eval(lcode, a, phi, hcode, lam, y, eta, hess_kind):
         return _gaussian_identity(y, eta, phi)
     if pair == PAIR_GAMMA_LOG:
         return _gamma_log(y, eta, phi, hess_kind)
+    if is_cdf_pair(pair):
+        return _bernoulli_cdf(pair, y, eta, phi, hess_kind)
     return loss_eval_generic(lcode, a, phi, hcode, lam, y, eta, hess_kind)
 
 
@@ -435,6 +621,28 @@ def _lgh_gamma_log(phi, hess_kind, y, eta, weights, offset, grad_out, hess_out):
 
 
 @kernel
+def _lgh_bernoulli_cdf(pair, phi, hess_kind, y, eta, weights, offset, grad_out, hess_out):
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    has_h = hess_out.size > 0
+    total = 0.0
+    for i in range(y.size):
+        w = weights[i] if has_w else 1.0
+        e = eta[i] + offset[i] if has_off else eta[i]
+        if w == 0.0:
+            grad_out[i] = 0.0
+            if has_h:
+                hess_out[i] = 0.0
+            continue
+        v, d1, d2 = _bernoulli_cdf(pair, y[i], e, phi, hess_kind)
+        total += w * v
+        grad_out[i] = w * d1
+        if has_h:
+            hess_out[i] = w * d2
+    return total
+
+
+@kernel
 def loss_grad_hess_generic(
     lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
 ):
@@ -491,6 +699,9 @@ def loss_grad_hess(
     if pair == PAIR_GAMMA_LOG:
         kind = hess_kind if hess_out.size > 0 else HESS_EXPECTED
         return _lgh_gamma_log(phi, kind, y, eta, weights, offset, grad_out, hess_out)
+    if is_cdf_pair(pair):
+        kind = hess_kind if hess_out.size > 0 else HESS_EXPECTED
+        return _lgh_bernoulli_cdf(pair, phi, kind, y, eta, weights, offset, grad_out, hess_out)
     return loss_grad_hess_generic(
         lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
     )
@@ -517,6 +728,8 @@ def loss_sum(lcode, a, phi, hcode, lam, y, eta, weights, offset):
             v = _gaussian_identity_value(y[i], e, phi)
         elif pair == PAIR_GAMMA_LOG:
             v = _gamma_log_value(y[i], e, phi)
+        elif is_cdf_pair(pair):
+            v = _bernoulli_cdf_value(pair, y[i], e, phi)
         else:
             v = loss_value_generic(lcode, a, phi, hcode, lam, y[i], e)
         total += w * v

@@ -75,11 +75,13 @@ from simbench.kernels.losses import (
     PAIR_GAMMA_LOG,
     PAIR_GAUSSIAN_IDENTITY,
     PAIR_POISSON_LOG,
+    _bernoulli_cdf,
     _bernoulli_logit,
     _gamma_log,
     _gaussian_identity,
     _poisson_log,
     fused_pair,
+    is_cdf_pair,
     loss_eval,
     loss_eval_generic,
     loss_grad_hess,
@@ -323,6 +325,9 @@ def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
     elif pair == PAIR_GAMMA_LOG:
         for r in range(nb):
             d1_out[r] = _gamma_log(y[r], eta[r], 1.0, HESS_EXPECTED)[1]
+    elif is_cdf_pair(pair):
+        for r in range(nb):
+            d1_out[r] = _bernoulli_cdf(pair, y[r], eta[r], 1.0, HESS_EXPECTED)[1]
     else:
         for r in range(nb):
             d1_out[r] = loss_eval_generic(lcode, a, 1.0, hcode, lam, y[r], eta[r], HESS_EXPECTED)[1]
