@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from reference import losses as ref
+from reference.links import LINK_NAMES
 
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.kernels import codes as C
@@ -52,21 +53,8 @@ LOSS_NAMES = {
     23: "logistic",
     24: "perceptron",
 }
-LINK_NAMES = [
-    "identity",
-    "log",
-    "logit",
-    "probit",
-    "cloglog",
-    "loglog",
-    "cauchit",
-    "inverse",
-    "inverse_squared",
-    "sqrt",
-    "power",
-    "relu",
-    "softplus",
-]
+# link names indexed by link code
+assert all(getattr(C, f"LINK_{name.upper()}") == i for i, name in enumerate(LINK_NAMES))
 
 # Where mu is drawn: the loss's box intersected with the output activation's range, kept a
 # little inside both so that eta = g(mu) and the finite-difference stencil stay in the domain.

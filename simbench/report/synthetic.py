@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from simbench.metrics import METRIC_COLUMNS
+
 __all__ = ["DEFAULT_CONFIGS", "synthetic_results", "write_results"]
 
 #: name -> (behaviour, config parameters); behaviour keys: shrink, bias, noise, speed,
@@ -241,24 +243,8 @@ def _cell(rng, beh, n, b_true, b_mle, sd, binary, record_history) -> dict[str, A
     return out
 
 
-_METRICS = (
-    "coef_err_truth",
-    "coef_err_mle",
-    "coef_z_mle",
-    "coef_z_truth",
-    "coef_cos_truth",
-    "excess_deviance",
-    "eta_rmse",
-    "mu_rel_err",
-    "dev_train",
-    "dev_test",
-    "balance",
-    "calib_slope",
-    "calib_intercept",
-    "auc",
-    "auc_oracle",
-    "grad_norm",
-)
+# every scalar metric of a real row (balance_max included), plus the optimiser state
+_METRICS = (*METRIC_COLUMNS, "grad_norm")
 
 
 def _provenance(**overrides) -> dict[str, Any]:
