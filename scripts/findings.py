@@ -12,6 +12,7 @@ Claims whose run is not in ``results/`` are listed as not yet run.  Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tomllib
 from pathlib import Path
@@ -79,6 +80,21 @@ def _description(name: str) -> str:
     return " ".join(sweep.get("description", "").split())
 
 
+def _chi_reference(df) -> str:
+    """What the coef_z_truth table should show if the MLE were exactly N(β*, I_n⁻¹)."""
+    from scipy.special import gammaln
+
+    parts = []
+    for p in sorted(df["s_p"].unique()):
+        k = p + 1  # slopes and intercept
+        mean = math.sqrt(2.0) * math.exp(gammaln((k + 1) / 2) - gammaln(k / 2))
+        parts.append(f"p = {p}: {mean:.3f}")
+    return (
+        "Reference: for an MLE distributed as N(β*, I_n(β*)⁻¹), coef_z_truth is χ with p + 1 "
+        "degrees of freedom, whose mean is √2·Γ((p+2)/2)/Γ((p+1)/2) — " + "; ".join(parts) + "."
+    )
+
+
 def _coverage_table(df) -> str:
     cov = coverage(df)
     lines = [
@@ -120,7 +136,7 @@ def section() -> str:
                 continue
             out += [render(make_table(df, metric, rows=rows, cols=cols, stat=stat), "md"), ""]
         if with_coverage:
-            out += [_coverage_table(df), ""]
+            out += [_chi_reference(df), "", _coverage_table(df), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
