@@ -65,6 +65,7 @@ import itertools
 import json
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,7 +151,7 @@ def digest(obj: Any) -> str:
 # --------------------------------------------------------------------------- vocabulary
 
 
-class Vocabulary:
+class Vocabulary(ABC):
     """How scenario and configuration dictionaries are validated and matched.
 
     The default (:func:`default_vocabulary`) uses ``simbench.data.Scenario`` and
@@ -159,13 +160,13 @@ class Vocabulary:
 
     name = "abstract"
 
+    @abstractmethod
     def scenario(self, d: dict[str, Any]) -> tuple[Any, dict[str, Any], str | None]:
         """Validate ``d``; return (object, canonical dict, id or None)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def config(self, d: dict[str, Any]) -> tuple[Any, dict[str, Any], str | None]:
         """Validate ``d``; return (object, canonical dict, id or None)."""
-        raise NotImplementedError
 
     def why_not(self, scenario: Any, config: Any) -> str | None:
         """``None`` if ``config`` applies to ``scenario``, else the reason it is skipped."""
