@@ -170,40 +170,7 @@ def _syrk_rows(B, m, C):
     result is the same on every run.  Faster than a BLAS call on chunks this small, and it
     never starts BLAS threads (which oversubscribe a machine busy with other workers).
     """
-    r = B.shape[1]
-    i = 0
-    while i + 8 <= m:
-        b0 = B[i]
-        b1 = B[i + 1]
-        b2 = B[i + 2]
-        b3 = B[i + 3]
-        b4 = B[i + 4]
-        b5 = B[i + 5]
-        b6 = B[i + 6]
-        b7 = B[i + 7]
-        for j in range(r):
-            c0 = b0[j]
-            c1 = b1[j]
-            c2 = b2[j]
-            c3 = b3[j]
-            c4 = b4[j]
-            c5 = b5[j]
-            c6 = b6[j]
-            c7 = b7[j]
-            Cj = C[j]
-            for k in range(j + 1):
-                Cj[k] += (c0 * b0[k] + c1 * b1[k] + c2 * b2[k] + c3 * b3[k]) + (
-                    c4 * b4[k] + c5 * b5[k] + c6 * b6[k] + c7 * b7[k]
-                )
-        i += 8
-    while i < m:
-        b0 = B[i]
-        for j in range(r):
-            c0 = b0[j]
-            Cj = C[j]
-            for k in range(j + 1):
-                Cj[k] += c0 * b0[k]
-        i += 1
+    _gemm_rows(B, B, m, C)
 
 
 @kernel
