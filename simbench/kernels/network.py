@@ -334,6 +334,30 @@ def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
 
 
 @kernel
+def _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out):
+    """Σ w ℓ (0.0 unless ``need_value``) and ``out[i] = w_i dℓ/dη_i`` for the rows of a batch.
+
+    With the value, the losses' own one-pass kernel (fused loops for canonical pairs); without
+    it, the cheaper derivative-only loop, the offset added to ``eta`` in place.  A zero weight
+    is an absent row, even where its loss is not finite.
+    """
+    nb = eta.size
+    if need_value:
+        return loss_grad_hess(
+            lcode, a, 1.0, hcode, lam, HESS_EXPECTED, yb, eta, wb, ob, out, np.empty(0)
+        )
+    if ob.size > 0:
+        for i in range(nb):
+            eta[i] += ob[i]
+    _loss_d1(lcode, a, hcode, lam, yb, eta, out, nb)
+    if wb.size > 0:
+        for i in range(nb):
+            w = wb[i]
+            out[i] = 0.0 if w == 0.0 else w * out[i]
+    return 0.0
+
+
+@kernel
 def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv, grad):
     """One contiguous block of rows: ``grad += sum w l'(eta) (1, x)``; return ``sum w l``
     (0.0 unless ``need_value``: without it the compiler drops the loss's logarithms).
@@ -350,23 +374,7 @@ def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv,
     b0 = theta[0]
     for r in range(nb):
         eta[r] += b0
-    if need_value:
-        # the losses' own one-pass kernel: fused loops for canonical pairs, weights, offset
-        no_hess = np.empty(0)
-        total = loss_grad_hess(
-            lcode, a, 1.0, hcode, lam, HESS_EXPECTED, yb, eta[:nb], wb, ob, dv[:nb], no_hess
-        )
-    else:
-        total = 0.0
-        if ob.size > 0:
-            for r in range(nb):
-                eta[r] += ob[r]
-        _loss_d1(lcode, a, hcode, lam, yb, eta, dv, nb)
-        if wb.size > 0:
-            # zero weight = row absent, even where its loss is not finite
-            for r in range(nb):
-                w = wb[r]
-                dv[r] = 0.0 if w == 0.0 else w * dv[r]
+    total = _output_loss(need_value, lcode, a, hcode, lam, yb, eta[:nb], wb, ob, dv[:nb])
     # a local accumulator: the compiler sees that it aliases none of the inputs, so the
     # column loop is vectorised without run-time overlap checks
     acc = np.zeros(p)
@@ -767,21 +775,7 @@ def _mlp_batch(
     ``gscale``, written into ``grad``."""
     _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, scratch, mask, keep_inv, eta)
     nb = eta.size
-    if need_value:
-        no_hess = np.empty(0)
-        total = loss_grad_hess(
-            lcode, a, 1.0, hcode, lam, HESS_EXPECTED, yb, eta, wb, ob, gout, no_hess
-        )
-    else:
-        total = 0.0
-        if ob.size > 0:
-            for i in range(nb):
-                eta[i] += ob[i]
-        _loss_d1(lcode, a, hcode, lam, yb, eta, gout, nb)
-        if wb.size > 0:
-            for i in range(nb):
-                w = wb[i]
-                gout[i] = 0.0 if w == 0.0 else w * gout[i]
+    total = _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, gout)
     for i in range(nb):
         gout[i] *= gscale
     _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad)
