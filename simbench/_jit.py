@@ -15,6 +15,10 @@ Policy
   NumPy/SciPy; ``nnan``/``ninf`` would also break the non-finite checks that detect a
   diverging fit.  Only ``contract`` (fused multiply-add) would be harmless, and it would
   still make results differ between machines with and without FMA.
+  One exception, opted into per kernel with ``reassoc=True``: the ``reassoc`` flag alone,
+  for small dot-product kernels, so that a sum over a row is split into SIMD lanes as BLAS
+  does.  The order is then the compiled code's (fixed for a machine, independent of the
+  thread count, different between vector widths, again as BLAS); nothing else changes.
 * ``cache=True``: compiled code is written next to the module, so only the first process
   on a machine pays for compilation.  Caveat: Numba keys a cache entry on the file of the
   function itself, not on the files of the kernels it calls; after editing a leaf kernel
@@ -28,20 +32,38 @@ import os
 import shutil
 from pathlib import Path
 
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
 
 _OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": False}
 
 
-def kernel(fn=None, *, cache: bool = True, parallel: bool = False):
+def kernel(
+    fn=None,
+    *,
+    cache: bool = True,
+    parallel: bool = False,
+    reassoc: bool = False,
+    inline: bool = False,
+):
     """Compile ``fn`` with the project's Numba policy.
 
     Usable bare (``@kernel``) or with options (``@kernel(parallel=True)``).  Compilation is
-    lazy: nothing is compiled until the first call with a given signature.
+    lazy: nothing is compiled until the first call with a given signature.  ``reassoc``
+    lets the compiler reorder the sums of ``fn`` (and only that flag; see the policy above).
+    ``inline`` inlines ``fn`` into its callers at Numba's level, for helpers whose calls
+    would otherwise cost more than their work (a call that passes arrays updates their
+    reference counts atomically, some 20 ns).
     """
+    options = dict(_OPTIONS, fastmath={"reassoc"}) if reassoc else dict(_OPTIONS)
+    if inline:
+        options["inline"] = "always"
 
     def decorate(f):
-        return njit(cache=cache, parallel=parallel, **_OPTIONS)(f)
+        return njit(cache=cache, parallel=parallel, **options)(f)
 
     return decorate if fn is None else decorate(fn)
 
@@ -75,3 +97,30 @@ def clear_cache() -> int:
         if d.name != "__pycache__" and d.exists() and not any(d.iterdir()):
             shutil.rmtree(d, ignore_errors=True)
     return removed
+
+
+@intrinsic
+def prefetch(typingctx, arr, i, j):
+    """Hint the CPU to load the cache line of ``arr[i, j]`` (2-D array, read, keep in all
+    cache levels).  No effect on results; no bounds check (an invalid address is a no-op for
+    the hardware, but callers pass valid indices).  For loops over rows in a random order,
+    where the hardware prefetcher cannot guess the next row."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+        raise TypingError("prefetch takes a 2-D array and two indices")
+    sig = types.void(arr, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(
+            context, builder, aty, ary, [args[1], args[2]], wraparound=False, boundscheck=False
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        # (address, read = 0, locality = 3: keep in every level, data cache = 1)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen

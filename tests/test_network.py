@@ -438,6 +438,81 @@ def test_minibatch_epoch_equals_its_steps(hidden):
     np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize(
+    ("loss_name", "link_name", "ykind"),
+    [
+        ("poisson", "log", "count"),
+        ("bernoulli", "logit", "binary"),
+        ("bernoulli", "probit", "binary"),
+        ("gaussian", "identity", "real"),
+        ("gamma", "log", "positive"),
+        ("squared_error", "exp", "positive"),
+        ("inverse_gaussian", "log", "positive"),
+    ],
+)
+def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, link_name, ykind):
+    """The in-place path (prefetched random rows, per-row derivative dispatch) equals batch
+    steps with the full-data kernels, with offsets and zero weights, for fused and generic
+    (loss, output) pairs."""
+    rng = np.random.default_rng(11)
+    n, p, bs = 70, 9, 16
+    X = rng.normal(size=(n, p))
+    y = {
+        "count": rng.poisson(2.0, n).astype(float),
+        "binary": rng.integers(0, 2, n).astype(float),
+        "real": rng.normal(size=n),
+        "positive": rng.gamma(2.0, 1.0, n),
+    }[ykind]
+    w = rng.uniform(0.5, 1.5, n)
+    w[::7] = 0.0
+    off = rng.normal(0.0, 0.1, n)
+    lnk, loss = links.get(link_name), losses.get(loss_name)
+    obj = Objective([p, 1], (), lnk, loss, X, y, w, off)
+    theta0 = rng.normal(0, 0.05, p + 1)
+    theta0[0] = 0.3
+    perm = rng.permutation(n).astype(np.int64)
+    theta = theta0.copy()
+    m, v = np.zeros(p + 1), np.zeros(p + 1)
+    t, ok = obj.minibatch_epoch(
+        theta, perm, bs, NO_MASK, 1.0, k.OPT_SGD, (0.01, 0, 0, 0, 0), m, v, 0
+    )
+    assert ok and t == 5
+    ref = theta0.copy()
+    for s in range(0, n, bs):
+        idx = perm[s : s + bs]
+        sub = Objective([p, 1], (), lnk, loss, X[idx], y[idx], w[idx], off[idx])
+        sub.wscale = obj.wscale * n / len(idx)
+        g = np.empty(p + 1)
+        sub.loss_grad(ref, g)
+        ref -= 0.01 * g
+    np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_shuffle_is_fisher_yates_and_uniform():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    # the same draws as a plain Fisher-Yates
+    perm = np.arange(30)
+    u = rng.random(29)
+    k.shuffle(perm, u)
+    ref = list(range(30))
+    for step, i in enumerate(range(29, 0, -1)):
+        j = int(u[step] * (i + 1))
+        ref[i], ref[j] = ref[j], ref[i]
+    assert perm.tolist() == ref
+    # every permutation of 4 equally likely, from any starting order (the array is reused)
+    perm = np.arange(4)
+    counts: dict[tuple, int] = {}
+    u = rng.random((24_000, 3))
+    for row in u:
+        k.shuffle(perm, row)
+        key = tuple(perm.tolist())
+        counts[key] = counts.get(key, 0) + 1
+    assert len(counts) == 24
+    assert stats.chisquare(list(counts.values())).pvalue > 1e-4
+
+
 def test_minibatch_epoch_stops_before_a_non_finite_step():
     rng = np.random.default_rng(0)
     n, p = 40, 2

@@ -204,6 +204,10 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     full = cfg.batch_size is None or cfg.batch_size >= obj.n
     rate = cfg.dropout
     keep_inv = 1.0 / (1.0 - rate)
+    if not full:
+        # one permutation array, reshuffled in place each epoch from the seeded uniforms
+        perm = np.arange(obj.n, dtype=np.int64)
+        uniforms = np.empty(max(obj.n - 1, 0))
     f = obj.loss_grad(theta, grad)
     reason = monitor.observe(0, theta, f, float(np.linalg.norm(grad)))
     epoch = 0
@@ -219,7 +223,8 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
             t += 1
             k.opt_step(kind, theta, grad, m, v, t, *hyper)
         else:
-            perm = shuffle_rng.permutation(obj.n).astype(np.int64)
+            shuffle_rng.random(out=uniforms)
+            k.shuffle(perm, uniforms)
             t, ok = obj.minibatch_epoch(
                 theta, perm, cfg.batch_size, mask, keep_inv, kind, hyper, m, v, t
             )

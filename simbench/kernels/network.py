@@ -23,14 +23,18 @@ a ``LINK_*`` code) and the loss are applied together by the loss kernels, which 
 The forward pass stores ``f'`` beside ``f`` (``act_layer``), and ``delta`` overwrites the
 stored ``f'`` in place, so one batch needs one activation and one derivative buffer per
 hidden layer and a scratch buffer.  Matrix products go through BLAS (``np.dot`` on
-contiguous 2-D arrays); elementwise work is fused with the bias add.
+contiguous 2-D arrays: an MLP batch's rows are first gathered into a buffer); elementwise
+work is fused with the bias add.
 
-Networks without hidden layers take a separate path (``_glm_block``): for a block of rows
-small enough to stay in cache, ``eta = b + X_block beta`` (one BLAS product: SIMD dot
-products, which a loop here could not vectorise without reassociating sums), the loss
-derivatives, and ``grad += sum_i w_i l'_i x_i`` four rows at a time, vectorised over the
-columns.  X is streamed from memory once per evaluation; mini-batches gather their rows
-into a contiguous buffer first.
+Networks without hidden layers take a separate path.  A full-data evaluation
+(``_glm_block``) takes blocks of rows small enough to stay in cache: ``eta = b + x . beta``
+row by row (``_row_eta``, the one kernel compiled with reassociation, so the sum over a row
+runs in SIMD lanes as in a BLAS dot product and 3-10x faster than a strict left-to-right
+sum), the loss derivatives, and ``grad += sum_i w_i l'_i x_i`` four rows at a time,
+vectorised over the columns: X is streamed from memory once.  A mini-batch
+(``_glm_gather_block``) reads its randomly ordered rows in place, each row's cache lines
+requested some rows ahead (the order is known), and adds each row's gradient term while
+the row is in L1.
 
 Loss values.  A full-data evaluation calls the losses' one-pass kernel ``loss_grad_hess``
 (fused loops for canonical pairs).  A mini-batch step needs only ``l'``; ``_loss_d1`` hoists
@@ -61,7 +65,7 @@ import math
 import numpy as np
 from numba import get_num_threads, prange
 
-from simbench._jit import kernel
+from simbench._jit import kernel, prefetch
 from simbench.kernels.activations import act_fd
 from simbench.kernels.codes import (
     ACT_IDENTITY,
@@ -266,41 +270,25 @@ def _max_hidden(sizes):
 # ---- networks without hidden layers -----------------------------------------------------------
 
 
-@kernel
+@kernel(reassoc=True)
 def _row_eta(theta, X, i):
-    """``theta[0] + X[i] . theta[1:]`` with eight accumulators (a fixed summation order)."""
-    p = X.shape[1]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    s4 = 0.0
-    s5 = 0.0
-    s6 = 0.0
-    s7 = 0.0
-    k = 0
-    while k + 8 <= p:
-        s0 += X[i, k] * theta[k + 1]
-        s1 += X[i, k + 1] * theta[k + 2]
-        s2 += X[i, k + 2] * theta[k + 3]
-        s3 += X[i, k + 3] * theta[k + 4]
-        s4 += X[i, k + 4] * theta[k + 5]
-        s5 += X[i, k + 5] * theta[k + 6]
-        s6 += X[i, k + 6] * theta[k + 7]
-        s7 += X[i, k + 7] * theta[k + 8]
-        k += 8
-    while k < p:
-        s0 += X[i, k] * theta[k + 1]
-        k += 1
-    return theta[0] + (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
+    """``theta[0] + X[i] . theta[1:]``.
+
+    The one kernel with reassociation (see :mod:`simbench._jit`): the sum over the row is
+    split into SIMD lanes by the compiler, in an order fixed by the compiled code, as a BLAS
+    dot product would do; a strict left-to-right sum waits on every addition and ran 3-10x
+    slower.  Results do not depend on the thread count.
+    """
+    s = 0.0
+    for k in range(X.shape[1]):
+        s += X[i, k] * theta[k + 1]
+    return theta[0] + s
 
 
-# Elements of X per BLAS call: below OpenBLAS's threading threshold for gemv (9216), so a call
-# never starts threads of its own inside a parallel region.
-BLAS_ELEMENTS = 8192
-# Rows per block of the fused pass: the block stays in L1/L2 between the eta product and the
-# gradient loop, so X still comes from memory once.
+# Rows per block of the fused full-data pass, at most BLOCK_ELEMENTS elements of X (64 kB): the
+# block stays in L1/L2 between the eta loop and the gradient loop, so X comes from memory once.
 BLOCK = 128
+BLOCK_ELEMENTS = 8192
 
 
 @kernel
@@ -367,13 +355,8 @@ def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv,
     then the gradient four rows at a time, vectorised over the columns, from cache.
     """
     nb, p = xb.shape
-    if p > 0:
-        np.dot(xb, theta[1:], eta[:nb])
-    else:
-        eta[:nb] = 0.0
-    b0 = theta[0]
     for r in range(nb):
-        eta[r] += b0
+        eta[r] = _row_eta(theta, xb, r)
     total = _output_loss(need_value, lcode, a, hcode, lam, yb, eta[:nb], wb, ob, dv[:nb])
     # a local accumulator: the compiler sees that it aliases none of the inputs, so the
     # column loop is vectorised without run-time overlap checks
@@ -404,7 +387,7 @@ def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv,
 
 @kernel
 def _block_rows(p):
-    return max(4, min(BLOCK, BLAS_ELEMENTS // max(p, 1)))
+    return max(4, min(BLOCK, BLOCK_ELEMENTS // max(p, 1)))
 
 
 @kernel
@@ -941,6 +924,114 @@ def _all_finite(x):
     return True
 
 
+# Rows ahead of the current one whose cache lines a mini-batch pass requests: enough to cover
+# the memory latency (measured best at 16-32 rows of 10-50 columns), few enough to stay in L1.
+PREFETCH_ROWS = 16
+
+
+@kernel
+def _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob):
+    """Rows ``perm[s:e]`` of the data into the batch buffers (rows ahead prefetched)."""
+    p = X.shape[1]
+    n = X.shape[0]
+    for r in range(e - s):
+        ahead = s + r + PREFETCH_ROWS
+        if ahead < n:  # written out here: as a helper call it ran 10x slower
+            j = perm[ahead]
+            for k in range(0, p, 8):
+                prefetch(X, j, k)
+            prefetch(X, j, max(p - 1, 0))
+        i = perm[s + r]
+        for k in range(p):
+            xb[r, k] = X[i, k]
+        yb[r] = y[i]
+        if weights.size > 0:
+            wb[r] = weights[i]
+        if offset.size > 0:
+            ob[r] = offset[i]
+
+
+@kernel(inline=True)
+def _d1(pair, lcode, a, hcode, lam, y, eta):
+    """``l'(y, eta)`` of one row, by the fused kernel of ``pair`` (``fused_pair``) if any.
+
+    In a loop the branch on ``pair`` is loop-invariant, so the compiler takes it out."""
+    if pair == PAIR_POISSON_LOG:
+        return _poisson_log(y, eta, 1.0)[1]
+    if pair == PAIR_BERNOULLI_LOGIT:
+        return _bernoulli_logit(y, eta, 1.0)[1]
+    if pair == PAIR_GAUSSIAN_IDENTITY:
+        return _gaussian_identity(y, eta, 1.0)[1]
+    if pair == PAIR_GAMMA_LOG:
+        return _gamma_log(y, eta, 1.0, HESS_EXPECTED)[1]
+    if is_cdf_pair(pair):
+        return _bernoulli_cdf(pair, y, eta, 1.0, HESS_EXPECTED)[1]
+    return loss_eval_generic(lcode, a, 1.0, hcode, lam, y, eta, HESS_EXPECTED)[1]
+
+
+@kernel
+def _glm_gather_block(
+    theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value, grad
+):  # fmt: skip
+    """A mini-batch of a network without hidden layers, rows ``perm[s:e]`` read in place:
+    overwrite ``grad`` with ``sum w l'(eta) (1, x)``; return ``sum w l`` (0.0 unless
+    ``need_value``).
+
+    Row by row: ``eta``, ``l'`` and the row's gradient term while the row is in L1.  Each
+    row's cache lines are requested ``PREFETCH_ROWS`` rows ahead (across batch boundaries:
+    the order is known), so the memory latency of the random order is hidden.  Nothing is
+    copied.  A zero weight is an absent row, even where its loss is not finite.
+    """
+    n, p = X.shape
+    has_w = weights.size > 0
+    has_off = offset.size > 0
+    pair = fused_pair(lcode, hcode)
+    acc = np.zeros(p)
+    g = 0.0
+    total = 0.0
+    for r in range(s, e):
+        ahead = r + PREFETCH_ROWS
+        if ahead < n:  # written out here: as a helper call it ran 10x slower
+            j = perm[ahead]
+            for k in range(0, p, 8):
+                prefetch(X, j, k)
+            prefetch(X, j, max(p - 1, 0))
+        i = perm[r]
+        w = weights[i] if has_w else 1.0
+        if w == 0.0:
+            continue
+        eta = _row_eta(theta, X, i)
+        if has_off:
+            eta += offset[i]
+        if need_value:
+            v, d, _ = loss_eval(lcode, a, 1.0, hcode, lam, y[i], eta, HESS_EXPECTED)
+            total += w * v
+        else:
+            d = _d1(pair, lcode, a, hcode, lam, y[i], eta)
+        gi = w * d
+        g += gi
+        x = X[i]
+        for k in range(p):
+            acc[k] += gi * x[k]
+    grad[0] = g
+    for k in range(p):
+        grad[k + 1] = acc[k]
+    return total
+
+
+@kernel
+def shuffle(perm, u):
+    """Shuffle ``perm`` in place (Fisher-Yates) with the uniforms ``u`` in [0, 1)
+    (``u.size >= perm.size - 1``): position ``i`` swaps with ``floor(u (i + 1))``.  Whatever
+    the order ``perm`` starts in, every permutation is equally likely (up to the 2^-53
+    resolution of ``u``).  Reusing one array saves the allocation of a new permutation."""
+    for i in range(perm.size - 1, 0, -1):
+        j = int(u[perm.size - 1 - i] * (i + 1))
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+
+
 @kernel
 def minibatch_epoch(
     theta,
@@ -996,57 +1087,32 @@ def minibatch_epoch(
     has_off = offset.size > 0
     bmax = min(n, batch_size)
     width = _hidden_offsets(sizes)[nh]
-    # gather buffers: a batch's rows are copied (random reads, independent of each other so
-    # they overlap) into contiguous arrays that BLAS and the vector loops then read from cache
-    xb = np.empty((bmax, p))
-    yb = np.empty(bmax)
-    wb = np.empty(bmax if has_w else 0)
-    ob = np.empty(bmax if has_off else 0)
+    # an MLP batch's rows are copied (random reads, prefetched ahead) into contiguous arrays
+    # that BLAS then reads from cache; a network without hidden layers reads them in place
     bh = bmax if nh > 0 else 0
+    xb = np.empty((bh, p))
+    yb = np.empty(bh)
+    wb = np.empty(bh if has_w else 0)
+    ob = np.empty(bh if has_off else 0)
     hbuf = np.empty(bh * width)
     dbuf = np.empty(bh * width)
     scratch = np.empty(bh * _max_hidden(sizes))
-    eta = np.empty(bmax)
-    gout = np.empty(bmax)
-    rows = _block_rows(p)
+    eta = np.empty(bh)
+    gout = np.empty(bh)
     no_mask = np.empty((0, 0), np.uint8)
     loss_sum = 0.0
     for s in range(0, n, batch_size):
         e = min(n, s + batch_size)
         nb = e - s
         gscale = wscale * n / nb
-        for r in range(nb):
-            i = perm[s + r]
-            for k in range(p):
-                xb[r, k] = X[i, k]
-            yb[r] = y[i]
-            if has_w:
-                wb[r] = weights[i]
-            if has_off:
-                ob[r] = offset[i]
         if nh == 0:
-            grad[:] = 0.0
-            total = 0.0
-            for b0 in range(0, nb, rows):
-                b1 = min(nb, b0 + rows)
-                total += _glm_block(
-                    theta,
-                    xb[b0:b1],
-                    yb[b0:b1],
-                    wb[b0:b1] if has_w else wb,
-                    ob[b0:b1] if has_off else ob,
-                    lcode,
-                    a,
-                    hcode,
-                    lam,
-                    need_value,
-                    eta,
-                    gout,
-                    grad,
-                )
+            total = _glm_gather_block(
+                theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value, grad
+            )
             for k in range(q):
                 grad[k] *= gscale
         else:
+            _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob)
             mb = mask[s:e] if mask.size > 0 else no_mask
             total = _mlp_batch(
                 theta,

@@ -134,9 +134,11 @@ def test_glm_minibatch(benchmark, p):
     theta = np.zeros(p + 1)
     m, v = np.zeros(p + 1), np.zeros(p + 1)
     rng = np.random.default_rng(1)
+    perm, u = np.arange(N), np.empty(N - 1)
 
     def epoch():
-        perm = rng.permutation(N).astype(np.int64)
+        rng.random(out=u)  # the permutation as training draws it
+        k.shuffle(perm, u)
         obj.minibatch_epoch(theta, perm, 256, NO_MASK, 1.0, k.OPT_SGD, (1e-3, 0, 0, 0, 0), m, v, 0)
 
     _run(benchmark, epoch, bytes=obj.X.nbytes, impl="simbench")
@@ -156,9 +158,11 @@ def test_mlp_adam(benchmark):
     m, v = np.zeros(q), np.zeros(q)
     rng = np.random.default_rng(3)
     state = {"t": 0}
+    perm, u = np.arange(N), np.empty(N - 1)
 
     def epoch():
-        perm = rng.permutation(N).astype(np.int64)
+        rng.random(out=u)
+        k.shuffle(perm, u)
         state["t"], _ = obj.minibatch_epoch(
             theta,
             perm,
