@@ -10,6 +10,8 @@ objective (step 1e-4): truncation ~1e-14 and rounding ~1e-12 for objectives of o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -209,11 +211,45 @@ def test_glm_shaped_gradient_is_xt_times_loss_derivative(data):
     np.testing.assert_allclose(
         grad, expected, rtol=0, atol=1e-11 * max(1.0, np.abs(expected).max())
     )
+    # the Poisson-log shortcut (log y given) computes the same value and gradient
+    logy = k.poisson_log_y(loss.code, output.code, y)
+    assert logy.size == (n if (loss_name, output.name) == ("poisson", "log") else 0)
+    got_ly = k.glm_loss_grad(
+        theta, X, y, w, off, loss.code, loss.param, output.code, output.param, grad, logy=logy
+    )
+    np.testing.assert_allclose(got_ly, total, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        grad, expected, rtol=0, atol=1e-11 * max(1.0, np.abs(expected).max())
+    )
+
+
+def test_exp_fast_is_within_an_ulp_of_libm():
+    rng = np.random.default_rng(8)
+    xs = np.concatenate(
+        [
+            rng.uniform(-745.0, 710.0, 200_000),
+            rng.normal(0.0, 3.0, 200_000),
+            np.linspace(-708.45, -708.35, 2001),  # the normal / subnormal boundary
+            np.linspace(709.7, 709.79, 2001),  # overflow
+            [0.0, -0.0, 1e-300, -1e-300, 709.782712893384, 709.7827128933841, math.inf, -math.inf],
+        ]
+    )
+    got = np.array([k.exp_fast(x) for x in xs])
+    with np.errstate(over="ignore"):
+        ref = np.exp(xs)
+    normal = ref >= np.finfo(float).tiny
+    finite = np.isfinite(ref) & normal
+    ulps = np.abs(got[finite] - ref[finite]) / np.spacing(ref[finite])
+    assert ulps.max() <= 1.0
+    assert np.all(np.isinf(got[np.isinf(ref)]))
+    assert np.all(got[~normal] <= np.finfo(float).tiny)  # subnormal range: 0 (libm < 2.3e-308)
+    assert math.isnan(k.exp_fast(math.nan))
 
 
 @pytest.mark.parametrize(("loss_name", "outputs", "ykind"), ALL_PAIRS)
 def test_derivative_only_loss_loop_equals_loss_eval(loss_name, outputs, ykind):
-    """The value-free loop of a mini-batch step dispatches like loss_eval, bit for bit."""
+    """The value-free loop of a mini-batch step dispatches like loss_eval: bit for bit, except
+    Poisson-log, whose loop takes the vectorisable exp_fast (within an ulp of libm's exp)."""
     from simbench.kernels.losses import loss_eval
 
     rng = np.random.default_rng(8)
@@ -228,6 +264,11 @@ def test_derivative_only_loss_loop_equals_loss_eval(loss_name, outputs, ykind):
             loss_eval(loss.code, loss.param, 1.0, out.code, out.param, y[i], eta[i], 1)[1]
             for i in range(300)
         ]
+        if (loss_name, name) == ("poisson", "log"):
+            mu = np.exp(eta)
+            bound = np.spacing(mu) + np.spacing(np.abs(np.array(ref)))  # exp, then subtraction
+            assert np.all(np.abs(d1 - np.array(ref)) <= bound)
+            continue
         assert np.array_equal(d1, np.array(ref), equal_nan=True)
 
 
@@ -586,12 +627,13 @@ def test_parallel_and_serial_chunk_runs_are_bit_identical():
     theta = rng.normal(0, 0.2, p + 1)
     args = (codes.FAMILY_POISSON, 0.0, codes.LINK_LOG, 0.0)
     nch = -(-n // k.CHUNK)
-    outs = []
-    for run in (k._glm_chunks_serial, k._glm_chunks_parallel):
-        parts, totals = np.empty((nch, p + 1)), np.empty(nch)
-        run(theta, X, y, w, EMPTY, *args, True, parts, totals)
-        outs.append((parts, totals))
-    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    for logy in (EMPTY, np.log(np.where(y > 0, y, 1.0))):
+        outs = []
+        for run in (k._glm_chunks_serial, k._glm_chunks_parallel):
+            parts, totals = np.empty((nch, p + 1)), np.empty(nch)
+            run(theta, X, y, w, EMPTY, logy, *args, True, parts, totals)
+            outs.append((parts, totals))
+        assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
     size = -(-n // nch)
     res = []
     for run in (k._newton_chunks_serial, k._newton_chunks_parallel):

@@ -101,6 +101,8 @@ class Objective:
         self.X, self.y = X, y
         self.weights = EMPTY if weights is None else weights
         self.offset = EMPTY if offset is None else offset
+        # log y once per data set: the Poisson-log value without a logarithm per row
+        self.logy = k.poisson_log_y(self.lcode, self.hcode, y) if len(sizes) == 2 else EMPTY
         self.n = X.shape[0]
         total_w = float(self.weights.sum()) if weights is not None else float(self.n)
         self.wscale = 1.0 / total_w if total_w > 0 else math.inf
@@ -128,6 +130,7 @@ class Objective:
                 self.hcode,
                 self.lam,
                 grad,
+                logy=self.logy,
             )
         else:
             total = k.mlp_loss_grad(

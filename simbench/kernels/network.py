@@ -187,6 +187,31 @@ def _exp_nonpos(x):
     return s + s * _expm1_poly(r)
 
 
+# beyond these e^x overflows to inf, or is below the smallest normal number (returned as 0)
+_EXP_MAX = 709.782712893384
+_EXP_MIN_NORMAL = -708.3964185322641
+
+
+@kernel
+def exp_fast(x):
+    """``e^x`` without calls or unpredictable branches, so loops over it vectorise.
+
+    Cody-Waite reduction ``x = k ln2 + r``, ``|r| <= ln2 / 2``, and ``2^k (1 + expm1(r))``
+    with the degree-13 series: within 1 ulp of the correctly rounded value where ``e^x`` is
+    a normal number (tested against libm).  Above ``_EXP_MAX`` the result is inf, below
+    ``_EXP_MIN_NORMAL`` 0 (the subnormal range, where libm returns at most 2.2e-308), nan
+    for nan.
+    """
+    # k in [-1022, 1024] keeps the bits of 2^k valid; outside, the result is replaced below
+    k = min(max(math.floor(x * _INV_LN2 + 0.5), -1022.0), 1024.0)
+    # 2^k in two factors, so that k = 1024 (x near _EXP_MAX) does not overflow the bits
+    k1 = math.floor(k * 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    e = (_pow2(k1) * (1.0 + _expm1_poly(r))) * _pow2(k - k1)
+    e = math.inf if x > _EXP_MAX else e
+    return 0.0 if x < _EXP_MIN_NORMAL else e
+
+
 @kernel
 def tanh_fd(x):
     """``(tanh x, 1 - tanh^2 x)`` with ``m = expm1(2|x|)``: ``tanh = m / (m + 2)`` and
@@ -302,8 +327,8 @@ def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
     """
     pair = fused_pair(lcode, hcode)
     if pair == PAIR_POISSON_LOG:
-        for r in range(nb):
-            d1_out[r] = _poisson_log(y[r], eta[r], 1.0)[1]
+        for r in range(nb):  # vectorised: exp_fast has no calls
+            d1_out[r] = exp_fast(eta[r]) - y[r]
     elif pair == PAIR_BERNOULLI_LOGIT:
         for r in range(nb):
             d1_out[r] = _bernoulli_logit(y[r], eta[r], 1.0)[1]
@@ -322,15 +347,52 @@ def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
 
 
 @kernel
-def _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out):
+def _poisson_log_rows(yb, lyb, eta, wb, ob, out, vbuf):
+    """Poisson-log value and derivative of a block from ``log y`` (``lyb``, 0 where y = 0):
+    ``w l = w ((mu - y) - y (eta - log y))`` and ``out = w (mu - y)``.
+
+    The deviance form ``y (q - 1 - log q)``, ``q = mu / y``, of the losses' kernel needs a
+    logarithm and a division per row; with ``log y`` computed once per data set and the
+    branch-free :func:`exp_fast`, the row loop vectorises.  The value then cancels like
+    ``(mu - y) - y log q`` near the optimum: an absolute error of a few ulp of
+    ``y (|eta| + |log y|)`` per row instead of ``y |log q|``.  The values go to ``vbuf`` and
+    are added in row order by a second loop (a sum would stop the first from vectorising).
+    """
+    nb = eta.size
+    has_w = wb.size > 0
+    has_off = ob.size > 0
+    for i in range(nb):
+        e = eta[i] + ob[i] if has_off else eta[i]
+        y = yb[i]
+        mu = exp_fast(e)
+        d = mu - y
+        v = d - y * (e - lyb[i])
+        if has_w:
+            w = wb[i]
+            out[i] = 0.0 if w == 0.0 else w * d
+            vbuf[i] = 0.0 if w == 0.0 else w * v
+        else:
+            out[i] = d
+            vbuf[i] = v
+    total = 0.0
+    for i in range(nb):
+        total += vbuf[i]
+    return total
+
+
+@kernel
+def _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out, lyb, vbuf):
     """Σ w ℓ (0.0 unless ``need_value``) and ``out[i] = w_i dℓ/dη_i`` for the rows of a batch.
 
-    With the value, the losses' own one-pass kernel (fused loops for canonical pairs); without
-    it, the cheaper derivative-only loop, the offset added to ``eta`` in place.  A zero weight
-    is an absent row, even where its loss is not finite.
+    With the value, the losses' own one-pass kernel (fused loops for canonical pairs), or for
+    Poisson-log given ``log y`` (``lyb`` non-empty) the vectorised :func:`_poisson_log_rows`;
+    without it, the cheaper derivative-only loop, the offset added to ``eta`` in place.  A
+    zero weight is an absent row, even where its loss is not finite.
     """
     nb = eta.size
     if need_value:
+        if lyb.size > 0:
+            return _poisson_log_rows(yb, lyb, eta, wb, ob, out, vbuf)
         return loss_grad_hess(
             lcode, a, 1.0, hcode, lam, HESS_EXPECTED, yb, eta, wb, ob, out, np.empty(0)
         )
@@ -346,7 +408,7 @@ def _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out):
 
 
 @kernel
-def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv, grad):
+def _glm_block(theta, xb, yb, wb, ob, lyb, lcode, a, hcode, lam, need_value, eta, dv, grad):
     """One contiguous block of rows: ``grad += sum w l'(eta) (1, x)``; return ``sum w l``
     (0.0 unless ``need_value``: without it the compiler drops the loss's logarithms).
 
@@ -357,7 +419,9 @@ def _glm_block(theta, xb, yb, wb, ob, lcode, a, hcode, lam, need_value, eta, dv,
     nb, p = xb.shape
     for r in range(nb):
         eta[r] = _row_eta(theta, xb, r)
-    total = _output_loss(need_value, lcode, a, hcode, lam, yb, eta[:nb], wb, ob, dv[:nb])
+    total = _output_loss(
+        need_value, lcode, a, hcode, lam, yb, eta[:nb], wb, ob, dv[:nb], lyb, eta[nb : 2 * nb]
+    )
     # a local accumulator: the compiler sees that it aliases none of the inputs, so the
     # column loop is vectorised without run-time overlap checks
     acc = np.zeros(p)
@@ -391,14 +455,17 @@ def _block_rows(p):
 
 
 @kernel
-def _glm_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode, lam, need_value, grad):
+def _glm_rows(
+    theta, X, y, weights, offset, logy, start, stop, lcode, a, hcode, lam, need_value, grad
+):
     """Rows ``start:stop`` of X in blocks: overwrite ``grad`` with ``sum w l'(eta) (1, x)``
     and return ``sum w l(eta)`` (0.0 unless ``need_value``)."""
     p = X.shape[1]
     has_w = weights.size > 0
     has_off = offset.size > 0
     rows = _block_rows(p)
-    eta = np.empty(rows)
+    has_ly = logy.size > 0
+    eta = np.empty(2 * rows)  # eta, then the row values of _poisson_log_rows
     dv = np.empty(rows)
     for k in range(p + 1):
         grad[k] = 0.0
@@ -407,36 +474,43 @@ def _glm_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode, lam, n
         b1 = min(stop, b0 + rows)
         wb = weights[b0:b1] if has_w else weights
         ob = offset[b0:b1] if has_off else offset
+        lyb = logy[b0:b1] if has_ly else logy
         total += _glm_block(
-            theta, X[b0:b1], y[b0:b1], wb, ob, lcode, a, hcode, lam, need_value, eta, dv, grad
+            theta, X[b0:b1], y[b0:b1], wb, ob, lyb, lcode, a, hcode, lam, need_value, eta, dv, grad
         )
     return total
 
 
 @kernel
-def _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, need_value, parts, totals):
+def _glm_chunk(
+    theta, X, y, weights, offset, logy, c, lcode, a, hcode, lam, need_value, parts, totals
+):
     n = X.shape[0]
     s = c * CHUNK
     e = min(n, s + CHUNK)
     totals[c] = _glm_rows(
-        theta, X, y, weights, offset, s, e, lcode, a, hcode, lam, need_value, parts[c]
+        theta, X, y, weights, offset, logy, s, e, lcode, a, hcode, lam, need_value, parts[c]
     )
 
 
 @kernel(parallel=True)
 def _glm_chunks_parallel(
-    theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals
+    theta, X, y, weights, offset, logy, lcode, a, hcode, lam, need_value, parts, totals
 ):
     for c in prange(totals.size):
-        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, need_value, parts, totals)
+        _glm_chunk(
+            theta, X, y, weights, offset, logy, c, lcode, a, hcode, lam, need_value, parts, totals
+        )
 
 
 @kernel
 def _glm_chunks_serial(
-    theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals
+    theta, X, y, weights, offset, logy, lcode, a, hcode, lam, need_value, parts, totals
 ):
     for c in range(totals.size):
-        _glm_chunk(theta, X, y, weights, offset, c, lcode, a, hcode, lam, need_value, parts, totals)
+        _glm_chunk(
+            theta, X, y, weights, offset, logy, c, lcode, a, hcode, lam, need_value, parts, totals
+        )
 
 
 @kernel
@@ -473,14 +547,19 @@ def use_threads(kind: str, n_chunks: int, *arrays) -> bool:
     return n_chunks >= 4 and threads
 
 
-def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, need_value=True):
+def glm_loss_grad(
+    theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, need_value=True, logy=None
+):
     """Full-data ``sum w l`` and its gradient for a network without hidden layers.
 
     Fixed chunks of ``CHUNK`` rows, reduced serially inside and added in chunk order, so the
     result is the same whether the chunks run in parallel or not and whatever the thread
     count.  ``grad_out`` (size p + 1) is overwritten.  With ``need_value`` False only the
-    gradient is computed (the returned loss is 0.0).
+    gradient is computed (the returned loss is 0.0).  ``logy`` (:func:`poisson_log_y`, for
+    the Poisson-log pair only) lets the value be computed without a logarithm per row.
     """
+    if logy is None:
+        logy = _EMPTY
     n, p = X.shape
     nch = max(1, -(-n // CHUNK))
     parts = np.empty((nch, p + 1))
@@ -490,8 +569,18 @@ def glm_loss_grad(theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, 
         if use_threads("loss", nch, X, y, weights, offset)
         else _glm_chunks_serial
     )
-    run(theta, X, y, weights, offset, lcode, a, hcode, lam, need_value, parts, totals)
+    run(theta, X, y, weights, offset, logy, lcode, a, hcode, lam, need_value, parts, totals)
     return _reduce_chunks(parts, totals, grad_out)
+
+
+def poisson_log_y(lcode: int, hcode: int, y: np.ndarray) -> np.ndarray:
+    """``log y`` (0 where ``y = 0``, nan where ``y < 0``) for the Poisson-log pair, whose
+    full-data value :func:`glm_loss_grad` then evaluates without a logarithm per row; an
+    empty array for every other pair."""
+    if fused_pair(lcode, hcode) != PAIR_POISSON_LOG:
+        return _EMPTY
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y == 0.0, 0.0, np.log(y))
 
 
 @kernel(parallel=True)
@@ -758,7 +847,9 @@ def _mlp_batch(
     ``gscale``, written into ``grad``."""
     _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, scratch, mask, keep_inv, eta)
     nb = eta.size
-    total = _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, gout)
+    total = _output_loss(
+        need_value, lcode, a, hcode, lam, yb, eta, wb, ob, gout, np.empty(0), np.empty(0)
+    )
     for i in range(nb):
         gout[i] *= gscale
     _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad)
@@ -924,9 +1015,12 @@ def _all_finite(x):
     return True
 
 
+_EMPTY = np.empty(0)
+
+
 # Rows ahead of the current one whose cache lines a mini-batch pass requests: enough to cover
-# the memory latency (measured best at 16-32 rows of 10-50 columns), few enough to stay in L1.
-PREFETCH_ROWS = 16
+# the memory latency (measured best at 32-64 rows of 10-50 columns; 8 was 1.5x slower).
+PREFETCH_ROWS = 48
 
 
 @kernel
@@ -971,48 +1065,64 @@ def _d1(pair, lcode, a, hcode, lam, y, eta):
 
 @kernel
 def _glm_gather_block(
-    theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value, grad
+    theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value,
+    yb, wb, ob, eta, dv, grad,
 ):  # fmt: skip
     """A mini-batch of a network without hidden layers, rows ``perm[s:e]`` read in place:
     overwrite ``grad`` with ``sum w l'(eta) (1, x)``; return ``sum w l`` (0.0 unless
     ``need_value``).
 
-    Row by row: ``eta``, ``l'`` and the row's gradient term while the row is in L1.  Each
-    row's cache lines are requested ``PREFETCH_ROWS`` rows ahead (across batch boundaries:
-    the order is known), so the memory latency of the random order is hidden.  Nothing is
-    copied.  A zero weight is an absent row, even where its loss is not finite.
+    ``eta`` row by row, each row's cache lines requested ``PREFETCH_ROWS`` rows ahead
+    (across batch boundaries: the order is known), so the latency of the random order is
+    hidden; the loss derivatives of the batch in one loop (vectorised for Poisson-log); the
+    gradient four rows at a time, the rows now in cache.  Only ``y``, the weights and the
+    offsets are copied.
     """
+    nb = e - s
     n, p = X.shape
     has_w = weights.size > 0
     has_off = offset.size > 0
-    pair = fused_pair(lcode, hcode)
-    acc = np.zeros(p)
-    g = 0.0
-    total = 0.0
-    for r in range(s, e):
-        ahead = r + PREFETCH_ROWS
+    for r in range(nb):
+        ahead = s + r + PREFETCH_ROWS
         if ahead < n:  # written out here: as a helper call it ran 10x slower
             j = perm[ahead]
             for k in range(0, p, 8):
                 prefetch(X, j, k)
             prefetch(X, j, max(p - 1, 0))
-        i = perm[r]
-        w = weights[i] if has_w else 1.0
-        if w == 0.0:
-            continue
-        eta = _row_eta(theta, X, i)
+        i = perm[s + r]
+        eta[r] = _row_eta(theta, X, i)
+        yb[r] = y[i]
+        if has_w:
+            wb[r] = weights[i]
         if has_off:
-            eta += offset[i]
-        if need_value:
-            v, d, _ = loss_eval(lcode, a, 1.0, hcode, lam, y[i], eta, HESS_EXPECTED)
-            total += w * v
-        else:
-            d = _d1(pair, lcode, a, hcode, lam, y[i], eta)
-        gi = w * d
-        g += gi
-        x = X[i]
+            ob[r] = offset[i]
+    total = _output_loss(
+        need_value, lcode, a, hcode, lam, yb[:nb], eta[:nb],
+        wb[:nb] if has_w else wb, ob[:nb] if has_off else ob, dv[:nb], eta[:0], eta[:0],
+    )  # fmt: skip
+    acc = np.zeros(p)
+    g = 0.0
+    r = 0
+    while r + 4 <= nb:
+        g0 = dv[r]
+        g1 = dv[r + 1]
+        g2 = dv[r + 2]
+        g3 = dv[r + 3]
+        x0 = X[perm[s + r]]
+        x1 = X[perm[s + r + 1]]
+        x2 = X[perm[s + r + 2]]
+        x3 = X[perm[s + r + 3]]
+        g += (g0 + g1) + (g2 + g3)
         for k in range(p):
-            acc[k] += gi * x[k]
+            acc[k] += (g0 * x0[k] + g1 * x1[k]) + (g2 * x2[k] + g3 * x3[k])
+        r += 4
+    while r < nb:
+        g0 = dv[r]
+        x0 = X[perm[s + r]]
+        g += g0
+        for k in range(p):
+            acc[k] += g0 * x0[k]
+        r += 1
     grad[0] = g
     for k in range(p):
         grad[k + 1] = acc[k]
@@ -1091,14 +1201,14 @@ def minibatch_epoch(
     # that BLAS then reads from cache; a network without hidden layers reads them in place
     bh = bmax if nh > 0 else 0
     xb = np.empty((bh, p))
-    yb = np.empty(bh)
-    wb = np.empty(bh if has_w else 0)
-    ob = np.empty(bh if has_off else 0)
+    yb = np.empty(bmax)
+    wb = np.empty(bmax if has_w else 0)
+    ob = np.empty(bmax if has_off else 0)
     hbuf = np.empty(bh * width)
     dbuf = np.empty(bh * width)
     scratch = np.empty(bh * _max_hidden(sizes))
-    eta = np.empty(bh)
-    gout = np.empty(bh)
+    eta = np.empty(bmax)
+    gout = np.empty(bmax)
     no_mask = np.empty((0, 0), np.uint8)
     loss_sum = 0.0
     for s in range(0, n, batch_size):
@@ -1107,8 +1217,9 @@ def minibatch_epoch(
         gscale = wscale * n / nb
         if nh == 0:
             total = _glm_gather_block(
-                theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value, grad
-            )
+                theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value,
+                yb, wb, ob, eta, gout, grad,
+            )  # fmt: skip
             for k in range(q):
                 grad[k] *= gscale
         else:
