@@ -109,8 +109,9 @@ def test_the_glm_shaped_network_reaches_the_mle(poisson_rows):
         assert r["coef_z_mle"] < 1e-6, (name, r["coef_z_mle"])
         assert r["coef_err_mle"] < 1e-6
         assert abs(r["balance"]) < 1e-8  # Poisson-log is canonical
-    assert by["irls"]["coef_z_mle"] == 0.0
-    np.testing.assert_array_equal(by["irls"]["beta_hat"], by["irls"]["beta_mle"])
+    # the same algorithm as the reference, at fit_glm's default tolerance (the reference's
+    # is tighter): within rounding of the MLE
+    assert by["irls"]["coef_z_mle"] < 1e-10
     # a mismatched loss is consistent but not the MLE: a visible distance in SE units
     assert by["squared"]["coef_z_mle"] > 1e-3
     # the hidden-layer network is summarised by its GLM projection

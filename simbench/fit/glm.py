@@ -89,6 +89,12 @@ class _FitData:
     wpos: np.ndarray
     ybar: float
     tol: float
+    # for the covariances: the design (a reference, not a copy) and, per row at the fit,
+    # sqrt(W_i) (the expected information) and the score contribution u_i (the sandwich)
+    X: np.ndarray
+    icpt: int
+    s_row: np.ndarray
+    u_row: np.ndarray
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -110,6 +116,9 @@ class GLMFit:
         iterate exists: ``"rank_deficient"``, ``"domain_error"`` without a valid start).
     covariance : ndarray (q, q)
         :math:`\hat\phi\,(\tilde X^\top W \tilde X)^{-1}`, the inverse expected information.
+        This, ``covariance_sandwich``, ``bse`` and ``fisher_information`` are computed on
+        first access (two passes over ``X``, which the fit keeps a reference to, as
+        statsmodels' results do: do not modify ``X`` in place before reading them).
     covariance_sandwich : ndarray (q, q)
         :math:`A^{-1} B A^{-1}` with :math:`A = \tilde X^\top W\tilde X` and
         :math:`B = \sum_i u_i^2 \tilde x_i\tilde x_i^\top`,
@@ -161,9 +170,6 @@ class GLMFit:
     """
 
     coef: np.ndarray
-    covariance: np.ndarray
-    covariance_sandwich: np.ndarray
-    bse: np.ndarray
     dispersion: float
     dispersion_deviance: float
     deviance: float
@@ -175,15 +181,63 @@ class GLMFit:
     converged: bool
     status: str
     message: str
-    fisher_information: np.ndarray
     grad_norm: float
     decrement: float
     family: Family
     link: Link
     fit_intercept: bool
     feature_names: tuple[str, ...]
-    # what the lazily computed loglik, aic and null_deviance need (None for failed fits)
+    # what the lazily computed attributes need (None for failed fits)
     _data: _FitData | None = field(default=None, repr=False)
+
+    @cached_property
+    def _inference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(covariance, covariance_sandwich, fisher_information)`` at the final iterate:
+        two passes over ``X`` (the expected information and the sandwich's meat), made on
+        the first access to any of them, since many uses need only the coefficients."""
+        q = len(self.coef)
+        d = self._data
+        if d is None:
+            nan_m = _readonly(np.full((q, q), math.nan))
+            return nan_m, nan_m, nan_m
+        k = _irls()
+        n = d.X.shape[0]
+        bordered = np.empty((q + 1, q + 1))
+        work = np.empty((k.n_blocks(n), q + 1, q + 1))
+        empty, zeros = np.empty(0), np.zeros(n)
+        A, meat = np.empty((q, q)), np.empty((q, q))
+        k.irls_accumulate(d.X, d.icpt, d.s_row, zeros, False, bordered, work)
+        k.unpack_bordered(bordered, A, empty)
+        k.irls_accumulate(d.X, d.icpt, d.u_row, zeros, False, bordered, work)
+        k.unpack_bordered(bordered, meat, empty)
+        L, dsc = np.zeros((q, q)), np.empty(q)
+        Ainv = np.full((q, q), math.nan)
+        if k.scaled_cholesky(A, L, dsc, 0.0) < 0:
+            k.cholesky_inverse(L, dsc, Ainv)
+        cov_sandwich = Ainv @ meat @ Ainv
+        cov_sandwich = 0.5 * (cov_sandwich + cov_sandwich.T)
+        phi = self.dispersion
+        return _readonly(phi * Ainv), _readonly(cov_sandwich), _readonly(A / phi)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        r""":math:`\hat\phi\,(\tilde X^\top W \tilde X)^{-1}` (computed on first access)."""
+        return self._inference[0]
+
+    @property
+    def covariance_sandwich(self) -> np.ndarray:
+        """The sandwich (HC0) covariance (computed on first access)."""
+        return self._inference[1]
+
+    @property
+    def fisher_information(self) -> np.ndarray:
+        r""":math:`I_n = \tilde X^\top W \tilde X/\hat\phi` (computed on first access)."""
+        return self._inference[2]
+
+    @cached_property
+    def bse(self) -> np.ndarray:
+        """Standard errors, the square roots of the diagonal of ``covariance``."""
+        return _readonly(np.sqrt(np.diag(self.covariance)))
 
     def __repr__(self) -> str:
         head = f"GLMFit({self.family!r}, {self.link!r}, status={self.status!r}"
@@ -514,7 +568,6 @@ class _Iterate:
     g: np.ndarray
     history: np.ndarray
     ybar: float
-    fisher: bool  # whether A is the expected information (else the observed one)
 
 
 def _fisher_scoring(
@@ -553,15 +606,12 @@ def _fisher_scoring(
     mode = k.MODE_FISHER
 
     def result(outcome, beta, it=0, dev=math.nan, dec=math.nan, column=-1):
-        return _Iterate(
-            outcome, it, dev, dec, column, beta, eta, A, g, history[:it].copy(), ybar,
-            mode != k.MODE_NEWTON,
-        )  # fmt: skip
+        return _Iterate(outcome, it, dev, dec, column, beta, eta, A, g, history[:it].copy(), ybar)
 
-    def trial(b, mode_, dev_max, eta_out):
+    def trial(b, mode_, dev_max, eta_out, full=True):
         dev_, col, dec_ = k.irls_pass(
             X, icpt, b, mode_, fcode, fpar, lcode, lpar, y, w, off, dev_max, k.RANK_TOL,
-            eta_out, A, g, delta, L, dsc, bordered, work,
+            eta_out, A, g, delta, L, dsc, bordered, work, full,
         )  # fmt: skip
         return float(dev_), int(col), float(dec_)
 
@@ -600,20 +650,27 @@ def _fisher_scoring(
     it = 1
     dev_prev = math.inf
     dec_prev = math.inf
+    fresh = True  # whether the current point's direction comes from a full pass
+    refresh = False  # a chord step was halved: its factor is stale, the next pass is full
     while True:
         if column >= 0:
             if mode == k.MODE_NEWTON:
                 # observed information not positive definite here: back to Fisher scoring
                 mode = k.MODE_FISHER
                 newton = False
+                fresh = True
                 _, column, dec = trial(beta, mode, math.inf, eta_t)
                 eta, eta_t = eta_t, eta
                 continue
             return result(_SINGULAR, beta, it, dev, math.nan, column)
         scale = abs(dev) + 0.1
         phi = scale / disp_rows if disp_rows > 0 else 1.0
+        # after a chord step, whose convergence is linear rather than quadratic, the decrement
+        # must fall further (k.CHORD_POLISH), so that the fit ends as close to the optimum as
+        # a last Newton step would have brought it (canonical links balance to rounding)
+        target = tol * tol * phi * (1.0 if fresh else k.CHORD_POLISH)
         if abs(dev - dev_prev) <= tol * scale and (
-            dec <= tol * tol * phi or (dec <= tol * phi and dec > 0.5 * dec_prev)
+            dec <= target or (dec <= tol * phi and dec > 0.5 * dec_prev)
         ):
             return result(_CONVERGED, beta, it, dev, dec)
         if it >= max_iter:
@@ -622,11 +679,21 @@ def _fisher_scoring(
             # within a standard error of the optimum: from the next point on, the passes
             # accumulate the observed information (this direction is still Fisher's)
             mode = k.MODE_NEWTON
+        # a chord step when the step is short and, after a chord step, that one contracted
+        # well: the next pass then accumulates only the score (O(q) per row, not O(q^2))
+        # and reuses the factor of the last A
+        use_chord = (
+            not refresh
+            and dec <= k.CHORD_DECREMENT * phi
+            and (fresh or dec <= k.CHORD_CONTRACTION * dec_prev)
+        )
         step = delta.copy()
         t = 1.0
         for _ in range(k.MAX_HALVINGS + 1):
             cand = beta + t * step
-            dev_c, col_c, dec_c = trial(cand, mode, dev + k.DEV_SLACK * scale, eta_t)
+            dev_c, col_c, dec_c = trial(
+                cand, mode, dev + k.DEV_SLACK * scale, eta_t, full=not use_chord
+            )
             if col_c != -2:
                 break
             t *= 0.5
@@ -634,9 +701,17 @@ def _fisher_scoring(
             # at the rounding floor of the deviance the predicted gain is negligible
             if dec <= tol * phi:
                 return result(_CONVERGED, beta, it, dev, dec)
+            if use_chord:
+                # the last factor's direction failed: a full pass at this point, whose
+                # direction the next trial takes
+                _, column, dec = trial(beta, mode, math.inf, eta_t)
+                eta, eta_t = eta_t, eta
+                fresh = refresh = True
+                continue
             if mode == k.MODE_NEWTON:
                 mode = k.MODE_FISHER
                 newton = False
+                fresh = True
                 _, column, dec = trial(beta, mode, math.inf, eta_t)
                 eta, eta_t = eta_t, eta
                 continue
@@ -645,6 +720,12 @@ def _fisher_scoring(
         eta, eta_t = eta_t, eta
         dev_prev, dev = dev, dev_c
         column, dec_prev, dec = col_c, dec, dec_c
+        if use_chord:
+            fresh = False
+            refresh = t != 1.0
+        else:
+            fresh = True
+            refresh = False
         history[it] = dev
         it += 1
 
@@ -796,21 +877,10 @@ def fit_glm(
         )
 
     # ---- inference at the final iterate --------------------------------------------------
+    # (the covariances are computed from these rows on first access: GLMFit._inference)
     dev, decrement, iters, g = res.deviance, res.decrement, res.iterations, res.g
     mu, u_row, s_row = np.empty(n), np.empty(n), np.empty(n)
     pearson, npos, sw = k.irls_finish(fcode, fpar, lcode, lpar, ya, wa, res.eta, mu, u_row, s_row)
-    bordered = np.empty((q + 1, q + 1))
-    work = np.empty((k.n_blocks(n), q + 1, q + 1))
-    empty = np.empty(0)
-    meat = np.empty((q, q))
-    k.irls_accumulate(Xa, icpt, u_row, np.zeros(n), False, bordered, work)
-    k.unpack_bordered(bordered, meat, empty)
-    A = res.A
-    if not res.fisher:
-        # the loop ended on the observed information: the covariance needs the expected one
-        A = np.empty((q, q))
-        k.irls_accumulate(Xa, icpt, s_row, np.zeros(n), False, bordered, work)
-        k.unpack_bordered(bordered, A, empty)
     npos = int(npos)
     df_resid = npos - q
     if fam.has_dispersion:
@@ -818,14 +888,6 @@ def fit_glm(
         phi_dev = dev / df_resid if df_resid > 0 else math.nan
     else:
         phi = phi_dev = 1.0
-    L = np.zeros((q, q))
-    dsc = np.empty(q)
-    Ainv = np.full((q, q), math.nan)
-    if k.scaled_cholesky(A, L, dsc, 0.0) < 0:
-        k.cholesky_inverse(L, dsc, Ainv)
-    cov = phi * Ainv
-    cov_sandwich = Ainv @ meat @ Ainv
-    cov_sandwich = 0.5 * (cov_sandwich + cov_sandwich.T)
     history = res.history
 
     # ---- status ---------------------------------------------------------------------------------
@@ -871,9 +933,6 @@ def fit_glm(
 
     return GLMFit(
         coef=_readonly(res.beta),
-        covariance=_readonly(cov),
-        covariance_sandwich=_readonly(cov_sandwich),
-        bse=_readonly(np.sqrt(np.diag(cov))),
         dispersion=float(phi),
         dispersion_deviance=float(phi_dev),
         deviance=float(dev),
@@ -885,10 +944,9 @@ def fit_glm(
         converged=status == "ok" and res.outcome == _CONVERGED,
         status=status,
         message=message,
-        fisher_information=_readonly(A / phi),
         grad_norm=float(np.linalg.norm(g) / sw),
         decrement=float(decrement),
-        _data=_FitData(ya, mu, wa, oa, wpos, ybar, tol_f),
+        _data=_FitData(ya, mu, wa, oa, wpos, ybar, tol_f, Xa, icpt, s_row, u_row),
         **common,
     )
 
@@ -931,12 +989,8 @@ def _irls_fam():
 
 def _failed(q: int, status: str, message: str, common: dict, n: int) -> GLMFit:
     nan_v = _readonly(np.full(q, math.nan))
-    nan_m = _readonly(np.full((q, q), math.nan))
     return GLMFit(
         coef=nan_v,
-        covariance=nan_m,
-        covariance_sandwich=nan_m,
-        bse=nan_v,
         dispersion=math.nan,
         dispersion_deviance=math.nan,
         deviance=math.nan,
@@ -948,7 +1002,6 @@ def _failed(q: int, status: str, message: str, common: dict, n: int) -> GLMFit:
         converged=False,
         status=status,
         message=message,
-        fisher_information=nan_m,
         grad_norm=math.nan,
         decrement=math.nan,
         **common,

@@ -84,6 +84,16 @@ RANK_TOL = 1e-11
 # accepted, so that a fit at its rounding floor is not halved thirty times for nothing
 DEV_SLACK = 1e-12
 
+# chord steps (score-only passes reusing the last factor of A) start once the Newton
+# decrement is below CHORD_DECREMENT dispersions (the step is within about three standard
+# errors, where A changes little) and continue while each decrement is at most
+# CHORD_CONTRACTION times the last (the step shrinks at least 3x per pass); otherwise the
+# next pass is a full one
+CHORD_DECREMENT = 10.0
+CHORD_CONTRACTION = 0.1
+# a fit that ends on a chord step needs a decrement this much below tol^2 phi
+CHORD_POLISH = 1e-4
+
 # what irls_pass accumulates
 MODE_START = 0  # regression step from the starting means (expected information)
 MODE_FISHER = 1  # expected information: Fisher scoring
@@ -473,9 +483,44 @@ def irls_rows(
 
 
 @kernel
+def _score_rows(X, icpt, i0, m, s, c, signed, out):
+    """``out += sum_k f_k x~_(i0 + k)`` over ``k < m`` (``f = s c``, or ``c`` when ``signed``):
+    the score part of the bordered cross-product, O(q) per row.  Four rows at a time, in row
+    order within each group, vectorised over the columns."""
+    p = X.shape[1]
+    acc = np.zeros(p)
+    g0 = 0.0
+    k = 0
+    while k + 4 <= m:
+        f0 = c[k] if signed else s[k] * c[k]
+        f1 = c[k + 1] if signed else s[k + 1] * c[k + 1]
+        f2 = c[k + 2] if signed else s[k + 2] * c[k + 2]
+        f3 = c[k + 3] if signed else s[k + 3] * c[k + 3]
+        x0 = X[i0 + k]
+        x1 = X[i0 + k + 1]
+        x2 = X[i0 + k + 2]
+        x3 = X[i0 + k + 3]
+        g0 += (f0 + f1) + (f2 + f3)
+        for j in range(p):
+            acc[j] += (f0 * x0[j] + f1 * x1[j]) + (f2 * x2[j] + f3 * x3[j])
+        k += 4
+    while k < m:
+        f0 = c[k] if signed else s[k] * c[k]
+        x0 = X[i0 + k]
+        g0 += f0
+        for j in range(p):
+            acc[j] += f0 * x0[j]
+        k += 1
+    if icpt == 1:
+        out[0] += g0
+    for j in range(p):
+        out[icpt + j] += acc[j]
+
+
+@kernel
 def irls_pass(
     X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, dev_max, rank_tol,
-    eta, A, g, delta, L, dsc, bordered, work,
+    eta, A, g, delta, L, dsc, bordered, work, full,
 ):  # fmt: skip
     """One trial point of the iteration, in a single call and a single pass over ``X``.
 
@@ -492,6 +537,10 @@ def irls_pass(
     Returns ``(deviance, column, decrement)``: the deviance (nan outside the domain); for an
     accepted point ``column`` -1 and ``decrement = g' delta``, or the first column whose
     Cholesky pivot is not above ``rank_tol`` (and a nan decrement); for a rejected one -2.
+
+    With ``full`` False (a chord step) only the score ``g`` is accumulated, O(q) per row
+    instead of O(q^2), and ``delta`` is solved with the factor ``L``, ``dsc`` of the last
+    full pass; ``A`` and ``L`` are left as they were.
     """
     n, p = X.shape
     q1 = p + icpt + 1
@@ -501,9 +550,15 @@ def irls_pass(
     s_chunk = np.empty(CHUNK)
     c_chunk = np.empty(CHUNK)
     dev = 0.0
+    q = q1 - 1
+    score = np.zeros(q if not full else 0)
+    part = np.empty(q if not full else 0)
     for b in range(work.shape[0]):
         C = work[b]
-        C[:, :] = 0.0
+        if full:
+            C[:, :] = 0.0
+        else:
+            part[:] = 0.0
         r1 = min(n, (b + 1) * BLOCK)
         for i0 in range(b * BLOCK, r1, CHUNK):
             m = min(CHUNK, r1 - i0)
@@ -514,13 +569,26 @@ def irls_pass(
             if not math.isfinite(d):
                 return math.nan, -2, math.nan
             dev += d
+            if not full:
+                _score_rows(X, icpt, i0, m, s_chunk, c_chunk, signed, part)
+                continue
             _fill_chunk(X, icpt, i0, m, s_chunk, c_chunk, signed, buf, ubuf)
             if signed:
                 _gemm_rows(ubuf, buf, m, C)
             else:
                 _syrk_rows(buf, m, C)
+        if not full:
+            for j in range(q):
+                score[j] += part[j]
     if not (math.isfinite(dev) and dev <= dev_max):
         return dev, -2, math.nan
+    if not full:
+        g[:] = score
+        cholesky_solve(L, dsc, g, delta)
+        dec = 0.0
+        for j in range(q):
+            dec += g[j] * delta[j]
+        return dev, -1, dec
     bordered[:, :] = 0.0
     for b in range(work.shape[0]):
         for j in range(q1):
