@@ -650,6 +650,9 @@ def _fisher_scoring(
     it = 1
     dev_prev = math.inf
     dec_prev = math.inf
+    # with few columns the cross-product costs little next to the rest of a pass, and full
+    # Newton steps, converging quadratically, need fewer passes than chord steps
+    chords = q >= k.CHORD_MIN_COLUMNS
     fresh = True  # whether the current point's direction comes from a full pass
     refresh = False  # a chord step was halved: its factor is stale, the next pass is full
     while True:
@@ -683,7 +686,8 @@ def _fisher_scoring(
         # well: the next pass then accumulates only the score (O(q) per row, not O(q^2))
         # and reuses the factor of the last A
         use_chord = (
-            not refresh
+            chords
+            and not refresh
             and dec <= k.CHORD_DECREMENT * phi
             and (fresh or dec <= k.CHORD_CONTRACTION * dec_prev)
         )
