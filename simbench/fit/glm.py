@@ -90,10 +90,10 @@ class _FitData:
     ybar: float
     tol: float
     # for the covariances: the design (a reference, not a copy) and, per row at the fit,
-    # sqrt(W_i) (the expected information) and the score contribution u_i (the sandwich)
+    # the weight W_i of the expected information and the score contribution u_i (the sandwich)
     X: np.ndarray
     icpt: int
-    s_row: np.ndarray
+    W_row: np.ndarray
     u_row: np.ndarray
 
 
@@ -206,9 +206,9 @@ class GLMFit:
         work = np.empty((k.n_blocks(n), q + 1, q + 1))
         empty, zeros = np.empty(0), np.zeros(n)
         A, meat = np.empty((q, q)), np.empty((q, q))
-        k.irls_accumulate(d.X, d.icpt, d.s_row, zeros, False, bordered, work)
+        k.irls_accumulate(d.X, d.icpt, d.W_row, zeros, bordered, work)
         k.unpack_bordered(bordered, A, empty)
-        k.irls_accumulate(d.X, d.icpt, d.u_row, zeros, False, bordered, work)
+        k.irls_accumulate(d.X, d.icpt, d.u_row * d.u_row, zeros, bordered, work)
         k.unpack_bordered(bordered, meat, empty)
         L, dsc = np.zeros((q, q)), np.empty(q)
         Ainv = np.full((q, q), math.nan)
@@ -883,8 +883,8 @@ def fit_glm(
     # ---- inference at the final iterate --------------------------------------------------
     # (the covariances are computed from these rows on first access: GLMFit._inference)
     dev, decrement, iters, g = res.deviance, res.decrement, res.iterations, res.g
-    mu, u_row, s_row = np.empty(n), np.empty(n), np.empty(n)
-    pearson, npos, sw = k.irls_finish(fcode, fpar, lcode, lpar, ya, wa, res.eta, mu, u_row, s_row)
+    mu, u_row, W_row = np.empty(n), np.empty(n), np.empty(n)
+    pearson, npos, sw = k.irls_finish(fcode, fpar, lcode, lpar, ya, wa, res.eta, mu, u_row, W_row)
     npos = int(npos)
     df_resid = npos - q
     if fam.has_dispersion:
@@ -950,7 +950,7 @@ def fit_glm(
         message=message,
         grad_norm=float(np.linalg.norm(g) / sw),
         decrement=float(decrement),
-        _data=_FitData(ya, mu, wa, oa, wpos, ybar, tol_f, Xa, icpt, s_row, u_row),
+        _data=_FitData(ya, mu, wa, oa, wpos, ybar, tol_f, Xa, icpt, W_row, u_row),
         **common,
     )
 

@@ -19,15 +19,16 @@ method replaces ``W`` by the observed weights
 :func:`irls_pass` evaluates one trial ``beta`` in a single call:
 
 * :func:`irls_rows`, one pass over the rows: the linear predictor, the domain checks, the
-  deviance and two factors per row (``sqrt(W_i)`` and ``sqrt(W_i) r_i``).  The pairs fused
-  by :mod:`simbench.kernels.losses` take its fused kernel, the others the link and family
-  kernels;
-* only if the point is valid and its deviance acceptable, :func:`irls_accumulate`: the rows
-  ``(sqrt(W_i) x~_i, sqrt(W_i) r_i)`` are copied chunk by chunk (:data:`CHUNK` rows, the
-  intercept as first column, so ``X`` never gets a column of ones) into a buffer whose
-  cross-product, added by a register-blocked rank-8 update (:func:`_syrk_rows`), holds ``A``
-  and, in its last row, ``g``.  Chunks and blocks are added in row order, so results are
-  bit-identical from run to run and independent of any thread count;
+  deviance and two numbers per row, the weight ``W_i`` and the score factor
+  ``f_i = W_i r_i``.  The pairs fused by :mod:`simbench.kernels.losses` take its fused
+  kernel, the others the link and family kernels;
+* chunk by chunk (:data:`CHUNK` rows, still in cache), the cross-product ``A`` (the
+  intercept's column and the score ``g = sum f_i x~_i`` by :func:`_vector_rows`, the
+  covariate block by a register-blocked rank-8 update, :func:`_wsyrk_rows`, which reads
+  ``X`` in place and forms ``W_i x_ij`` in registers, so ``X`` never gets a column of ones
+  nor a scaled copy).  Chunks and blocks are added in row order, so results are
+  bit-identical from run to run and independent of any thread count.  A chord step
+  accumulates only ``g``;
 * the direction ``delta`` by a Cholesky factorisation of the diagonally scaled information
   ``D A D`` (``D = diag(A)^-1/2``, :func:`newton_direction`).  A pivot below
   :data:`RANK_TOL` is a column whose ``1 - R^2``, regressed (with weights ``W``) on the
@@ -71,7 +72,8 @@ from simbench.kernels.losses import PAIR_NONE, fused_pair, loss_eval
 HESS_EXPECTED = codes.HESS_EXPECTED
 HESS_OBSERVED = codes.HESS_OBSERVED
 
-# rows per accumulation chunk: the chunk buffer stays in cache (256 x 51 doubles = 100 kB)
+# rows per accumulation chunk: its rows of X stay in cache between the row pass and the
+# cross-product (256 rows of 50 columns = 100 kB)
 CHUNK = 256
 # rows per block of irls_accumulate's two-level (blocked) summation
 BLOCK = 8192
@@ -176,124 +178,141 @@ def irls_start_eta(fcode, a, lcode, lam, y, weights, eta_out):
 
 
 @kernel
-def _syrk_rows(B, m, C):
-    """``C += B[:m]' B[:m]`` on the lower triangle of ``C``, rows added in order.
+def _wsyrk_rows(X, icpt, i0, m, W, C):
+    """``C[icpt + j, icpt + k] += sum_r W_r x_rj x_rk`` (``k <= j``) over the rows
+    ``x_r = X[i0 + r]``, ``r < m``: the covariate block of ``X~' W X~``, weights of any sign.
 
-    Eight rows per sweep over ``C`` keep the loads and stores of ``C`` few; the inner loop is
-    elementwise, so it vectorises without reassociating any sum (no fastmath needed) and the
-    result is the same on every run.  Faster than a BLAS call on chunks this small, and it
-    never starts BLAS threads (which oversubscribe a machine busy with other workers).
-    """
-    _gemm_rows(B, B, m, C)
-
-
-@kernel
-def _gemm_rows(U, B, m, C):
-    """``C += U[:m]' B[:m]`` on the lower triangle of ``C`` (as :func:`_syrk_rows`, for
-    weights of either sign: ``U`` holds the weighted rows, ``B`` the plain ones)."""
-    r = B.shape[1]
-    i = 0
-    while i + 8 <= m:
-        u0 = U[i]
-        u1 = U[i + 1]
-        u2 = U[i + 2]
-        u3 = U[i + 3]
-        u4 = U[i + 4]
-        u5 = U[i + 5]
-        u6 = U[i + 6]
-        u7 = U[i + 7]
-        b0 = B[i]
-        b1 = B[i + 1]
-        b2 = B[i + 2]
-        b3 = B[i + 3]
-        b4 = B[i + 4]
-        b5 = B[i + 5]
-        b6 = B[i + 6]
-        b7 = B[i + 7]
-        for j in range(r):
-            c0 = u0[j]
-            c1 = u1[j]
-            c2 = u2[j]
-            c3 = u3[j]
-            c4 = u4[j]
-            c5 = u5[j]
-            c6 = u6[j]
-            c7 = u7[j]
-            Cj = C[j]
-            for k in range(j + 1):
-                Cj[k] += (c0 * b0[k] + c1 * b1[k] + c2 * b2[k] + c3 * b3[k]) + (
-                    c4 * b4[k] + c5 * b5[k] + c6 * b6[k] + c7 * b7[k]
-                )
-        i += 8
-    while i < m:
-        u0 = U[i]
-        b0 = B[i]
-        for j in range(r):
-            c0 = u0[j]
-            Cj = C[j]
-            for k in range(j + 1):
-                Cj[k] += c0 * b0[k]
-        i += 1
-
-
-@kernel
-def _fill_chunk(X, icpt, i0, m, s, c, signed, buf, ubuf):
-    """Rows ``i = i0 .. i0 + m`` of the bordered design into the chunk buffers, with the row
-    factors ``s[k], c[k]`` of row ``i0 + k``.
-
-    Unsigned: ``buf[k] = (s_k x~_i, c_k)``.  Signed: ``ubuf[k] = (s_k x~_i, c_k)`` and
-    ``buf[k] = (x~_i, 0)``.
+    Eight rows per sweep over ``C`` keep its loads and stores few; each row's weighted value
+    ``W_r x_rj`` is formed in a register, so ``X`` is read in place (no scaled copy).  The
+    inner loop is elementwise, so it vectorises without reassociating any sum and the result
+    is the same on every run.  Faster than BLAS on chunks this small, and it never starts BLAS
+    threads (which oversubscribe a machine busy with other workers).
     """
     p = X.shape[1]
-    q = p + icpt
-    for k in range(m):
-        i = i0 + k
-        si = s[k]
-        if signed:
-            if icpt == 1:
-                buf[k, 0] = 1.0
-                ubuf[k, 0] = si
-            for j in range(p):
-                xij = X[i, j]
-                buf[k, icpt + j] = xij
-                ubuf[k, icpt + j] = si * xij
-            buf[k, q] = 0.0
-            ubuf[k, q] = c[k]
-        else:
-            if icpt == 1:
-                buf[k, 0] = si
-            for j in range(p):
-                buf[k, icpt + j] = si * X[i, j]
-            buf[k, q] = c[k]
+    r = 0
+    while r + 8 <= m:
+        i = i0 + r
+        x0 = X[i]
+        x1 = X[i + 1]
+        x2 = X[i + 2]
+        x3 = X[i + 3]
+        x4 = X[i + 4]
+        x5 = X[i + 5]
+        x6 = X[i + 6]
+        x7 = X[i + 7]
+        w0 = W[r]
+        w1 = W[r + 1]
+        w2 = W[r + 2]
+        w3 = W[r + 3]
+        w4 = W[r + 4]
+        w5 = W[r + 5]
+        w6 = W[r + 6]
+        w7 = W[r + 7]
+        for j in range(p):
+            c0 = w0 * x0[j]
+            c1 = w1 * x1[j]
+            c2 = w2 * x2[j]
+            c3 = w3 * x3[j]
+            c4 = w4 * x4[j]
+            c5 = w5 * x5[j]
+            c6 = w6 * x6[j]
+            c7 = w7 * x7[j]
+            Cj = C[icpt + j, icpt:]
+            for k in range(j + 1):
+                Cj[k] += (c0 * x0[k] + c1 * x1[k] + c2 * x2[k] + c3 * x3[k]) + (
+                    c4 * x4[k] + c5 * x5[k] + c6 * x6[k] + c7 * x7[k]
+                )
+        r += 8
+    while r < m:
+        x0 = X[i0 + r]
+        w0 = W[r]
+        for j in range(p):
+            c0 = w0 * x0[j]
+            Cj = C[icpt + j, icpt:]
+            for k in range(j + 1):
+                Cj[k] += c0 * x0[k]
+        r += 1
 
 
 @kernel
-def _accumulate_rows(X, icpt, s, c, signed, r0, r1, C, buf, ubuf):
+def _vector_rows(X, icpt, i0, m, W, f, C, with_a):
+    """The O(q) part of the bordered cross-product over rows ``i0 .. i0 + m``: the score
+    ``C[q, :q] += sum_r f_r x~_r`` and, ``with_a`` and an intercept, the intercept's column
+    ``C[:q, 0] += sum_r W_r x~_r``.  Four rows at a time, vectorised over the columns."""
+    p = X.shape[1]
+    q = p + icpt
+    with_a = with_a and icpt == 1
+    accf = np.zeros(p)
+    accw = np.zeros(p)
+    sf = 0.0
+    sw = 0.0
+    r = 0
+    while r + 4 <= m:
+        f0 = f[r]
+        f1 = f[r + 1]
+        f2 = f[r + 2]
+        f3 = f[r + 3]
+        i = i0 + r
+        x0 = X[i]
+        x1 = X[i + 1]
+        x2 = X[i + 2]
+        x3 = X[i + 3]
+        sf += (f0 + f1) + (f2 + f3)
+        for j in range(p):
+            accf[j] += (f0 * x0[j] + f1 * x1[j]) + (f2 * x2[j] + f3 * x3[j])
+        if with_a:
+            w0 = W[r]
+            w1 = W[r + 1]
+            w2 = W[r + 2]
+            w3 = W[r + 3]
+            sw += (w0 + w1) + (w2 + w3)
+            for j in range(p):
+                accw[j] += (w0 * x0[j] + w1 * x1[j]) + (w2 * x2[j] + w3 * x3[j])
+        r += 4
+    while r < m:
+        f0 = f[r]
+        x0 = X[i0 + r]
+        sf += f0
+        for j in range(p):
+            accf[j] += f0 * x0[j]
+        if with_a:
+            w0 = W[r]
+            sw += w0
+            for j in range(p):
+                accw[j] += w0 * x0[j]
+        r += 1
+    if icpt == 1:
+        C[q, 0] += sf
+    for j in range(p):
+        C[q, icpt + j] += accf[j]
+    if with_a:
+        C[0, 0] += sw
+        for j in range(p):
+            C[1 + j, 0] += accw[j]
+
+
+@kernel
+def _accumulate_rows(X, icpt, W, f, r0, r1, C, with_a):
     """``C`` (zeroed first) = lower triangle of the bordered cross-product over rows
-    ``r0 .. r1``, chunk by chunk in row order (see :func:`irls_accumulate`)."""
+    ``r0 .. r1`` (only its score row unless ``with_a``), chunk by chunk in row order."""
     C[:, :] = 0.0
     for i0 in range(r0, r1, CHUNK):
         m = min(CHUNK, r1 - i0)
-        _fill_chunk(X, icpt, i0, m, s[i0 : i0 + m], c[i0 : i0 + m], signed, buf, ubuf)
-        if signed:
-            _gemm_rows(ubuf, buf, m, C)
-        else:
-            _syrk_rows(buf, m, C)
+        _vector_rows(X, icpt, i0, m, W[i0 : i0 + m], f[i0 : i0 + m], C, with_a)
+        if with_a:
+            _wsyrk_rows(X, icpt, i0, m, W[i0 : i0 + m], C)
 
 
 @kernel
-def irls_accumulate(X, icpt, s, c, signed, out, work):
-    """The bordered cross-product of the weighted design.
+def irls_accumulate(X, icpt, W, f, out, work):
+    """The bordered cross-product ``out = [[X~' W X~], [f' X~]]`` (``(q + 1, q + 1)``, lower
+    triangle: ``A = X~' diag(W) X~`` in the leading ``q x q`` block, the score ``X~' f`` in
+    the last row), for row weights ``W`` of either sign.
 
-    Unsigned (``signed`` false): ``out = [S X~, c]' [S X~, c]`` with ``S = diag(s)``, so that
-    with ``s = sqrt(W)`` and ``c = sqrt(W) r`` its leading ``q x q`` block is ``X~'WX~`` and its
-    last row ``X~'W r``.  Signed: ``out = [S X~, c]' [X~, 0]``, for weights of either sign
-    (the observed information) with the score in ``c``.  Only the lower triangle of ``out``
-    (``(q + 1, q + 1)``) is written.
-
-    Rows are summed in blocks of :data:`BLOCK`, each in row order, and the blocks are added
-    in order (``work`` is ``(n_blocks, q + 1, q + 1)``): rounding grows with the block and
-    chunk sizes rather than with ``n``, and the result is the same on every run.
+    Rows are summed in blocks of :data:`BLOCK`, each chunk by chunk in row order, and the
+    blocks are added in order (``work`` is ``(n_blocks, q + 1, q + 1)``): rounding grows
+    with the block and chunk sizes rather than with ``n``, and the result is the same on
+    every run.
 
     Serial on purpose: a ``parallel=True`` version ran 2x faster alone, but once scikit-learn,
     statsmodels or torch is imported (each loads its own OpenMP runtime) every parallel region
@@ -302,12 +321,10 @@ def irls_accumulate(X, icpt, s, c, signed, out, work):
     n, p = X.shape
     q1 = p + icpt + 1
     nblocks = work.shape[0]
-    buf = np.empty((CHUNK, q1))
-    ubuf = np.empty((CHUNK, q1)) if signed else buf
     for b in range(nblocks):
         r0 = b * BLOCK
         r1 = min(n, r0 + BLOCK)
-        _accumulate_rows(X, icpt, s, c, signed, r0, r1, work[b], buf, ubuf)
+        _accumulate_rows(X, icpt, W, f, r0, r1, work[b], True)
     out[:, :] = 0.0
     for b in range(nblocks):
         for j in range(q1):
@@ -377,10 +394,10 @@ def linear_predictor(X, icpt, beta, offset, r0, r1, eta):
 
 @kernel
 def irls_rows(
-    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, s_out, c_out
+    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, W_out, f_out
 ):
     """Rows ``r0 .. r1``: linear predictor, domain check, deviance and the row factors that
-    :func:`irls_accumulate` turns into ``A`` and ``g`` (``s_out[i - r0]``, ``c_out[i - r0]``).
+    :func:`irls_accumulate` turns into ``A`` and ``g`` (``W_out[i - r0]``, ``f_out[i - r0]``).
 
     Parameters
     ----------
@@ -401,10 +418,10 @@ def irls_rows(
         Input for :data:`MODE_START`, else output.
     r0, r1 : int
         The rows to process.
-    s_out, c_out : (r1 - r0,) float64
-        Output row factors: ``sqrt(W_i)`` and ``sqrt(W_i) r_i`` (``r = (y - mu) / h'``;
-        start: ``sqrt(W_i) z_i``); Newton: ``W_obs,i`` and the score contribution
-        ``u_i = w_i h'_i (y_i - mu_i) / V_i``.  Rows of weight 0 get zeros.
+    W_out, f_out : (r1 - r0,) float64
+        Output row factors: the weight ``W_i`` (Newton: ``W_obs,i``) and the score
+        contribution ``f_i = W_i r_i = w_i h'_i (y_i - mu_i) / V_i`` (``r = (y - mu) / h'``;
+        start: ``W_i z_i``).  Rows of weight 0 get zeros.
 
     Returns
     -------
@@ -436,8 +453,8 @@ def irls_rows(
         w = weights[i] if has_w else 1.0
         e = eta[i]
         if not w > 0.0:
-            s_out[o] = 0.0
-            c_out[o] = 0.0
+            W_out[o] = 0.0
+            f_out[o] = 0.0
             continue
         if not link_eta_valid(lcode, lam, e):
             return math.nan
@@ -447,14 +464,10 @@ def irls_rows(
             if not (math.isfinite(value) and math.isfinite(d2)):
                 return math.nan
             dev += 2.0 * w * value
-            if newton:
-                s_out[o] = w * d2
-                c_out[o] = -w * d1
-                continue
-            if not d2 > 0.0:
+            if not (newton or d2 > 0.0):
                 return math.nan
-            si = math.sqrt(w * d2)
-            ci = -w * d1 / si
+            Wi = w * d2
+            fi = -w * d1
         else:
             if newton:
                 mu, h1, h2 = link_h012(lcode, lam, e)
@@ -465,60 +478,18 @@ def irls_rows(
                 return math.nan
             dev += w * fam_unit_deviance(fcode, a, yi, mu)
             v = fam_variance(fcode, a, mu)
+            Wi = w * h1 * h1 / v
             if newton:
-                s_out[o] = w * h1 * h1 / v - (w * (yi - mu) / v) * (
-                    (h2 * v - h1 * h1 * fam_variance_d1(fcode, a, mu)) / v
-                )
-                c_out[o] = w * h1 * (yi - mu) / v
-                continue
-            root = math.sqrt(w / v)
-            si = root * abs(h1)
-            # W r / sqrt(W) = sqrt(w / V) (y - mu) sign(h'): exact even where W underflows
-            ci = root * (yi - mu)
-            if h1 < 0.0:
-                ci = -ci
+                Wi -= (w * (yi - mu) / v) * ((h2 * v - h1 * h1 * fam_variance_d1(fcode, a, mu)) / v)
+            fi = w * h1 * (yi - mu) / v
         if start:
-            ci += si * (e - offset[i] if has_off else e)
-        s_out[o] = si
-        c_out[o] = ci
+            # the regression form: sum W z x~ with the working response z = eta - o + r
+            fi += Wi * (e - offset[i] if has_off else e)
+        W_out[o] = Wi
+        f_out[o] = fi
     if not math.isfinite(dev):
         return math.nan
     return dev
-
-
-@kernel
-def _score_rows(X, icpt, i0, m, s, c, signed, out):
-    """``out += sum_k f_k x~_(i0 + k)`` over ``k < m`` (``f = s c``, or ``c`` when ``signed``):
-    the score part of the bordered cross-product, O(q) per row.  Four rows at a time, in row
-    order within each group, vectorised over the columns."""
-    p = X.shape[1]
-    acc = np.zeros(p)
-    g0 = 0.0
-    k = 0
-    while k + 4 <= m:
-        f0 = c[k] if signed else s[k] * c[k]
-        f1 = c[k + 1] if signed else s[k + 1] * c[k + 1]
-        f2 = c[k + 2] if signed else s[k + 2] * c[k + 2]
-        f3 = c[k + 3] if signed else s[k + 3] * c[k + 3]
-        x0 = X[i0 + k]
-        x1 = X[i0 + k + 1]
-        x2 = X[i0 + k + 2]
-        x3 = X[i0 + k + 3]
-        g0 += (f0 + f1) + (f2 + f3)
-        for j in range(p):
-            acc[j] += (f0 * x0[j] + f1 * x1[j]) + (f2 * x2[j] + f3 * x3[j])
-        k += 4
-    while k < m:
-        f0 = c[k] if signed else s[k] * c[k]
-        x0 = X[i0 + k]
-        g0 += f0
-        for j in range(p):
-            acc[j] += f0 * x0[j]
-        k += 1
-    if icpt == 1:
-        out[0] += g0
-    for j in range(p):
-        out[icpt + j] += acc[j]
 
 
 @kernel
@@ -547,47 +518,34 @@ def irls_pass(
     full pass; ``A`` and ``L`` are left as they were.
     """
     n, p = X.shape
-    q1 = p + icpt + 1
-    signed = mode == MODE_NEWTON
-    buf = np.empty((CHUNK, q1))
-    ubuf = np.empty((CHUNK, q1)) if signed else buf
-    s_chunk = np.empty(CHUNK)
-    c_chunk = np.empty(CHUNK)
+    q = p + icpt
+    W_chunk = np.empty(CHUNK)
+    f_chunk = np.empty(CHUNK)
     dev = 0.0
-    q = q1 - 1
-    score = np.zeros(q if not full else 0)
-    part = np.empty(q if not full else 0)
     for b in range(work.shape[0]):
         C = work[b]
-        if full:
-            C[:, :] = 0.0
-        else:
-            part[:] = 0.0
+        C[:, :] = 0.0
         r1 = min(n, (b + 1) * BLOCK)
         for i0 in range(b * BLOCK, r1, CHUNK):
             m = min(CHUNK, r1 - i0)
             d = irls_rows(
                 X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, i0, i0 + m,
-                eta, s_chunk, c_chunk,
+                eta, W_chunk, f_chunk,
             )  # fmt: skip
             if not math.isfinite(d):
                 return math.nan, -2, math.nan
             dev += d
-            if not full:
-                _score_rows(X, icpt, i0, m, s_chunk, c_chunk, signed, part)
-                continue
-            _fill_chunk(X, icpt, i0, m, s_chunk, c_chunk, signed, buf, ubuf)
-            if signed:
-                _gemm_rows(ubuf, buf, m, C)
-            else:
-                _syrk_rows(buf, m, C)
-        if not full:
-            for j in range(q):
-                score[j] += part[j]
+            _vector_rows(X, icpt, i0, m, W_chunk, f_chunk, C, full)
+            if full:
+                _wsyrk_rows(X, icpt, i0, m, W_chunk, C)
     if not (math.isfinite(dev) and dev <= dev_max):
         return dev, -2, math.nan
     if not full:
-        g[:] = score
+        for j in range(q):
+            g[j] = 0.0
+        for b in range(work.shape[0]):
+            for j in range(q):
+                g[j] += work[b, q, j]
         cholesky_solve(L, dsc, g, delta)
         dec = 0.0
         for j in range(q):
@@ -595,7 +553,7 @@ def irls_pass(
         return dev, -1, dec
     bordered[:, :] = 0.0
     for b in range(work.shape[0]):
-        for j in range(q1):
+        for j in range(q + 1):
             for k in range(j + 1):
                 bordered[j, k] += work[b, j, k]
     unpack_bordered(bordered, A, g)
@@ -604,11 +562,11 @@ def irls_pass(
 
 
 @kernel
-def irls_finish(fcode, a, lcode, lam, y, weights, eta, mu_out, u_out, s_out):
+def irls_finish(fcode, a, lcode, lam, y, weights, eta, mu_out, u_out, W_out):
     """Final pass at the fitted ``eta``: ``mu = h(eta)`` into ``mu_out``, the score
     contributions ``u_i = w_i h'(eta_i) (y_i - mu_i) / V(mu_i)`` (the sandwich's "meat" is
-    ``sum u_i^2 x~_i x~_i'``: :func:`irls_accumulate` with ``s = u``, ``c = 0``) into ``u_out``,
-    and ``sqrt(W_i)`` (for the expected information) into ``s_out``.
+    ``sum u_i^2 x~_i x~_i'``: :func:`irls_accumulate` with ``W = u^2``) into ``u_out``, and
+    the weights ``W_i`` of the expected information into ``W_out``.
 
     Returns ``(pearson, n_positive, sum_w)``: the Pearson statistic
     ``sum w (y - mu)^2 / V(mu)``, the number of rows of positive weight and their total weight.
@@ -629,10 +587,10 @@ def irls_finish(fcode, a, lcode, lam, y, weights, eta, mu_out, u_out, s_out):
             npos += 1
             sw += w
             u_out[i] = w * h1 * r / v
-            s_out[i] = math.sqrt(w / v) * abs(h1)
+            W_out[i] = w * h1 * h1 / v
         else:
             u_out[i] = 0.0
-            s_out[i] = 0.0
+            W_out[i] = 0.0
     return pearson, npos, sw
 
 
