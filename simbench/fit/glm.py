@@ -602,6 +602,7 @@ def _fisher_scoring(
     # A, g and the direction delta of the current point; only accepted passes write them
     A, g, delta = np.empty((q, q)), np.empty(q), np.empty(q)
     eta, eta_t = np.empty(n), np.empty(n)  # current point, trial point
+    ly = k.row_constants(fcode, lcode, y)  # once per fit: no logarithm per row and pass
     nan_beta = np.full(q, math.nan)
     mode = k.MODE_FISHER
 
@@ -611,7 +612,7 @@ def _fisher_scoring(
     def trial(b, mode_, dev_max, eta_out, full=True):
         dev_, col, dec_ = k.irls_pass(
             X, icpt, b, mode_, fcode, fpar, lcode, lpar, y, w, off, dev_max, k.RANK_TOL,
-            eta_out, A, g, delta, L, dsc, bordered, work, full,
+            eta_out, A, g, delta, L, dsc, bordered, work, full, ly,
         )  # fmt: skip
         return float(dev_), int(col), float(dec_)
 

@@ -67,7 +67,15 @@ from simbench.kernels.links import (
     link_h1,
     link_mu_valid,
 )
-from simbench.kernels.losses import PAIR_NONE, fused_pair, loss_eval
+from simbench.kernels.losses import (
+    PAIR_BERNOULLI_LOGIT,
+    PAIR_GAMMA_LOG,
+    PAIR_NONE,
+    PAIR_POISSON_LOG,
+    fused_pair,
+    loss_eval,
+)
+from simbench.kernels.vecmath import exp_fast, log1p_unit
 
 HESS_EXPECTED = codes.HESS_EXPECTED
 HESS_OBSERVED = codes.HESS_OBSERVED
@@ -392,10 +400,109 @@ def linear_predictor(X, icpt, beta, offset, r0, r1, eta):
             eta[i] += offset[i]
 
 
+def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
+    """The per-row constants of the deviance for the pairs whose rows :func:`irls_rows`
+    evaluates without a logarithm per row: ``log y`` (0 where ``y = 0``) for Poisson-log and
+    Gamma-log, ``y log y + (1 - y) log(1 - y)`` for Bernoulli/binomial-logit; an empty array
+    for the other pairs.  Computed once per fit."""
+    pair = fused_pair(fcode, lcode)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG):
+            return np.where(y > 0.0, np.log(np.where(y > 0.0, y, 1.0)), 0.0)
+        if pair == PAIR_BERNOULLI_LOGIT:
+            inner = (y > 0.0) & (y < 1.0)
+            yy = np.where(inner, y, 0.5)
+            return np.where(inner, yy * np.log(yy) + (1.0 - yy) * np.log1p(-yy), 0.0)
+    return np.empty(0)
+
+
+@kernel(inline=True)
+def _poisson_log_row(y, e, ly):
+    """(d/2, W, f, ok) of a Poisson-log row for unit weight (see :func:`_fast_rows`)."""
+    mu = exp_fast(e)
+    d = mu - y
+    return d - y * (e - ly), mu, -d, mu > 0.0 and mu < math.inf
+
+
+@kernel(inline=True)
+def _gamma_log_row(y, e, ly, newton):
+    """(d/2, W, f, ok) of a Gamma-log row for unit weight (see :func:`_fast_rows`)."""
+    em = exp_fast(-e)
+    q = y * em
+    return (q - 1.0) - (ly - e), q if newton else 1.0, q - 1.0, em > 0.0 and em < math.inf
+
+
+@kernel(inline=True)  # too large for LLVM to inline: a call per row would not vectorise
+def _logit_row(y, e, cy):
+    """(d/2, W, f, ok) of a Bernoulli/binomial-logit row for unit weight."""
+    ex = exp_fast(-abs(e))
+    t = ex / (1.0 + ex)
+    v = (max(e, 0.0) - y * e + log1p_unit(ex)) + cy
+    W = t / (1.0 + ex)
+    return v, W, -((1.0 - y) - t if e > 0.0 else t - y), W > 0.0
+
+
+@kernel(inline=True)
+def _put(o, w, v, W, f, ok, W_out, f_out, vbuf):
+    """Store a row's weighted factors (zeros for a row of weight 0); 1 if it is a row of
+    positive weight outside the domain, else 0."""
+    pos = w > 0.0
+    W_out[o] = w * W if pos else 0.0
+    f_out[o] = w * f if pos else 0.0
+    vbuf[o] = w * v if pos else 0.0
+    return 1 if pos and not ok else 0
+
+
+@kernel
+def _fast_rows(pair, newton, y, weights, cy, r0, r1, eta, W_out, f_out, vbuf):
+    """:func:`irls_rows` for Poisson-log, Gamma-log and Bernoulli/binomial-logit given the
+    row constants ``cy`` (:func:`row_constants`): branch-free, so the loop vectorises
+    (:func:`~simbench.kernels.vecmath.exp_fast` and ``log1p_unit``, no libm call).
+
+    Poisson: ``d/2 = (mu - y) - y (eta - log y)``, ``W = w mu``, ``f = w (y - mu)``.  Gamma
+    (``q = y e^-eta``): ``d/2 = (q - 1) - (log y - eta)``, ``W = w`` (observed: ``w q``),
+    ``f = w (q - 1)``.  Logit (``e = e^-|eta|``, ``t = e / (1 + e)``): ``d/2 = max(eta, 0) -
+    y eta + log1p(e) + y log y + (1 - y) log(1 - y)``, ``W = w t (1 - t)``, ``f = w (y - mu)``
+    (as the losses' fused kernel).  Near the optimum the Poisson and Gamma deviances cancel
+    as ``q - 1 - log q`` does; with ``log q`` formed as a difference a row carries an
+    absolute error of a few ulp of ``y (|eta| + |log y|)`` rather than of ``y |log q|``.
+    Returns the deviance, or nan when a row of positive weight leaves the domain (a mean or
+    weight that is not positive and finite).
+    """
+    has_w = weights.shape[0] > 0
+    bad = 0
+    # one loop per pair (the dispatch outside the loops, which then vectorise)
+    if pair == PAIR_POISSON_LOG:
+        for i in range(r0, r1):
+            w = weights[i] if has_w else 1.0
+            v, Wi, fi, ok = _poisson_log_row(y[i], eta[i], cy[i])
+            bad += _put(i - r0, w, v, Wi, fi, ok, W_out, f_out, vbuf)
+    elif pair == PAIR_GAMMA_LOG:
+        for i in range(r0, r1):
+            w = weights[i] if has_w else 1.0
+            v, Wi, fi, ok = _gamma_log_row(y[i], eta[i], cy[i], newton)
+            bad += _put(i - r0, w, v, Wi, fi, ok, W_out, f_out, vbuf)
+    else:
+        for i in range(r0, r1):
+            w = weights[i] if has_w else 1.0
+            v, Wi, fi, ok = _logit_row(y[i], eta[i], cy[i])
+            bad += _put(i - r0, w, v, Wi, fi, ok, W_out, f_out, vbuf)
+    if bad > 0:
+        return math.nan
+    dev = 0.0
+    for o in range(r1 - r0):
+        dev += vbuf[o]
+    dev *= 2.0
+    if not math.isfinite(dev):
+        return math.nan
+    return dev
+
+
 @kernel
 def irls_rows(
-    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, W_out, f_out
-):
+    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, W_out, f_out,
+    ly, vbuf,
+):  # fmt: skip
     """Rows ``r0 .. r1``: linear predictor, domain check, deviance and the row factors that
     :func:`irls_accumulate` turns into ``A`` and ``g`` (``W_out[i - r0]``, ``f_out[i - r0]``).
 
@@ -422,6 +529,11 @@ def irls_rows(
         Output row factors: the weight ``W_i`` (Newton: ``W_obs,i``) and the score
         contribution ``f_i = W_i r_i = w_i h'_i (y_i - mu_i) / V_i`` (``r = (y - mu) / h'``;
         start: ``W_i z_i``).  Rows of weight 0 get zeros.
+    ly : (n,) float64 or empty
+        :func:`row_constants`: Poisson-log, Gamma-log and logit rows then take the
+        vectorised :func:`_fast_rows` (not for the start).
+    vbuf : (r1 - r0,) float64
+        Work space of :func:`_fast_rows`.
 
     Returns
     -------
@@ -447,6 +559,9 @@ def irls_rows(
     hess_kind = HESS_OBSERVED if newton else HESS_EXPECTED
     if not start:
         linear_predictor(X, icpt, beta, offset, r0, r1, eta)
+        if ly.shape[0] > 0:
+            pair = fused_pair(fcode, lcode)
+            return _fast_rows(pair, newton, y, weights, ly, r0, r1, eta, W_out, f_out, vbuf)
     dev = 0.0
     for i in range(r0, r1):
         o = i - r0
@@ -495,7 +610,7 @@ def irls_rows(
 @kernel
 def irls_pass(
     X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, dev_max, rank_tol,
-    eta, A, g, delta, L, dsc, bordered, work, full,
+    eta, A, g, delta, L, dsc, bordered, work, full, ly,
 ):  # fmt: skip
     """One trial point of the iteration, in a single call and a single pass over ``X``.
 
@@ -513,14 +628,16 @@ def irls_pass(
     accepted point ``column`` -1 and ``decrement = g' delta``, or the first column whose
     Cholesky pivot is not above ``rank_tol`` (and a nan decrement); for a rejected one -2.
 
-    With ``full`` False (a chord step) only the score ``g`` is accumulated, O(q) per row
-    instead of O(q^2), and ``delta`` is solved with the factor ``L``, ``dsc`` of the last
-    full pass; ``A`` and ``L`` are left as they were.
+    ``ly`` is :func:`row_constants` (or empty): the rows of Poisson-log, Gamma-log and logit
+    then need no libm call.  With ``full`` False (a chord step) only the score ``g`` is
+    accumulated, O(q) per row instead of O(q^2), and ``delta`` is solved with the factor
+    ``L``, ``dsc`` of the last full pass; ``A`` and ``L`` are left as they were.
     """
     n, p = X.shape
     q = p + icpt
     W_chunk = np.empty(CHUNK)
     f_chunk = np.empty(CHUNK)
+    v_chunk = np.empty(CHUNK)
     dev = 0.0
     for b in range(work.shape[0]):
         C = work[b]
@@ -530,7 +647,7 @@ def irls_pass(
             m = min(CHUNK, r1 - i0)
             d = irls_rows(
                 X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, i0, i0 + m,
-                eta, W_chunk, f_chunk,
+                eta, W_chunk, f_chunk, ly, v_chunk,
             )  # fmt: skip
             if not math.isfinite(d):
                 return math.nan, -2, math.nan

@@ -90,6 +90,7 @@ from simbench.kernels.losses import (
     loss_eval_generic,
     loss_grad_hess,
 )
+from simbench.kernels.vecmath import _exp_nonpos, _expm1_nonneg, exp_fast
 
 # Rows per fixed reduction chunk of a full-data evaluation.  Part of the result's
 # definition (the order of floating-point sums), so never derived from the thread count.
@@ -100,116 +101,6 @@ OPT_SGD = 0
 OPT_MOMENTUM = 1
 OPT_NESTEROV = 2
 OPT_ADAM = 3
-
-_INV_LN2 = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-
-
-# ---- vectorisable exponentials ------------------------------------------------------------
-
-
-@kernel
-def _expm1_poly(r):
-    """``e^r - 1`` for ``|r| <= ln2 / 2`` by its Taylor series to degree 13 (error < 1 ulp)."""
-    return r * (
-        1.0
-        + r
-        * (
-            0.5
-            + r
-            * (
-                1.6666666666666666e-01
-                + r
-                * (
-                    4.1666666666666664e-02
-                    + r
-                    * (
-                        8.3333333333333332e-03
-                        + r
-                        * (
-                            1.3888888888888889e-03
-                            + r
-                            * (
-                                1.9841269841269841e-04
-                                + r
-                                * (
-                                    2.4801587301587302e-05
-                                    + r
-                                    * (
-                                        2.7557319223985893e-06
-                                        + r
-                                        * (
-                                            2.7557319223985888e-07
-                                            + r
-                                            * (
-                                                2.5052108385441720e-08
-                                                + r
-                                                * (
-                                                    2.0876756987868100e-09
-                                                    + r * 1.6059043836821613e-10
-                                                )
-                                            )
-                                        )
-                                    )
-                                )
-                            )
-                        )
-                    )
-                )
-            )
-        )
-    )
-
-
-@kernel
-def _pow2(k):
-    """``2^k`` for an integral float ``k`` in [-1022, 1023], built from its exponent bits."""
-    bits = np.int64((np.int64(k) + 1023) << 52)
-    return bits.view(np.float64)
-
-
-@kernel
-def _expm1_nonneg(x):
-    """``e^x - 1`` for ``0 <= x <= 700``, without branches or calls (so loops vectorise)."""
-    k = math.floor(x * _INV_LN2 + 0.5)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
-    s = _pow2(k)
-    return s * _expm1_poly(r) + (s - 1.0)
-
-
-@kernel
-def _exp_nonpos(x):
-    """``e^x`` for ``-708 <= x <= 0``, without branches or calls."""
-    k = math.floor(x * _INV_LN2 + 0.5)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
-    s = _pow2(k)
-    return s + s * _expm1_poly(r)
-
-
-# beyond these e^x overflows to inf, or is below the smallest normal number (returned as 0)
-_EXP_MAX = 709.782712893384
-_EXP_MIN_NORMAL = -708.3964185322641
-
-
-@kernel
-def exp_fast(x):
-    """``e^x`` without calls or unpredictable branches, so loops over it vectorise.
-
-    Cody-Waite reduction ``x = k ln2 + r``, ``|r| <= ln2 / 2``, and ``2^k (1 + expm1(r))``
-    with the degree-13 series: within 1 ulp of the correctly rounded value where ``e^x`` is
-    a normal number (tested against libm).  Above ``_EXP_MAX`` the result is inf, below
-    ``_EXP_MIN_NORMAL`` 0 (the subnormal range, where libm returns at most 2.2e-308), nan
-    for nan.
-    """
-    # k in [-1022, 1024] keeps the bits of 2^k valid; outside, the result is replaced below
-    k = min(max(math.floor(x * _INV_LN2 + 0.5), -1022.0), 1024.0)
-    # 2^k in two factors, so that k = 1024 (x near _EXP_MAX) does not overflow the bits
-    k1 = math.floor(k * 0.5)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
-    e = (_pow2(k1) * (1.0 + _expm1_poly(r))) * _pow2(k - k1)
-    e = math.inf if x > _EXP_MAX else e
-    return 0.0 if x < _EXP_MIN_NORMAL else e
 
 
 @kernel
