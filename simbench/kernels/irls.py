@@ -406,13 +406,18 @@ def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
     Gamma-log, ``y log y + (1 - y) log(1 - y)`` for Bernoulli/binomial-logit; an empty array
     for the other pairs.  Computed once per fit."""
     pair = fused_pair(fcode, lcode)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG):
-            return np.where(y > 0.0, np.log(np.where(y > 0.0, y, 1.0)), 0.0)
-        if pair == PAIR_BERNOULLI_LOGIT:
-            inner = (y > 0.0) & (y < 1.0)
-            yy = np.where(inner, y, 0.5)
-            return np.where(inner, yy * np.log(yy) + (1.0 - yy) * np.log1p(-yy), 0.0)
+    if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG):
+        out = np.zeros(y.shape[0])
+        pos = y > 0.0
+        out[pos] = np.log(y[pos])
+        return out
+    if pair == PAIR_BERNOULLI_LOGIT:
+        out = np.zeros(y.shape[0])
+        inner = (y > 0.0) & (y < 1.0)  # 0 and 1 (all of them for binary data) give 0
+        if inner.any():
+            yy = y[inner]
+            out[inner] = yy * np.log(yy) + (1.0 - yy) * np.log1p(-yy)
+        return out
     return np.empty(0)
 
 
@@ -531,7 +536,7 @@ def irls_rows(
         start: ``W_i z_i``).  Rows of weight 0 get zeros.
     ly : (n,) float64 or empty
         :func:`row_constants`: Poisson-log, Gamma-log and logit rows then take the
-        vectorised :func:`_fast_rows` (not for the start).
+        vectorised :func:`_fast_rows`.
     vbuf : (r1 - r0,) float64
         Work space of :func:`_fast_rows`.
 
@@ -559,9 +564,14 @@ def irls_rows(
     hess_kind = HESS_OBSERVED if newton else HESS_EXPECTED
     if not start:
         linear_predictor(X, icpt, beta, offset, r0, r1, eta)
-        if ly.shape[0] > 0:
-            pair = fused_pair(fcode, lcode)
-            return _fast_rows(pair, newton, y, weights, ly, r0, r1, eta, W_out, f_out, vbuf)
+    if ly.shape[0] > 0:
+        pair = fused_pair(fcode, lcode)
+        dev = _fast_rows(pair, newton, y, weights, ly, r0, r1, eta, W_out, f_out, vbuf)
+        if start:
+            # the regression form: sum W z x~ with the working response z = eta - o + r
+            for i in range(r0, r1):
+                f_out[i - r0] += W_out[i - r0] * (eta[i] - offset[i] if has_off else eta[i])
+        return dev
     dev = 0.0
     for i in range(r0, r1):
         o = i - r0
