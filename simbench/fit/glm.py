@@ -117,8 +117,9 @@ class GLMFit:
     covariance : ndarray (q, q)
         :math:`\hat\phi\,(\tilde X^\top W \tilde X)^{-1}`, the inverse expected information.
         This, ``covariance_sandwich``, ``bse`` and ``fisher_information`` are computed on
-        first access (two passes over ``X``, which the fit keeps a reference to, as
-        statsmodels' results do: do not modify ``X`` in place before reading them).
+        first access (a pass over ``X`` for the information, one more for the sandwich; the
+        fit keeps a reference to ``X``, as statsmodels' results do: do not modify ``X`` in
+        place before reading them).
     covariance_sandwich : ndarray (q, q)
         :math:`A^{-1} B A^{-1}` with :math:`A = \tilde X^\top W\tilde X` and
         :math:`B = \sum_i u_i^2 \tilde x_i\tilde x_i^\top`,
@@ -190,49 +191,57 @@ class GLMFit:
     # what the lazily computed attributes need (None for failed fits)
     _data: _FitData | None = field(default=None, repr=False)
 
-    @cached_property
-    def _inference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(covariance, covariance_sandwich, fisher_information)`` at the final iterate:
-        two passes over ``X`` (the expected information and the sandwich's meat), made on
-        the first access to any of them, since many uses need only the coefficients."""
-        q = len(self.coef)
+    def _cross_product(self, W: np.ndarray) -> np.ndarray:
+        """``X~' diag(W) X~`` over the fitted design (one pass over ``X``)."""
         d = self._data
-        if d is None:
-            nan_m = _readonly(np.full((q, q), math.nan))
-            return nan_m, nan_m, nan_m
         k = _irls()
+        q = len(self.coef)
         n = d.X.shape[0]
         bordered = np.empty((q + 1, q + 1))
         work = np.empty((k.n_blocks(n), q + 1, q + 1))
-        empty, zeros = np.empty(0), np.zeros(n)
-        A, meat = np.empty((q, q)), np.empty((q, q))
-        k.irls_accumulate(d.X, d.icpt, d.W_row, zeros, bordered, work)
-        k.unpack_bordered(bordered, A, empty)
-        k.irls_accumulate(d.X, d.icpt, d.u_row * d.u_row, zeros, bordered, work)
-        k.unpack_bordered(bordered, meat, empty)
+        out = np.empty((q, q))
+        k.irls_accumulate(d.X, d.icpt, W, np.zeros(n), bordered, work)
+        k.unpack_bordered(bordered, out, np.empty(0))
+        return out
+
+    @cached_property
+    def _information(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(A, A^-1)``, ``A = X~' W X~`` at the final iterate: one pass over ``X``, made on
+        the first access to ``covariance``, ``bse`` or ``fisher_information`` (many uses need
+        only the coefficients)."""
+        q = len(self.coef)
+        if self._data is None:
+            nan_m = np.full((q, q), math.nan)
+            return nan_m, nan_m
+        k = _irls()
+        A = self._cross_product(self._data.W_row)
         L, dsc = np.zeros((q, q)), np.empty(q)
         Ainv = np.full((q, q), math.nan)
         if k.scaled_cholesky(A, L, dsc, 0.0) < 0:
             k.cholesky_inverse(L, dsc, Ainv)
-        cov_sandwich = Ainv @ meat @ Ainv
-        cov_sandwich = 0.5 * (cov_sandwich + cov_sandwich.T)
-        phi = self.dispersion
-        return _readonly(phi * Ainv), _readonly(cov_sandwich), _readonly(A / phi)
+        return A, Ainv
 
-    @property
+    @cached_property
     def covariance(self) -> np.ndarray:
         r""":math:`\hat\phi\,(\tilde X^\top W \tilde X)^{-1}` (computed on first access)."""
-        return self._inference[0]
+        return _readonly(self.dispersion * self._information[1])
 
-    @property
-    def covariance_sandwich(self) -> np.ndarray:
-        """The sandwich (HC0) covariance (computed on first access)."""
-        return self._inference[1]
-
-    @property
+    @cached_property
     def fisher_information(self) -> np.ndarray:
         r""":math:`I_n = \tilde X^\top W \tilde X/\hat\phi` (computed on first access)."""
-        return self._inference[2]
+        return _readonly(self._information[0] / self.dispersion)
+
+    @cached_property
+    def covariance_sandwich(self) -> np.ndarray:
+        """The sandwich (HC0) covariance (computed on first access: one more pass over ``X``,
+        for the meat)."""
+        q = len(self.coef)
+        if self._data is None:
+            return _readonly(np.full((q, q), math.nan))
+        Ainv = self._information[1]
+        u = self._data.u_row
+        cov = Ainv @ self._cross_product(u * u) @ Ainv
+        return _readonly(0.5 * (cov + cov.T))
 
     @cached_property
     def bse(self) -> np.ndarray:
