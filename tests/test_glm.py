@@ -687,25 +687,30 @@ def test_linear_predictor_equals_the_row_by_row_sum(p, icpt):
         ("bernoulli", "probit"),
     ],
 )
-def test_chord_steps_reach_the_same_fit(family, link, monkeypatch):
-    """With many coefficients the iteration ends on score-only (chord) passes; the fit is the
-    one a Newton iteration finds: coefficients, deviance and covariances as the reference."""
+@pytest.mark.parametrize("n", [3000, 8000])
+def test_chord_steps_reach_the_same_fit(family, link, n, monkeypatch):
+    """With many coefficients the iteration ends on score-only (chord) passes, and with many
+    rows per coefficient its early passes estimate A from a subsample of the rows; the fit
+    is the one a Newton iteration finds: coefficients, deviance and covariances."""
     from simbench.kernels import irls
 
-    rng = np.random.default_rng(zlib.crc32(f"chord-{family}-{link}".encode()))
+    rng = np.random.default_rng(zlib.crc32(f"chord-{family}-{link}-{n}".encode()))
     fam, lnk = families.get(family), _link(link)
-    X, y, w, _beta, _mu = make_data(fam, lnk, 3000, 30, rng)
-    passes = {"full": 0, "chord": 0}
+    X, y, w, _beta, _mu = make_data(fam, lnk, n, 30, rng)
+    passes = {"full": 0, "chord": 0, "subsample": 0}
     original = irls.irls_pass
 
     def counting(*args):
-        passes["full" if args[-2] else "chord"] += 1
+        stride = args[-2]
+        passes["chord" if stride == 0 else "full" if stride == 1 else "subsample"] += 1
         return original(*args)
 
     monkeypatch.setattr(irls, "irls_pass", counting)
     fit = fit_glm(X, y, fam, lnk, weights=w)
     assert fit.status == "ok" and fit.converged, fit.message
-    assert passes["chord"] >= 1, passes
+    # (least squares: the start's regression step is the solution, nothing to chord)
+    assert passes["chord"] >= 1 or family == "gaussian", passes
+    assert (passes["subsample"] >= 1) == (n == 8000), passes
     ref = reference_irls(X, y, fam.code, fam.param, lnk.name, lnk.param, weights=w)
     np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(fit.deviance, ref.deviance, rtol=1e-10)
@@ -714,3 +719,20 @@ def test_chord_steps_reach_the_same_fit(family, link, monkeypatch):
     if lnk == fam.canonical_link:  # the score equation of the intercept: balance to rounding
         ww = np.ones(y.size) if w is None else w
         np.testing.assert_allclose(np.sum(ww * fit.predict(X)), np.sum(ww * y), rtol=1e-12)
+
+
+def test_a_level_missing_from_the_subsample_falls_back_to_all_rows():
+    """A rare dummy whose ones all lie in chunks the subsampled passes skip makes their A
+    singular; the iteration then takes the exact A and reaches the MLE (no false rank
+    deficiency)."""
+    rng = np.random.default_rng(21)
+    n, p = 8000, 30
+    X = rng.uniform(-1.0, 1.0, (n, p))
+    X[:, -1] = 0.0
+    X[300:330, -1] = 1.0  # rows of chunk 1 only (chunks of 256 rows; stride > 1 skips it)
+    beta = np.r_[0.5, rng.normal(0, 0.3 / np.sqrt(p), p)]
+    y = rng.poisson(np.exp(beta[0] + X @ beta[1:])).astype(float)
+    fit = fit_glm(X, y, "poisson")
+    assert fit.status == "ok" and fit.converged, fit.message
+    ref = reference_irls(X, y, families.get("poisson").code, 0.0, "log", 0.0)
+    np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-8, atol=1e-12)

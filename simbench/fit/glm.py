@@ -619,10 +619,10 @@ def _fisher_scoring(
     def result(outcome, beta, it=0, dev=math.nan, dec=math.nan, column=-1):
         return _Iterate(outcome, it, dev, dec, column, beta, eta, A, g, history[:it].copy(), ybar)
 
-    def trial(b, mode_, dev_max, eta_out, full=True):
+    def trial(b, mode_, dev_max, eta_out, stride=1):
         dev_, col, dec_ = k.irls_pass(
             X, icpt, b, mode_, fcode, fpar, lcode, lpar, y, w, off, dev_max, k.RANK_TOL,
-            eta_out, A, g, delta, L, dsc, bordered, work, full, ly,
+            eta_out, A, g, delta, L, dsc, bordered, work, stride, ly,
         )  # fmt: skip
         return float(dev_), int(col), float(dec_)
 
@@ -636,9 +636,18 @@ def _fisher_scoring(
         return result(_RANK_DEFICIENT, nan_beta, column=column)
     first = delta.copy()  # the regression step from the starting means: beta_1 itself
 
+    # with few columns the cross-product costs little next to the rest of a pass, and full
+    # Newton steps, converging quadratically, need fewer passes than chord steps
+    chords = q >= k.CHORD_MIN_COLUMNS
+    # and then, for many rows per coefficient, A from a subsample of the rows (not for the
+    # start, whose A also tests the design's rank)
+    sub = max(1, min(k.SUBSAMPLE_MAX_STRIDE, n // (k.SUBSAMPLE_ROWS_PER_COEF * q))) if chords else 1
+    stride = sub  # of the last pass with a factor
+
     beta = first
-    dev, column, dec = trial(beta, mode, math.inf, eta_t)
+    dev, column, dec = trial(beta, mode, math.inf, eta_t, stride=sub)
     if column == -2:
+        stride = 1
         beta = np.zeros(q)
         if icpt:
             beta[0] = float(k.link_g(lcode, lpar, ybar))
@@ -661,13 +670,17 @@ def _fisher_scoring(
     it = 1
     dev_prev = math.inf
     dec_prev = math.inf
-    # with few columns the cross-product costs little next to the rest of a pass, and full
-    # Newton steps, converging quadratically, need fewer passes than chord steps
-    chords = q >= k.CHORD_MIN_COLUMNS
+    need_exact = False  # a subsampled factor failed: the next pass takes all rows
     fresh = True  # whether the current point's direction comes from a full pass
     refresh = False  # a chord step was halved: its factor is stale, the next pass is full
     while True:
         if column >= 0:
+            if stride > 1:
+                # singular on the subsample (say a rare level missing from it): all rows
+                _, column, dec = trial(beta, mode, math.inf, eta_t)
+                eta, eta_t = eta_t, eta
+                stride, fresh, refresh, need_exact = 1, True, False, True
+                continue
             if mode == k.MODE_NEWTON:
                 # observed information not positive definite here: back to Fisher scoring
                 mode = k.MODE_FISHER
@@ -696,18 +709,23 @@ def _fisher_scoring(
         # a chord step when the step is short and, after a chord step, that one contracted
         # well: the next pass then accumulates only the score (O(q) per row, not O(q^2))
         # and reuses the factor of the last A
+        # far from the optimum A from a subsample of the rows will do (the steps are
+        # Newton-like whatever its sampling error); near it the exact A, whose factor the
+        # chord steps then reuse
+        near = chords and dec <= k.CHORD_DECREMENT * phi
         use_chord = (
-            chords
+            near
+            and stride == 1
             and not refresh
-            and dec <= k.CHORD_DECREMENT * phi
             and (fresh or dec <= k.CHORD_CONTRACTION * dec_prev)
         )
+        pass_stride = 0 if use_chord else (1 if near or need_exact else sub)
         step = delta.copy()
         t = 1.0
         for _ in range(k.MAX_HALVINGS + 1):
             cand = beta + t * step
             dev_c, col_c, dec_c = trial(
-                cand, mode, dev + k.DEV_SLACK * scale, eta_t, full=not use_chord
+                cand, mode, dev + k.DEV_SLACK * scale, eta_t, stride=pass_stride
             )
             if col_c != -2:
                 break
@@ -716,12 +734,12 @@ def _fisher_scoring(
             # at the rounding floor of the deviance the predicted gain is negligible
             if dec <= tol * phi:
                 return result(_CONVERGED, beta, it, dev, dec)
-            if use_chord:
-                # the last factor's direction failed: a full pass at this point, whose
+            if use_chord or pass_stride > 1 or stride > 1:
+                # the last factor's direction failed: the exact A at this point, whose
                 # direction the next trial takes
                 _, column, dec = trial(beta, mode, math.inf, eta_t)
                 eta, eta_t = eta_t, eta
-                fresh = refresh = True
+                stride, fresh, refresh, need_exact = 1, True, True, True
                 continue
             if mode == k.MODE_NEWTON:
                 mode = k.MODE_FISHER
@@ -739,6 +757,7 @@ def _fisher_scoring(
             fresh = False
             refresh = t != 1.0
         else:
+            stride = pass_stride
             fresh = True
             refresh = False
         history[it] = dev
@@ -817,7 +836,10 @@ def fit_glm(
     ``X~'WX~`` (O(q^2) per row).  With 24 or more coefficients, once the Newton step is within
     about three standard errors, the iteration takes chord steps: passes that accumulate only
     the score (O(q) per row) and reuse the last factorisation, as long as each shrinks the
-    step at least threefold (else a full pass follows).  They converge linearly, fast this
+    step at least threefold (else a full pass follows).  Farther from the optimum, with at
+    least 100 rows per coefficient, the passes after the start estimate the information from
+    every s-th chunk of 256 rows (s <= 8, at least 50 rows per coefficient); the score and the
+    deviance always use every row, and the factor the chord steps reuse is exact.  They converge linearly, fast this
     close to the optimum, to the same fixed point; a fit that ends on one meets a 1e4 times
     stricter decrement criterion, so it ends as close to the optimum as a final Newton step
     would.  The covariances are computed at the final iterate when first read.

@@ -103,6 +103,12 @@ CHORD_DECREMENT = 10.0
 CHORD_CONTRACTION = 0.1
 # a fit that ends on a chord step needs a decrement this much below tol^2 phi
 CHORD_POLISH = 1e-4
+# passes after the start estimate A from every s-th chunk of rows when that leaves at least
+# SUBSAMPLE_ROWS_PER_COEF rows per coefficient (s at most SUBSAMPLE_MAX_STRIDE): a sampling
+# error of about sqrt(q / m) <= 15% in A, which costs a few chord steps and saves most of the
+# O(q^2) work; the score, the deviance and the final covariances use every row
+SUBSAMPLE_ROWS_PER_COEF = 50
+SUBSAMPLE_MAX_STRIDE = 8
 # chord steps only for designs with at least this many coefficients: below, a pass's
 # per-row link and family work (~20 ns) outweighs its O(q^2) part, and so do the extra passes
 # of the chords' linear convergence (measured at q = 11 and 51, n = 1e3 to 1e5)
@@ -620,7 +626,7 @@ def irls_rows(
 @kernel
 def irls_pass(
     X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, dev_max, rank_tol,
-    eta, A, g, delta, L, dsc, bordered, work, full, ly,
+    eta, A, g, delta, L, dsc, bordered, work, stride, ly,
 ):  # fmt: skip
     """One trial point of the iteration, in a single call and a single pass over ``X``.
 
@@ -639,9 +645,11 @@ def irls_pass(
     Cholesky pivot is not above ``rank_tol`` (and a nan decrement); for a rejected one -2.
 
     ``ly`` is :func:`row_constants` (or empty): the rows of Poisson-log, Gamma-log and logit
-    then need no libm call.  With ``full`` False (a chord step) only the score ``g`` is
-    accumulated, O(q) per row instead of O(q^2), and ``delta`` is solved with the factor
-    ``L``, ``dsc`` of the last full pass; ``A`` and ``L`` are left as they were.
+    then need no libm call.  ``stride`` 1 accumulates ``A`` over all rows.  ``stride`` 0 (a
+    chord step) accumulates only the score ``g``, O(q) per row instead of O(q^2), and solves
+    ``delta`` with the factor ``L``, ``dsc`` of the last pass that had one; ``A`` and ``L``
+    are left as they were.  ``stride`` s > 1 estimates ``A`` from every s-th chunk of rows
+    (times s), a preconditioner for large n (the score is always over all rows).
     """
     n, p = X.shape
     q = p + icpt
@@ -662,12 +670,13 @@ def irls_pass(
             if not math.isfinite(d):
                 return math.nan, -2, math.nan
             dev += d
-            _vector_rows(X, icpt, i0, m, W_chunk, f_chunk, C, full)
-            if full:
+            sampled = stride > 0 and (i0 // CHUNK) % stride == 0
+            _vector_rows(X, icpt, i0, m, W_chunk, f_chunk, C, sampled)
+            if sampled:
                 _wsyrk_rows(X, icpt, i0, m, W_chunk, C)
     if not (math.isfinite(dev) and dev <= dev_max):
         return dev, -2, math.nan
-    if not full:
+    if stride == 0:
         for j in range(q):
             g[j] = 0.0
         for b in range(work.shape[0]):
@@ -684,6 +693,10 @@ def irls_pass(
             for k in range(j + 1):
                 bordered[j, k] += work[b, j, k]
     unpack_bordered(bordered, A, g)
+    if stride > 1:
+        for j in range(q):
+            for k in range(q):
+                A[j, k] *= stride
     column, dec = newton_direction(A, g, L, dsc, delta, rank_tol)
     return dev, column, dec
 
