@@ -839,10 +839,11 @@ def fit_glm(
     step at least threefold (else a full pass follows).  Farther from the optimum, with at
     least 100 rows per coefficient, the passes after the start estimate the information from
     every s-th chunk of 256 rows (s <= 8, at least 50 rows per coefficient); the score and the
-    deviance always use every row, and the factor the chord steps reuse is exact.  They converge linearly, fast this
-    close to the optimum, to the same fixed point; a fit that ends on one meets a 1e4 times
-    stricter decrement criterion, so it ends as close to the optimum as a final Newton step
-    would.  The covariances are computed at the final iterate when first read.
+    deviance always use every row, and the factor the chord steps reuse is exact.  Chord
+    steps converge linearly, fast this close to the optimum, to the same fixed point; a fit
+    that ends on one meets a 1e4 times stricter decrement criterion, so it ends as close to
+    the optimum as a final Newton step would.  The covariances are computed at the final
+    iterate when first read.
     """
     try:
         fam, lnk, canonical = _resolve(family, link)
