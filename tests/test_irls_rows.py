@@ -115,3 +115,53 @@ def test_exp_fast_lives_in_vecmath_and_matches_libm_on_typical_arguments():
     x = np.random.default_rng(5).normal(0.0, 5.0, 50_000)
     got = np.array([exp_fast(v) for v in x])
     assert np.max(np.abs(got - np.exp(x)) / np.spacing(np.exp(x))) <= 1.0
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_fast_start_and_finish_match_their_formulas(name):
+    rng = np.random.default_rng(sum(map(ord, name)) + 7)
+    n = 500
+    eta, y = _data(name, rng, n)
+    fcode, lcode = PAIRS[name]
+    w = rng.integers(1, 6, n).astype(float) if name == "binomial-logit" else EMPTY
+    ww = np.ones(n) if w.size == 0 else w
+    eta0 = np.empty(n)
+    ybar = k.irls_start_eta(fcode, 0.0, lcode, 0.0, y, w, eta0)
+    np.testing.assert_allclose(ybar, np.sum(ww * y) / np.sum(ww), rtol=1e-14)
+    if name == "binomial-logit":
+        mu0 = (w * y + 0.5) / (w + 1.0)
+    elif name == "bernoulli-logit":
+        mu0 = 0.5 * (y + 0.5)
+    else:
+        mu0 = 0.5 * (y + ybar)
+    ref0 = np.log(mu0 / (1 - mu0)) if "logit" in name else np.log(mu0)
+    np.testing.assert_allclose(eta0, ref0, rtol=1e-14, atol=1e-15)
+
+    mu, u, W = np.empty(n), np.empty(n), np.empty(n)
+    pearson, npos, sw = k.irls_finish(fcode, 0.0, lcode, 0.0, y, w, eta, mu, u, W)
+    h = 1 / (1 + np.exp(-eta)) if "logit" in name else np.exp(eta)
+    V = {"poisson-log": h, "gamma-log": h**2}.get(name, h * (1 - h))
+    h1 = h * (1 - h) if "logit" in name else h
+    np.testing.assert_allclose(mu, h, rtol=1e-14)
+    np.testing.assert_allclose(u, ww * h1 * (y - h) / V, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(W, ww * h1**2 / V, rtol=1e-13)
+    np.testing.assert_allclose(pearson, np.sum(ww * (y - h) ** 2 / V), rtol=1e-12)
+    assert npos == n and sw == pytest.approx(ww.sum())
+
+
+def test_log_fast_is_within_an_ulp_of_libm():
+    from simbench.kernels.vecmath import log_fast
+
+    rng = np.random.default_rng(9)
+    x = np.concatenate(
+        [
+            np.exp(rng.uniform(-700.0, 700.0, 200_000)),
+            rng.uniform(0.5, 2.0, 200_000),  # around 1, where log x is small
+            [1.0, 2.0, 0.5, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0), 2.2250738585072014e-308],
+        ]
+    )
+    got = np.array([log_fast(v) for v in x])
+    ref = np.log(x)
+    assert np.all(got[ref == 0] == 0)
+    nz = ref != 0
+    assert np.max(np.abs(got[nz] - ref[nz]) / np.spacing(np.abs(ref[nz]))) <= 1.0

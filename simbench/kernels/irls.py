@@ -75,7 +75,7 @@ from simbench.kernels.losses import (
     fused_pair,
     loss_eval,
 )
-from simbench.kernels.vecmath import exp_fast, log1p_unit
+from simbench.kernels.vecmath import exp_fast, log1p_unit, log_fast
 
 HESS_EXPECTED = codes.HESS_EXPECTED
 HESS_OBSERVED = codes.HESS_OBSERVED
@@ -120,6 +120,8 @@ MODE_FISHER = 1  # expected information: Fisher scoring
 MODE_NEWTON = 2  # observed information: Newton-Raphson
 
 _LOG = codes.LINK_LOG
+# starting means closer than this to 0 (or 1) take the general start's checks
+_TINY_MU = 1e-300
 _BERNOULLI = codes.FAMILY_BERNOULLI
 _BINOMIAL = codes.FAMILY_BINOMIAL
 
@@ -146,6 +148,87 @@ def _mu_ok(fcode, a, lcode, lam, mu):
 
 
 @kernel
+def _start_eta_fast(pair, binomial, y, weights, ybar, eta_out):
+    """:func:`irls_start_eta`'s loop for Poisson-log, Gamma-log and Bernoulli/binomial-logit,
+    branch-free (:func:`~simbench.kernels.vecmath.log_fast`), so it vectorises.  Returns
+    False, leaving the general loop to decide, if some starting mean is not inside the
+    domain (a zero count with ``ybar`` = 0, say)."""
+    n = y.shape[0]
+    has_w = weights.shape[0] > 0
+    bad = 0
+    if pair == PAIR_BERNOULLI_LOGIT:
+        for i in range(n):
+            w = weights[i] if has_w else 1.0
+            mu0 = (w * y[i] + 0.5) / (w + 1.0) if binomial else 0.5 * (y[i] + 0.5)
+            ok = mu0 > _TINY_MU and mu0 < 1.0 - _TINY_MU
+            bad += 0 if ok else 1
+            eta_out[i] = log_fast(mu0 if ok else 0.5) - log_fast(1.0 - mu0 if ok else 0.5)
+    else:
+        for i in range(n):
+            mu0 = 0.5 * (y[i] + ybar)
+            ok = mu0 > _TINY_MU and mu0 < math.inf
+            bad += 0 if ok else 1
+            eta_out[i] = log_fast(mu0 if ok else 1.0)
+    return bad == 0
+
+
+@kernel(inline=True)
+def _finish_row(pair, y, e):
+    """(mu, W, f) of a row for unit weight, ``f = W r`` (see :func:`_finish_fast`)."""
+    if pair == PAIR_POISSON_LOG:
+        mu = exp_fast(e)
+        return mu, mu, y - mu
+    if pair == PAIR_GAMMA_LOG:
+        em = exp_fast(-e)
+        return 1.0 / em, 1.0, y * em - 1.0
+    ex = exp_fast(-abs(e))
+    t = ex / (1.0 + ex)
+    mu = 1.0 - t if e > 0.0 else t
+    return mu, t / (1.0 + ex), -((1.0 - y) - t if e > 0.0 else t - y)
+
+
+@kernel
+def _finish_fast(pair, y, weights, eta, mu_out, u_out, W_out):
+    """:func:`irls_finish` for Poisson-log, Gamma-log and Bernoulli/binomial-logit: ``mu``, the
+    rows of :func:`_fast_rows` (``W``, ``f = W r``) and the Pearson terms ``w f^2 / W`` in a
+    branch-free loop per pair (which vectorises), the sums in row order after it."""
+    n = y.shape[0]
+    has_w = weights.shape[0] > 0
+    terms = np.empty(n)
+    if pair == PAIR_POISSON_LOG:
+        for i in range(n):
+            mu, Wu, fu = _finish_row(PAIR_POISSON_LOG, y[i], eta[i])
+            _put_finish(i, weights[i] if has_w else 1.0, mu, Wu, fu, mu_out, u_out, W_out, terms)
+    elif pair == PAIR_GAMMA_LOG:
+        for i in range(n):
+            mu, Wu, fu = _finish_row(PAIR_GAMMA_LOG, y[i], eta[i])
+            _put_finish(i, weights[i] if has_w else 1.0, mu, Wu, fu, mu_out, u_out, W_out, terms)
+    else:
+        for i in range(n):
+            mu, Wu, fu = _finish_row(PAIR_BERNOULLI_LOGIT, y[i], eta[i])
+            _put_finish(i, weights[i] if has_w else 1.0, mu, Wu, fu, mu_out, u_out, W_out, terms)
+    pearson = 0.0
+    npos = 0
+    sw = 0.0
+    for i in range(n):
+        w = weights[i] if has_w else 1.0
+        if w > 0.0:
+            pearson += terms[i]
+            npos += 1
+            sw += w
+    return pearson, npos, sw
+
+
+@kernel(inline=True)
+def _put_finish(i, w, mu, Wu, fu, mu_out, u_out, W_out, terms):
+    pos = w > 0.0
+    mu_out[i] = mu
+    u_out[i] = w * fu if pos else 0.0
+    W_out[i] = w * Wu if pos else 0.0
+    terms[i] = w * fu * fu / Wu if pos else 0.0
+
+
+@kernel
 def irls_start_eta(fcode, a, lcode, lam, y, weights, eta_out):
     """Starting linear predictor ``eta_0 = g(mu_0)`` (offset included) and the weighted mean.
 
@@ -164,6 +247,10 @@ def irls_start_eta(fcode, a, lcode, lam, y, weights, eta_out):
             swy += w * y[i]
     ybar = swy / sw
     ybar_ok = _mu_ok(fcode, a, lcode, lam, ybar)
+    pair = fused_pair(fcode, lcode)
+    if ybar_ok and pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG, PAIR_BERNOULLI_LOGIT):
+        if _start_eta_fast(pair, fcode == _BINOMIAL, y, weights, ybar, eta_out):
+            return ybar
     for i in range(n):
         w = weights[i] if has_w else 1.0
         if fcode == _BINOMIAL:
@@ -711,6 +798,9 @@ def irls_finish(fcode, a, lcode, lam, y, weights, eta, mu_out, u_out, W_out):
     Returns ``(pearson, n_positive, sum_w)``: the Pearson statistic
     ``sum w (y - mu)^2 / V(mu)``, the number of rows of positive weight and their total weight.
     """
+    pair = fused_pair(fcode, lcode)
+    if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG, PAIR_BERNOULLI_LOGIT):
+        return _finish_fast(pair, y, weights, eta, mu_out, u_out, W_out)
     n = y.shape[0]
     has_w = weights.shape[0] > 0
     pearson = 0.0
