@@ -638,7 +638,7 @@ def _fisher_scoring(
 
     # with few columns the cross-product costs little next to the rest of a pass, and full
     # Newton steps, converging quadratically, need fewer passes than chord steps
-    chords = q >= k.CHORD_MIN_COLUMNS
+    chords = q >= k.CHORD_MIN_COLUMNS and n * q * q >= k.CHORD_MIN_WORK
     # and then, for many rows per coefficient, A from a subsample of the rows (not for the
     # start, whose A also tests the design's rank)
     sub = max(1, min(k.SUBSAMPLE_MAX_STRIDE, n // (k.SUBSAMPLE_ROWS_PER_COEF * q))) if chords else 1
@@ -833,17 +833,17 @@ def fit_glm(
     Notes
     -----
     Each iterate is one pass over the rows.  A full pass accumulates the information
-    ``X~'WX~`` (O(q^2) per row).  With 24 or more coefficients, once the Newton step is within
-    about three standard errors, the iteration takes chord steps: passes that accumulate only
-    the score (O(q) per row) and reuse the last factorisation, as long as each shrinks the
-    step at least threefold (else a full pass follows).  Farther from the optimum, with at
-    least 100 rows per coefficient, the passes after the start estimate the information from
-    every s-th chunk of 256 rows (s <= 8, at least 50 rows per coefficient); the score and the
-    deviance always use every row, and the factor the chord steps reuse is exact.  Chord
-    steps converge linearly, fast this close to the optimum, to the same fixed point; a fit
-    that ends on one meets a 1e4 times stricter decrement criterion, so it ends as close to
-    the optimum as a final Newton step would.  The covariances are computed at the final
-    iterate when first read.
+    ``X~'WX~`` (O(q^2) per row).  For larger problems (q >= 8 and n q^2 >= 1e6), once the
+    Newton step is within about three standard errors, the iteration takes chord steps:
+    passes that accumulate only the score (O(q) per row) and reuse the last factorisation,
+    as long as each shrinks the step at least threefold (else a full pass follows).  Farther
+    from the optimum, with at least 100 rows per coefficient, the passes after the start
+    estimate the information from every s-th chunk of 256 rows (s <= 8, at least 50 rows per
+    coefficient); the score and the deviance always use every row, and the factor the chord
+    steps reuse is exact.  Chord steps converge linearly, fast this close to the optimum, to
+    the same fixed point; a fit that ends on one meets a 1e4 times stricter decrement
+    criterion, so it ends as close to the optimum as a final Newton step would.  The
+    covariances are computed at the final iterate when first read.
     """
     try:
         fam, lnk, canonical = _resolve(family, link)
