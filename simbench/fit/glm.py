@@ -702,9 +702,11 @@ def _fisher_scoring(
             return result(_CONVERGED, beta, it, dev, dec)
         if it >= max_iter:
             return result(_MAX_ITER, beta, it, dev, dec)
-        if newton and mode == k.MODE_FISHER and dec <= phi:
-            # within a standard error of the optimum: from the next point on, the passes
-            # accumulate the observed information (this direction is still Fisher's)
+        if newton and mode == k.MODE_FISHER and dec <= (k.CHORD_DECREMENT if chords else 1.0) * phi:
+            # within a standard error of the optimum (with chord steps: within the reach of
+            # their factor, which should then be the observed information): from the next
+            # point on, the passes accumulate the observed information (this direction is
+            # still Fisher's)
             mode = k.MODE_NEWTON
         # a chord step when the step is short and, after a chord step, that one contracted
         # well: the next pass then accumulates only the score (O(q) per row, not O(q^2))
