@@ -736,3 +736,17 @@ def test_a_level_missing_from_the_subsample_falls_back_to_all_rows():
     assert fit.status == "ok" and fit.converged, fit.message
     ref = reference_irls(X, y, families.get("poisson").code, 0.0, "log", 0.0)
     np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-8, atol=1e-12)
+
+
+def test_rank_deficiency_is_found_when_the_passes_subsample_rows():
+    """A large design (subsampled passes) with an exactly collinear column is rank deficient,
+    with the columns named, as on a small one."""
+    rng = np.random.default_rng(23)
+    n, p = 20_000, 12
+    X = rng.normal(0.0, 1.0, (n, p))
+    X[:, -1] = X[:, 0] - 2.0 * X[:, 1]
+    y = rng.poisson(np.exp(0.3 + 0.1 * X[:, 2])).astype(float)
+    fit = fit_glm(X, y, "poisson")
+    assert fit.status == "rank_deficient"
+    assert "x12" in fit.message and "x1" in fit.message and "x2" in fit.message
+    assert np.isnan(fit.coef).all()

@@ -629,23 +629,32 @@ def _fisher_scoring(
     ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, eta))
     if not math.isfinite(ybar):
         return result(_NO_START, nan_beta)
-    _, column, _ = trial(nan_beta, k.MODE_START, math.inf, eta)
+    # with few columns the cross-product costs little next to the rest of a pass, and full
+    # Newton steps, converging quadratically, need fewer passes than chord steps
+    chords = q >= k.CHORD_MIN_COLUMNS and n * q * q >= k.CHORD_MIN_WORK
+    # and then, for many rows per coefficient, A from a subsample of the rows until the
+    # iteration is near the optimum
+    sub = max(1, min(k.SUBSAMPLE_MAX_STRIDE, n // (k.SUBSAMPLE_ROWS_PER_COEF * q))) if chords else 1
+    stride = sub  # of the last pass with a factor
+
+    _, column, _ = trial(nan_beta, k.MODE_START, math.inf, eta, stride=sub)
+    if column >= 0 and sub > 1:
+        # singular on the subsample (a rare level, say): the rank is decided on all rows,
+        # and the iteration takes all rows from here on
+        _, column, _ = trial(nan_beta, k.MODE_START, math.inf, eta)
+        stride = sub = 1
     if not (np.isfinite(A).all() and np.isfinite(g).all()):
         return result(_NONFINITE, nan_beta)
     if column >= 0:
         return result(_RANK_DEFICIENT, nan_beta, column=column)
+    # a subsample's A can be regular where that of all rows is (numerically) singular: then
+    # the first pass over all rows decides the rank
+    rank_checked = stride == 1
     first = delta.copy()  # the regression step from the starting means: beta_1 itself
-
-    # with few columns the cross-product costs little next to the rest of a pass, and full
-    # Newton steps, converging quadratically, need fewer passes than chord steps
-    chords = q >= k.CHORD_MIN_COLUMNS and n * q * q >= k.CHORD_MIN_WORK
-    # and then, for many rows per coefficient, A from a subsample of the rows (not for the
-    # start, whose A also tests the design's rank)
-    sub = max(1, min(k.SUBSAMPLE_MAX_STRIDE, n // (k.SUBSAMPLE_ROWS_PER_COEF * q))) if chords else 1
-    stride = sub  # of the last pass with a factor
 
     beta = first
     dev, column, dec = trial(beta, mode, math.inf, eta_t, stride=sub)
+    stride = sub
     if column == -2:
         stride = 1
         beta = np.zeros(q)
@@ -674,6 +683,10 @@ def _fisher_scoring(
     fresh = True  # whether the current point's direction comes from a full pass
     refresh = False  # a chord step was halved: its factor is stale, the next pass is full
     while True:
+        if column >= 0 and stride == 1 and not rank_checked and mode != k.MODE_NEWTON:
+            return result(_RANK_DEFICIENT, nan_beta, it, column=column)
+        if column < 0 and stride == 1:
+            rank_checked = True
         if column >= 0:
             if stride > 1:
                 # singular on the subsample (say a rare level missing from it): all rows
@@ -839,12 +852,14 @@ def fit_glm(
     Newton step is within about three standard errors, the iteration takes chord steps:
     passes that accumulate only the score (O(q) per row) and reuse the last factorisation,
     as long as each shrinks the step at least threefold (else a full pass follows).  Farther
-    from the optimum, with at least 100 rows per coefficient, the passes after the start
+    from the optimum, with at least 100 rows per coefficient, the passes (the start's too)
     estimate the information from every s-th chunk of 256 rows (s <= 8, at least 50 rows per
     coefficient); the score and the deviance always use every row, and the factor the chord
-    steps reuse is exact.  Chord steps converge linearly, fast this close to the optimum, to
-    the same fixed point; a fit that ends on one meets a 1e4 times stricter decrement
-    criterion, so it ends as close to the optimum as a final Newton step would.  The
+    steps reuse is exact.  A singular estimate is redone over all rows, and the first pass
+    over all rows decides whether the design is rank deficient.  Chord steps converge
+    linearly, fast this close to the optimum, to the same fixed point; a fit that ends on one
+    meets a 1e4 times stricter decrement criterion, so it ends as close to the optimum as a
+    final Newton step would.  The
     covariances are computed at the final iterate when first read.
     """
     try:
