@@ -719,8 +719,9 @@ def _fisher_scoring(
             # within a standard error of the optimum (with chord steps: within the reach of
             # their factor, which should then be the observed information): from the next
             # point on, the passes accumulate the observed information (this direction is
-            # still Fisher's)
+            # still Fisher's), and chord steps wait for its factor
             mode = k.MODE_NEWTON
+            refresh = True
         # a chord step when the step is short and, after a chord step, that one contracted
         # well: the next pass then accumulates only the score (O(q) per row, not O(q^2))
         # and reuses the factor of the last A
