@@ -592,9 +592,17 @@ def _fisher_scoring(
 
     With ``newton`` (non-canonical links, where the observed and expected information
     differ) the iteration switches to Newton-Raphson once a full Fisher step is shorter than
-    one standard error: Fisher scoring converges only linearly there, at a rate that can
-    approach 1 (a Gamma-identity fit to 60 points needs 160 Fisher steps and 8 Newton steps).
-    Where the observed information is not positive definite it returns to Fisher scoring.
+    one standard error (with chord steps: about three): Fisher scoring converges only
+    linearly there, at a rate that can approach 1 (a Gamma-identity fit to 60 points needs
+    160 Fisher steps and 8 Newton steps).  Where the observed information is not positive
+    definite it returns to Fisher scoring.
+
+    Pass kinds (the ``stride`` of :func:`simbench.kernels.irls.irls_pass`), for problems
+    large enough (``k.CHORD_MIN_COLUMNS``, ``k.CHORD_MIN_WORK``): far from the optimum ``A``
+    is estimated from a subsample of the rows (stride > 1); near it (a decrement below
+    ``k.CHORD_DECREMENT`` dispersions) one pass takes all rows and its factor serves the
+    chord steps (stride 0, score only) that follow while each shrinks the decrement at
+    least ``k.CHORD_CONTRACTION``-fold.  See :func:`fit_glm`'s notes.
 
     Convergence: the relative deviance change ``|D_k - D_{k-1}| <= tol (|D_k| + 0.1)`` and
     the Newton decrement in dispersion units ``g'A^-1 g / phi~ <= tol^2``, i.e. the next step
