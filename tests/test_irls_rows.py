@@ -89,6 +89,16 @@ def test_row_constants_only_for_the_fast_pairs():
     np.testing.assert_array_equal(
         k.row_constants(codes.FAMILY_POISSON, codes.LINK_LOG, y), [0.0, np.log(0.5), 0.0]
     )
+    # log y within an ulp of libm, subnormal and huge y included
+    counts = np.concatenate(
+        [np.random.default_rng(6).gamma(0.5, 4.0, 20_000), [5e-324, 1e-310, 1e300, 0.0]]
+    )
+    got = k.row_constants(codes.FAMILY_GAMMA, codes.LINK_LOG, counts)
+    with np.errstate(divide="ignore"):
+        ref = np.where(counts > 0, np.log(counts), 0.0)
+    nz = ref != 0
+    assert np.all(got[~nz] == 0.0)
+    assert np.max(np.abs(got[nz] - ref[nz]) / np.spacing(np.abs(ref[nz]))) <= 1.0
     np.testing.assert_allclose(
         k.row_constants(codes.FAMILY_BERNOULLI, codes.LINK_LOGIT, y), [0.0, np.log(0.5), 0.0]
     )

@@ -496,6 +496,22 @@ def linear_predictor(X, icpt, beta, offset, r0, r1, eta):
             eta[i] += offset[i]
 
 
+_TINY_NORMAL = 2.2250738585072014e-308
+_TWO54 = 18014398509481984.0  # 2^54: scales a subnormal into the normal range
+_LN2_54 = 37.42994775023704  # 54 ln 2
+
+
+@kernel
+def _log_or_zero(y, out):
+    """``out = log y`` where ``y > 0``, else 0, branch-free (:func:`log_fast`; subnormal ``y``
+    scaled by 2^54 first) so the loop vectorises."""
+    for i in range(y.shape[0]):
+        v = y[i]
+        small = v < _TINY_NORMAL
+        lv = log_fast(v * _TWO54 if small else v) - (_LN2_54 if small else 0.0)
+        out[i] = lv if v > 0.0 else 0.0
+
+
 def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
     """The per-row constants of the deviance for the pairs whose rows :func:`irls_rows`
     evaluates without a logarithm per row: ``log y`` (0 where ``y = 0``) for Poisson-log and
@@ -503,9 +519,8 @@ def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
     for the other pairs.  Computed once per fit."""
     pair = fused_pair(fcode, lcode)
     if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG):
-        out = np.zeros(y.shape[0])
-        pos = y > 0.0
-        out[pos] = np.log(y[pos])
+        out = np.empty(y.shape[0])
+        _log_or_zero(y, out)
         return out
     if pair == PAIR_BERNOULLI_LOGIT:
         out = np.zeros(y.shape[0])
