@@ -634,6 +634,13 @@ def _fisher_scoring(
         )  # fmt: skip
         return float(dev_), int(col), float(dec_)
 
+    def reevaluate(mode_):
+        """A pass over all rows at the current point: its exact A and direction."""
+        nonlocal eta, eta_t
+        _, col, dec_ = trial(beta, mode_, math.inf, eta_t)
+        eta, eta_t = eta_t, eta
+        return col, dec_
+
     ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, eta))
     if not math.isfinite(ybar):
         return result(_NO_START, nan_beta)
@@ -687,8 +694,7 @@ def _fisher_scoring(
     it = 1
     dev_prev = math.inf
     dec_prev = math.inf
-    need_exact = False  # a subsampled factor failed: the next pass takes all rows
-    fresh = True  # whether the current point's direction comes from a full pass
+    fresh = True  # whether the current point's direction comes from a pass with a factor
     refresh = False  # a chord step was halved: its factor is stale, the next pass is full
     while True:
         if column >= 0 and stride == 1 and not rank_checked and mode != k.MODE_NEWTON:
@@ -697,18 +703,18 @@ def _fisher_scoring(
             rank_checked = True
         if column >= 0:
             if stride > 1:
-                # singular on the subsample (say a rare level missing from it): all rows
-                _, column, dec = trial(beta, mode, math.inf, eta_t)
-                eta, eta_t = eta_t, eta
-                stride, fresh, refresh, need_exact = 1, True, False, True
+                # singular on the subsample (say a rare level missing from it): all rows,
+                # from here on
+                column, dec = reevaluate(mode)
+                stride = sub = 1
+                fresh, refresh = True, False
                 continue
             if mode == k.MODE_NEWTON:
                 # observed information not positive definite here: back to Fisher scoring
                 mode = k.MODE_FISHER
                 newton = False
+                column, dec = reevaluate(mode)
                 fresh = True
-                _, column, dec = trial(beta, mode, math.inf, eta_t)
-                eta, eta_t = eta_t, eta
                 continue
             return result(_SINGULAR, beta, it, dev, math.nan, column)
         scale = abs(dev) + 0.1
@@ -730,12 +736,10 @@ def _fisher_scoring(
             # still Fisher's), and chord steps wait for its factor
             mode = k.MODE_NEWTON
             refresh = True
-        # a chord step when the step is short and, after a chord step, that one contracted
-        # well: the next pass then accumulates only the score (O(q) per row, not O(q^2))
-        # and reuses the factor of the last A
-        # far from the optimum A from a subsample of the rows will do (the steps are
-        # Newton-like whatever its sampling error); near it the exact A, whose factor the
-        # chord steps then reuse
+        # Far from the optimum, A from a subsample of the rows will do (the steps are
+        # Newton-like whatever its sampling error); near it, the exact A, whose factor the
+        # chord steps then reuse: passes that accumulate only the score (O(q) per row, not
+        # O(q^2)), as long as the last one contracted well.
         near = chords and dec <= k.CHORD_DECREMENT * phi
         use_chord = (
             near
@@ -743,7 +747,7 @@ def _fisher_scoring(
             and not refresh
             and (fresh or dec <= k.CHORD_CONTRACTION * dec_prev)
         )
-        pass_stride = 0 if use_chord else (1 if near or need_exact else sub)
+        pass_stride = 0 if use_chord else (1 if near else sub)
         step = delta.copy()
         t = 1.0
         for _ in range(k.MAX_HALVINGS + 1):
@@ -758,19 +762,18 @@ def _fisher_scoring(
             # at the rounding floor of the deviance the predicted gain is negligible
             if dec <= tol * phi:
                 return result(_CONVERGED, beta, it, dev, dec)
-            if use_chord or pass_stride > 1 or stride > 1:
-                # the last factor's direction failed: the exact A at this point, whose
-                # direction the next trial takes
-                _, column, dec = trial(beta, mode, math.inf, eta_t)
-                eta, eta_t = eta_t, eta
-                stride, fresh, refresh, need_exact = 1, True, True, True
+            if not fresh or stride > 1:
+                # the direction came from a stale or a subsampled factor: the exact A at
+                # this point, whose direction the next trial takes (all rows from here on)
+                column, dec = reevaluate(mode)
+                stride = sub = 1
+                fresh = refresh = True
                 continue
             if mode == k.MODE_NEWTON:
                 mode = k.MODE_FISHER
                 newton = False
+                column, dec = reevaluate(mode)
                 fresh = True
-                _, column, dec = trial(beta, mode, math.inf, eta_t)
-                eta, eta_t = eta_t, eta
                 continue
             return result(_STALLED, beta, it, dev, dec)
         beta = cand
