@@ -73,9 +73,12 @@ from simbench.kernels.losses import (
     PAIR_NONE,
     PAIR_POISSON_LOG,
     fused_pair,
+    gamma_log_row,
+    logit_row,
     loss_eval,
+    poisson_log_row,
 )
-from simbench.kernels.vecmath import exp_fast, log1p_unit, log_fast
+from simbench.kernels.vecmath import exp_fast, log_fast, log_y_or_zero
 
 HESS_EXPECTED = codes.HESS_EXPECTED
 HESS_OBSERVED = codes.HESS_OBSERVED
@@ -496,22 +499,6 @@ def linear_predictor(X, icpt, beta, offset, r0, r1, eta):
             eta[i] += offset[i]
 
 
-_TINY_NORMAL = 2.2250738585072014e-308
-_TWO54 = 18014398509481984.0  # 2^54: scales a subnormal into the normal range
-_LN2_54 = 37.42994775023704  # 54 ln 2
-
-
-@kernel
-def _log_or_zero(y, out):
-    """``out = log y`` where ``y > 0``, else 0, branch-free (:func:`log_fast`; subnormal ``y``
-    scaled by 2^54 first) so the loop vectorises."""
-    for i in range(y.shape[0]):
-        v = y[i]
-        small = v < _TINY_NORMAL
-        lv = log_fast(v * _TWO54 if small else v) - (_LN2_54 if small else 0.0)
-        out[i] = lv if v > 0.0 else 0.0
-
-
 def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
     """The per-row constants of the deviance for the pairs whose rows :func:`irls_rows`
     evaluates without a logarithm per row: ``log y`` (0 where ``y = 0``) for Poisson-log and
@@ -520,7 +507,7 @@ def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
     pair = fused_pair(fcode, lcode)
     if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG):
         out = np.empty(y.shape[0])
-        _log_or_zero(y, out)
+        log_y_or_zero(y, out)
         return out
     if pair == PAIR_BERNOULLI_LOGIT:
         out = np.zeros(y.shape[0])
@@ -530,32 +517,6 @@ def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
             out[inner] = yy * np.log(yy) + (1.0 - yy) * np.log1p(-yy)
         return out
     return np.empty(0)
-
-
-@kernel(inline=True)
-def _poisson_log_row(y, e, ly):
-    """(d/2, W, f, ok) of a Poisson-log row for unit weight (see :func:`_fast_rows`)."""
-    mu = exp_fast(e)
-    d = mu - y
-    return d - y * (e - ly), mu, -d, mu > 0.0 and mu < math.inf
-
-
-@kernel(inline=True)
-def _gamma_log_row(y, e, ly, newton):
-    """(d/2, W, f, ok) of a Gamma-log row for unit weight (see :func:`_fast_rows`)."""
-    em = exp_fast(-e)
-    q = y * em
-    return (q - 1.0) - (ly - e), q if newton else 1.0, q - 1.0, em > 0.0 and em < math.inf
-
-
-@kernel(inline=True)  # too large for LLVM to inline: a call per row would not vectorise
-def _logit_row(y, e, cy):
-    """(d/2, W, f, ok) of a Bernoulli/binomial-logit row for unit weight."""
-    ex = exp_fast(-abs(e))
-    t = ex / (1.0 + ex)
-    v = (max(e, 0.0) - y * e + log1p_unit(ex)) + cy
-    W = t / (1.0 + ex)
-    return v, W, -((1.0 - y) - t if e > 0.0 else t - y), W > 0.0
 
 
 @kernel(inline=True)
@@ -591,17 +552,17 @@ def _fast_rows(pair, newton, y, weights, cy, r0, r1, eta, W_out, f_out, vbuf):
     if pair == PAIR_POISSON_LOG:
         for i in range(r0, r1):
             w = weights[i] if has_w else 1.0
-            v, Wi, fi, ok = _poisson_log_row(y[i], eta[i], cy[i])
+            v, Wi, fi, ok = poisson_log_row(y[i], eta[i], cy[i])
             bad += _put(i - r0, w, v, Wi, fi, ok, W_out, f_out, vbuf)
     elif pair == PAIR_GAMMA_LOG:
         for i in range(r0, r1):
             w = weights[i] if has_w else 1.0
-            v, Wi, fi, ok = _gamma_log_row(y[i], eta[i], cy[i], newton)
+            v, Wi, fi, ok = gamma_log_row(y[i], eta[i], cy[i], newton)
             bad += _put(i - r0, w, v, Wi, fi, ok, W_out, f_out, vbuf)
     else:
         for i in range(r0, r1):
             w = weights[i] if has_w else 1.0
-            v, Wi, fi, ok = _logit_row(y[i], eta[i], cy[i])
+            v, Wi, fi, ok = logit_row(y[i], eta[i], cy[i])
             bad += _put(i - r0, w, v, Wi, fi, ok, W_out, f_out, vbuf)
     if bad > 0:
         return math.nan

@@ -96,6 +96,7 @@ from simbench.kernels.codes import (
 )
 from simbench.kernels.families import fam_unit_deviance, fam_variance, fam_variance_d1
 from simbench.kernels.links import _norm_cdf, _norm_pdf, link_h, link_h012
+from simbench.kernels.vecmath import exp_fast, log1p_unit
 
 # Fused (loss, output activation) pairs; PAIR_NONE selects the generic path.
 PAIR_NONE = 0
@@ -246,6 +247,44 @@ def _gamma_log(y, eta, phi, hess_kind):
         d1 = -em
     d2 = 1.0 if hess_kind == HESS_EXPECTED else q
     return value / phi, d1 / phi, d2 / phi
+
+
+# ---- rows given per-row constants (vectorisable; IRLS passes and full-data network values)
+
+
+@kernel(inline=True)
+def poisson_log_row(y, e, ly):
+    """``(l, W, f, ok)`` of a Poisson-log row of unit weight given ``ly = log y`` (0 at
+    y = 0): the deviance half ``l = (mu - y) - y (eta - log y)``, the weight ``W = mu``, the
+    score factor ``f = y - mu`` and whether the mean is positive and finite.  No logarithm
+    and no division, so loops over it vectorise; near the optimum ``l`` carries an absolute
+    error of a few ulp of ``y (|eta| + |log y|)`` (against ``y |log q|`` for the fused
+    kernel's ``y (q - 1 - log q)``)."""
+    mu = exp_fast(e)
+    d = mu - y
+    return d - y * (e - ly), mu, -d, mu > 0.0 and mu < math.inf
+
+
+@kernel(inline=True)
+def gamma_log_row(y, e, ly, newton):
+    """``(l, W, f, ok)`` of a Gamma-log row of unit weight given ``ly = log y``, with
+    ``q = y e^-eta``: ``l = (q - 1) - (log y - eta)``, ``W = 1`` (observed: ``q``),
+    ``f = q - 1`` and whether ``e^-eta`` is positive and finite."""
+    em = exp_fast(-e)
+    q = y * em
+    return (q - 1.0) - (ly - e), q if newton else 1.0, q - 1.0, em > 0.0 and em < math.inf
+
+
+@kernel(inline=True)  # too large for LLVM to inline: a call per row would not vectorise
+def logit_row(y, e, cy):
+    """``(l, W, f, ok)`` of a Bernoulli/binomial-logit row of unit weight given
+    ``cy = y log y + (1 - y) log(1 - y)``, as :func:`_bernoulli_logit`: ``W = mu (1 - mu)``,
+    ``f = y - mu``, ``ok`` while ``W > 0``."""
+    ex = exp_fast(-abs(e))
+    t = ex / (1.0 + ex)
+    v = (max(e, 0.0) - y * e + log1p_unit(ex)) + cy
+    W = t / (1.0 + ex)
+    return v, W, -((1.0 - y) - t if e > 0.0 else t - y), W > 0.0
 
 
 # ---- binary CDF links: Bernoulli/binomial NLL in eta-space ----------------------------------

@@ -89,8 +89,9 @@ from simbench.kernels.losses import (
     loss_eval,
     loss_eval_generic,
     loss_grad_hess,
+    poisson_log_row,
 )
-from simbench.kernels.vecmath import _exp_nonpos, _expm1_nonneg, exp_fast
+from simbench.kernels.vecmath import _exp_nonpos, _expm1_nonneg, exp_fast, log_y_or_zero
 
 # Rows per fixed reduction chunk of a full-data evaluation.  Part of the result's
 # definition (the order of floating-point sums), so never derived from the thread count.
@@ -239,31 +240,23 @@ def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
 
 @kernel
 def _poisson_log_rows(yb, lyb, eta, wb, ob, out, vbuf):
-    """Poisson-log value and derivative of a block from ``log y`` (``lyb``, 0 where y = 0):
-    ``w l = w ((mu - y) - y (eta - log y))`` and ``out = w (mu - y)``.
-
-    The deviance form ``y (q - 1 - log q)``, ``q = mu / y``, of the losses' kernel needs a
-    logarithm and a division per row; with ``log y`` computed once per data set and the
-    branch-free :func:`exp_fast`, the row loop vectorises.  The value then cancels like
-    ``(mu - y) - y log q`` near the optimum: an absolute error of a few ulp of
-    ``y (|eta| + |log y|)`` per row instead of ``y |log q|``.  The values go to ``vbuf`` and
-    are added in row order by a second loop (a sum would stop the first from vectorising).
-    """
+    """Poisson-log value and derivative of a block from ``log y`` (``lyb``):
+    ``sum w l`` and ``out = w (mu - y)``, by :func:`~simbench.kernels.losses.poisson_log_row`
+    (no logarithm or division per row, so the loop vectorises, unlike the losses' fused
+    kernel).  The values go to ``vbuf`` and are added in row order by a second loop (a sum
+    would stop the first from vectorising)."""
     nb = eta.size
     has_w = wb.size > 0
     has_off = ob.size > 0
     for i in range(nb):
         e = eta[i] + ob[i] if has_off else eta[i]
-        y = yb[i]
-        mu = exp_fast(e)
-        d = mu - y
-        v = d - y * (e - lyb[i])
+        v, _, f, _ = poisson_log_row(yb[i], e, lyb[i])
         if has_w:
             w = wb[i]
-            out[i] = 0.0 if w == 0.0 else w * d
+            out[i] = 0.0 if w == 0.0 else -w * f
             vbuf[i] = 0.0 if w == 0.0 else w * v
         else:
-            out[i] = d
+            out[i] = -f
             vbuf[i] = v
     total = 0.0
     for i in range(nb):
@@ -470,8 +463,9 @@ def poisson_log_y(lcode: int, hcode: int, y: np.ndarray) -> np.ndarray:
     empty array for every other pair."""
     if fused_pair(lcode, hcode) != PAIR_POISSON_LOG:
         return _EMPTY
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y == 0.0, 0.0, np.log(y))
+    out = np.empty(y.shape[0])
+    log_y_or_zero(y, out)
+    return out
 
 
 @kernel(parallel=True)

@@ -206,3 +206,20 @@ def log_fast(x):
     m = m * 0.5 if big else m
     k = np.float64(e + 1) if big else np.float64(e)
     return k * _LN2_HI + (_log1p_reduced(m - 1.0) + k * _LN2_LO)
+
+
+_TINY_NORMAL = 2.2250738585072014e-308
+_TWO54 = 18014398509481984.0  # 2^54: scales a subnormal into the normal range
+_LN2_54 = 37.42994775023704  # 54 ln 2
+
+
+@kernel
+def log_y_or_zero(y, out):
+    """``out = log y`` where ``y > 0``, 0 where ``y = 0``, nan elsewhere (``y < 0`` or nan):
+    the per-row constant of the Poisson and Gamma deviances, branch-free (:func:`log_fast`, a
+    subnormal ``y`` scaled by 2^54 first) so the loop vectorises."""
+    for i in range(y.shape[0]):
+        v = y[i]
+        small = v < _TINY_NORMAL
+        lv = log_fast(v * _TWO54 if small else v) - (_LN2_54 if small else 0.0)
+        out[i] = lv if v > 0.0 else (0.0 if v == 0.0 else math.nan)
