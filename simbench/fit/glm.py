@@ -28,15 +28,8 @@ evaluated at it (Gaussian-identity: at the maximum-likelihood :math:`\sum w(y-\m
 AIC counts the coefficients only; the null deviance is that of the intercept-only model with
 the offset, also without ``fit_intercept``.
 
-Separation.  For a binary response with a link onto (0, 1) (logit, probit, cloglog, loglog,
-cauchit), and for counts (Poisson, negative binomial, Tweedie) with the log link, the MLE
-does not exist when some direction :math:`d \ne 0` has :math:`\tilde x_i^\top d \ge 0` for
-every :math:`y_i = 1`, :math:`\le 0` for every :math:`y_i = 0` (for counts: every zero count)
-and :math:`= 0` for every response strictly inside, the likelihood then increasing for ever
-along :math:`d` (Albert & Anderson 1984; Santos Silva & Tenreyro 2010 for counts).  When
-a fit shows the symptoms (fitted means at the boundary for boundary responses, or no
-convergence) a linear program searches for such a direction; a verified direction gives the
-status ``"separation"``.
+Separation (no MLE) is detected by :mod:`simbench.fit.separation`; the iteration itself
+(chord steps, subsampled passes) is :mod:`simbench.fit.scoring`.
 """
 
 from __future__ import annotations
@@ -50,6 +43,22 @@ import numpy as np
 
 from simbench import families as _families
 from simbench.errors import ValidationError
+from simbench.fit.scoring import (
+    CONVERGED,
+    MAX_ITER,
+    NO_START,
+    NONFINITE,
+    RANK_DEFICIENT,
+    SINGULAR,
+    STALLED,
+    fisher_scoring,
+)
+from simbench.fit.separation import (
+    find_separation,
+    separation_kind,
+    separation_message,
+    suspect_separation,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -60,12 +69,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["STATUSES", "GLMFit", "fit_glm"]
 
 STATUSES = ("ok", "not_converged", "separation", "rank_deficient", "domain_error")
-
-# boundary responses fitted closer than this to the boundary of the mean space (relative to
-# the mean response for counts) make the fit suspect of separation and trigger the LP check
-_SEPARATION_SUSPECT = 1e-6
-_SEPARABLE_BINARY_LINKS = frozenset({"logit", "probit", "cloglog", "loglog", "cauchit"})
-_COUNT_FAMILIES = frozenset({"poisson", "negative_binomial", "tweedie"})
 
 
 def _irls():
@@ -420,377 +423,6 @@ def _collinearity_message(A: np.ndarray, names: tuple[str, ...], tol: float) -> 
     )
 
 
-def _separation_kind(family: Family, link: Link) -> str | None:
-    if family.is_binary and link.name in _SEPARABLE_BINARY_LINKS:
-        return "binary"
-    if family.name in _COUNT_FAMILIES and link.name == "log":
-        return "count"
-    return None
-
-
-def _suspect_separation(kind: str, y, mu, wpos, ybar: float) -> bool:
-    if kind == "binary":
-        low = wpos & (y == 0.0) & (mu < _SEPARATION_SUSPECT)
-        high = wpos & (y == 1.0) & (mu > 1.0 - _SEPARATION_SUSPECT)
-        return bool(low.any() or high.any())
-    return bool((wpos & (y == 0.0) & (mu < _SEPARATION_SUSPECT * max(ybar, 1.0))).any())
-
-
-def _find_separation(X: np.ndarray, icpt: int, y, wpos, kind: str):
-    """A verified direction of separation, as ``(n_separated, n_boundary, complete)``, or None.
-
-    Rows with ``y`` on the boundary of the mean space get a sign ``s`` (+1 for ``y = 1``, -1
-    for ``y = 0``); the others must stay on the hyperplane.  Three linear programs, on columns
-    scaled to unit max-norm:
-
-    1. existence: maximise ``sum_b s_b x~_b'd`` subject to ``s_b x~_b'd >= 0``,
-       ``x~_i'd = 0`` (interior rows) and ``-1 <= d <= 1``; a positive optimum whose direction
-       survives a floating-point re-check is a certificate that the MLE does not exist;
-    2. complete separation: maximise ``t`` subject to ``s_b x~_b'd >= t``, the same
-       equalities, ``-1 <= d <= 1``, ``t <= 1``; ``t > 0`` iff every boundary row is strictly
-       separated;
-    3. otherwise the number of strictly separable rows: maximise ``sum_b t_b`` subject to
-       ``0 <= t_b <= s_b x~_b'd``, ``t_b <= 1``, the same equalities, ``d`` free (the cone is
-       invariant to scaling, so ``t_b = 1`` exactly for the rows some direction separates).
-    """
-    from scipy.optimize import linprog
-
-    rows = np.flatnonzero(wpos)
-    Xt = X[rows]
-    if icpt:
-        Xt = np.hstack([np.ones((rows.size, 1)), Xt])
-    scale = np.abs(Xt).max(axis=0)
-    Xt = Xt / np.where(scale > 0, scale, 1.0)
-    yy = y[rows]
-    if kind == "binary":
-        sign = np.where(yy == 1.0, 1.0, np.where(yy == 0.0, -1.0, 0.0))
-    else:
-        sign = np.where(yy == 0.0, -1.0, 0.0)
-    bnd = sign != 0.0
-    if not bnd.any():
-        return None
-    Xb = Xt[bnd] * sign[bnd, None]
-    inner = Xt[~bnd]
-    nb, q = Xb.shape
-    eq = {"A_eq": inner, "b_eq": np.zeros(inner.shape[0])} if inner.shape[0] else {}
-
-    res = linprog(
-        -Xb.sum(axis=0), A_ub=-Xb, b_ub=np.zeros(nb), bounds=(-1.0, 1.0), method="highs", **eq
-    )
-    if res.status != 0 or res.x is None or not -res.fun > 1e-9:
-        return None
-    dvec = res.x
-    size = np.abs(Xt) @ np.abs(dvec) + 1e-300
-    margin = (Xt @ dvec) / size
-    sm = margin[bnd] * sign[bnd]
-    if (sm < -1e-7).any() or (np.abs(margin[~bnd]) > 1e-7).any() or not (sm > 1e-5).any():
-        return None  # the LP's answer does not survive the re-check: no evidence
-
-    if not inner.shape[0]:
-        c = np.zeros(q + 1)
-        c[-1] = -1.0
-        res = linprog(
-            c,
-            A_ub=np.hstack([-Xb, np.ones((nb, 1))]),
-            b_ub=np.zeros(nb),
-            bounds=[(-1.0, 1.0)] * q + [(None, 1.0)],
-            method="highs",
-        )
-        if res.status == 0 and -res.fun > 1e-7:
-            return nb, nb, True
-    # rows some direction separates strictly: t_b = 1 exactly for those
-    from scipy import sparse
-
-    c = np.concatenate([np.zeros(q), -np.ones(nb)])
-    Xs = sparse.csr_matrix(-Xb)
-    A_ub = sparse.bmat([[Xs, sparse.identity(nb)], [Xs, None]], format="csr")
-    eq3 = {}
-    if eq:
-        A_eq = sparse.hstack([sparse.csr_matrix(inner), sparse.csr_matrix((inner.shape[0], nb))])
-        eq3 = {"A_eq": A_eq.tocsr(), "b_eq": eq["b_eq"]}
-    res = linprog(
-        c,
-        A_ub=A_ub,
-        b_ub=np.zeros(2 * nb),
-        bounds=[(None, None)] * q + [(0.0, 1.0)] * nb,
-        method="highs",
-        **eq3,
-    )
-    n_sep = int((res.x[q:] > 0.5).sum()) if res.status == 0 else int((sm > 1e-5).sum())
-    return max(n_sep, 1), nb, False
-
-
-def _separation_message(kind: str, n_sep: int, n_bnd: int, complete: bool, y, wpos) -> str:
-    yb = y[wpos]
-    tail = "; the maximum-likelihood estimate does not exist"
-    if kind == "binary":
-        if complete and (np.all(yb == 1.0) or np.all(yb == 0.0)):
-            value = int(yb[0])
-            return (
-                f"complete separation: every response is y = {value}, so the fitted "
-                f"probabilities tend to {value} and the intercept diverges" + tail
-            )
-        if complete:
-            return (
-                "complete separation: a hyperplane in the covariates separates y = 0 from y = 1 "
-                f"(all {n_bnd} observations are fitted exactly in the limit)"
-                + tail
-                + " and the coefficients diverge along its normal"
-            )
-        return (
-            f"quasi-complete separation: {n_sep} of the {n_bnd} observations with y = 0 or 1 "
-            "lie strictly on one side of a hyperplane that the others touch, and are fitted "
-            "with probability 0 or 1 in the limit" + tail + " and some coefficients diverge"
-        )
-    if np.all(yb == 0.0):
-        return "separation: every count is zero, so the fitted means tend to 0" + tail
-    return (
-        f"separation: {n_sep} of the {n_bnd} zero counts can be fitted with mean 0 exactly "
-        "(a direction in the covariates is <= 0 on all zero counts, < 0 on these, and 0 on all "
-        "positive counts)" + tail + " and some coefficients diverge to -inf"
-    )
-
-
-# ---- the iteration -------------------------------------------------------------------------
-
-# outcomes of _fisher_scoring
-_CONVERGED = "converged"
-_MAX_ITER = "max_iter"
-_RANK_DEFICIENT = "rank_deficient"
-_NO_START = "no_start"  # neither the first IRLS step nor the null model gives valid means
-_STALLED = "stalled"  # step-halving could not lower the deviance away from an optimum
-_SINGULAR = "singular"  # the information lost rank during the iterations
-_NONFINITE = "nonfinite"  # X'WX not finite at the start
-
-
-@dataclass
-class _Iterate:
-    """State of the Fisher-scoring loop (internal)."""
-
-    outcome: str
-    iterations: int
-    deviance: float
-    decrement: float
-    column: int
-    beta: np.ndarray
-    eta: np.ndarray
-    A: np.ndarray
-    g: np.ndarray
-    history: np.ndarray
-    ybar: float
-
-
-def _fisher_scoring(
-    k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, tol, max_iter, disp_rows, newton
-) -> _Iterate:
-    """Fisher scoring with step-halving (see :mod:`simbench.kernels.irls`).
-
-    Each kernel call is one pass over the rows; the loop runs a handful of times.  The first
-    step is the weighted regression from the starting means; if it leaves the domain, the
-    intercept-only model (all-zero coefficients without intercept) is the starting point and
-    the segment towards the first step is halved until the deviance drops.
-
-    With ``newton`` (non-canonical links, where the observed and expected information
-    differ) the iteration switches to Newton-Raphson once a full Fisher step is shorter than
-    one standard error (with chord steps: about three): Fisher scoring converges only
-    linearly there, at a rate that can approach 1 (a Gamma-identity fit to 60 points needs
-    160 Fisher steps and 8 Newton steps).  Where the observed information is not positive
-    definite it returns to Fisher scoring.
-
-    Pass kinds (the ``stride`` of :func:`simbench.kernels.irls.irls_pass`), for problems
-    large enough (``k.CHORD_MIN_COLUMNS``, ``k.CHORD_MIN_WORK``): far from the optimum ``A``
-    is estimated from a subsample of the rows (stride > 1); near it (a decrement below
-    ``k.CHORD_DECREMENT`` dispersions) one pass takes all rows and its factor serves the
-    chord steps (stride 0, score only) that follow while each shrinks the decrement at
-    least ``k.CHORD_CONTRACTION``-fold.  See :func:`fit_glm`'s notes.
-
-    Convergence: the relative deviance change ``|D_k - D_{k-1}| <= tol (|D_k| + 0.1)`` and
-    the Newton decrement in dispersion units ``g'A^-1 g / phi~ <= tol^2``, i.e. the next step
-    is shorter than ``tol`` standard errors (``phi~ = (|D| + 0.1) / disp_rows`` for families
-    with a dispersion, else 1).  Where rounding stops the decrement from falling further
-    (it no longer halves from one iterate to the next) ``<= tol`` suffices.
-    """
-    n, p = X.shape
-    q = p + icpt
-    L = np.zeros((q, q))
-    dsc = np.empty(q)
-    history = np.empty(max_iter + 1)
-    bordered = np.empty((q + 1, q + 1))
-    work = np.empty((k.n_blocks(n), q + 1, q + 1))
-    # A, g and the direction delta of the current point; only accepted passes write them
-    A, g, delta = np.empty((q, q)), np.empty(q), np.empty(q)
-    eta, eta_t = np.empty(n), np.empty(n)  # current point, trial point
-    ly = k.row_constants(fcode, lcode, y)  # once per fit: no logarithm per row and pass
-    nan_beta = np.full(q, math.nan)
-    mode = k.MODE_FISHER
-
-    def result(outcome, beta, it=0, dev=math.nan, dec=math.nan, column=-1):
-        return _Iterate(outcome, it, dev, dec, column, beta, eta, A, g, history[:it].copy(), ybar)
-
-    def trial(b, mode_, dev_max, eta_out, stride=1):
-        dev_, col, dec_ = k.irls_pass(
-            X, icpt, b, mode_, fcode, fpar, lcode, lpar, y, w, off, dev_max, k.RANK_TOL,
-            eta_out, A, g, delta, L, dsc, bordered, work, stride, ly,
-        )  # fmt: skip
-        return float(dev_), int(col), float(dec_)
-
-    def reevaluate(mode_):
-        """A pass over all rows at the current point: its exact A and direction."""
-        nonlocal eta, eta_t
-        _, col, dec_ = trial(beta, mode_, math.inf, eta_t)
-        eta, eta_t = eta_t, eta
-        return col, dec_
-
-    ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, eta))
-    if not math.isfinite(ybar):
-        return result(_NO_START, nan_beta)
-    # with few columns the cross-product costs little next to the rest of a pass, and full
-    # Newton steps, converging quadratically, need fewer passes than chord steps
-    chords = q >= k.CHORD_MIN_COLUMNS and n * q * q >= k.CHORD_MIN_WORK
-    # and then, for many rows per coefficient, A from a subsample of the rows until the
-    # iteration is near the optimum
-    sub = max(1, min(k.SUBSAMPLE_MAX_STRIDE, n // (k.SUBSAMPLE_ROWS_PER_COEF * q))) if chords else 1
-    stride = sub  # of the last pass with a factor
-
-    _, column, _ = trial(nan_beta, k.MODE_START, math.inf, eta, stride=sub)
-    if column >= 0 and sub > 1:
-        # singular on the subsample (a rare level, say): the rank is decided on all rows,
-        # and the iteration takes all rows from here on
-        _, column, _ = trial(nan_beta, k.MODE_START, math.inf, eta)
-        stride = sub = 1
-    if not (np.isfinite(A).all() and np.isfinite(g).all()):
-        return result(_NONFINITE, nan_beta)
-    if column >= 0:
-        return result(_RANK_DEFICIENT, nan_beta, column=column)
-    # a subsample's A can be regular where that of all rows is (numerically) singular: then
-    # the first pass over all rows decides the rank
-    rank_checked = stride == 1
-    first = delta.copy()  # the regression step from the starting means: beta_1 itself
-
-    beta = first
-    dev, column, dec = trial(beta, mode, math.inf, eta_t, stride=sub)
-    stride = sub
-    if column == -2:
-        stride = 1
-        beta = np.zeros(q)
-        if icpt:
-            beta[0] = float(k.link_g(lcode, lpar, ybar))
-        dev, column, dec = trial(beta, mode, math.inf, eta_t)
-        if column == -2:
-            return result(_NO_START, nan_beta)
-        eta, eta_t = eta_t, eta
-        t = 0.5
-        for _ in range(k.MAX_HALVINGS):
-            cand = beta + t * (first - beta)
-            dev_c, col_c, dec_c = trial(cand, mode, dev, eta_t)
-            if col_c != -2:
-                beta, dev, column, dec = cand, dev_c, col_c, dec_c
-                eta, eta_t = eta_t, eta
-                break
-            t *= 0.5
-    else:
-        eta, eta_t = eta_t, eta
-    history[0] = dev
-    it = 1
-    dev_prev = math.inf
-    dec_prev = math.inf
-    fresh = True  # whether the current point's direction comes from a pass with a factor
-    refresh = False  # a chord step was halved: its factor is stale, the next pass is full
-    while True:
-        if column >= 0 and stride == 1 and not rank_checked and mode != k.MODE_NEWTON:
-            return result(_RANK_DEFICIENT, nan_beta, it, column=column)
-        if column < 0 and stride == 1:
-            rank_checked = True
-        if column >= 0:
-            if stride > 1:
-                # singular on the subsample (say a rare level missing from it): all rows,
-                # from here on
-                column, dec = reevaluate(mode)
-                stride = sub = 1
-                fresh, refresh = True, False
-                continue
-            if mode == k.MODE_NEWTON:
-                # observed information not positive definite here: back to Fisher scoring
-                mode = k.MODE_FISHER
-                newton = False
-                column, dec = reevaluate(mode)
-                fresh = True
-                continue
-            return result(_SINGULAR, beta, it, dev, math.nan, column)
-        scale = abs(dev) + 0.1
-        phi = scale / disp_rows if disp_rows > 0 else 1.0
-        # after a chord step, whose convergence is linear rather than quadratic, the decrement
-        # must fall further (k.CHORD_POLISH), so that the fit ends as close to the optimum as
-        # a last Newton step would have brought it (canonical links balance to rounding)
-        target = tol * tol * phi * (1.0 if fresh else k.CHORD_POLISH)
-        if abs(dev - dev_prev) <= tol * scale and (
-            dec <= target or (dec <= tol * phi and dec > 0.5 * dec_prev)
-        ):
-            return result(_CONVERGED, beta, it, dev, dec)
-        if it >= max_iter:
-            return result(_MAX_ITER, beta, it, dev, dec)
-        if newton and mode == k.MODE_FISHER and dec <= (k.CHORD_DECREMENT if chords else 1.0) * phi:
-            # within a standard error of the optimum (with chord steps: within the reach of
-            # their factor, which should then be the observed information): from the next
-            # point on, the passes accumulate the observed information (this direction is
-            # still Fisher's), and chord steps wait for its factor
-            mode = k.MODE_NEWTON
-            refresh = True
-        # Far from the optimum, A from a subsample of the rows will do (the steps are
-        # Newton-like whatever its sampling error); near it, the exact A, whose factor the
-        # chord steps then reuse: passes that accumulate only the score (O(q) per row, not
-        # O(q^2)), as long as the last one contracted well.
-        near = chords and dec <= k.CHORD_DECREMENT * phi
-        use_chord = (
-            near
-            and stride == 1
-            and not refresh
-            and (fresh or dec <= k.CHORD_CONTRACTION * dec_prev)
-        )
-        pass_stride = 0 if use_chord else (1 if near else sub)
-        step = delta.copy()
-        t = 1.0
-        for _ in range(k.MAX_HALVINGS + 1):
-            cand = beta + t * step
-            dev_c, col_c, dec_c = trial(
-                cand, mode, dev + k.DEV_SLACK * scale, eta_t, stride=pass_stride
-            )
-            if col_c != -2:
-                break
-            t *= 0.5
-        else:
-            # at the rounding floor of the deviance the predicted gain is negligible
-            if dec <= tol * phi:
-                return result(_CONVERGED, beta, it, dev, dec)
-            if not fresh or stride > 1:
-                # the direction came from a stale or a subsampled factor: the exact A at
-                # this point, whose direction the next trial takes (all rows from here on)
-                column, dec = reevaluate(mode)
-                stride = sub = 1
-                fresh = refresh = True
-                continue
-            if mode == k.MODE_NEWTON:
-                mode = k.MODE_FISHER
-                newton = False
-                column, dec = reevaluate(mode)
-                fresh = True
-                continue
-            return result(_STALLED, beta, it, dev, dec)
-        beta = cand
-        eta, eta_t = eta_t, eta
-        dev_prev, dev = dev, dev_c
-        column, dec_prev, dec = col_c, dec, dec_c
-        if use_chord:
-            fresh = False
-            refresh = t != 1.0
-        else:
-            stride = pass_stride
-            fresh = True
-            refresh = False
-        history[it] = dev
-        it += 1
-
-
 # ---- the fit ------------------------------------------------------------------------------------
 
 
@@ -921,7 +553,7 @@ def fit_glm(
     lcode, lpar = int(lnk.code), float(lnk.param)
     wpos = np.ones(n, dtype=bool) if wa.size == 0 else wa > 0
     nw = int(wpos.sum())
-    res = _fisher_scoring(
+    res = fisher_scoring(
         k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter),
         nw if fam.has_dispersion else 0, not canonical,
     )  # fmt: skip
@@ -931,18 +563,18 @@ def fit_glm(
         "fit_intercept": bool(fit_intercept),
         "feature_names": names,
     }
-    sep_kind = _separation_kind(fam, lnk)
+    sep_kind = separation_kind(fam, lnk)
 
-    if res.outcome == _NONFINITE:
+    if res.outcome == NONFINITE:
         _check_nonfinite_X(Xa)
-    if res.outcome == _RANK_DEFICIENT:
+    if res.outcome == RANK_DEFICIENT:
         msg = _collinearity_message(res.A, names, k.RANK_TOL)
         return _failed(q, "rank_deficient", msg, common, n=nw)
-    if res.outcome == _NO_START:
+    if res.outcome == NO_START:
         if sep_kind is not None:
-            found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
+            found = find_separation(Xa, icpt, ya, wpos, sep_kind)
             if found is not None:
-                msg = _separation_message(sep_kind, *found, ya, wpos)
+                msg = separation_message(sep_kind, *found, ya, wpos)
                 return _failed(q, "separation", msg, common, n=nw)
         return _failed(
             q,
@@ -971,7 +603,7 @@ def fit_glm(
     # ---- status ---------------------------------------------------------------------------------
     status, message = "ok", ""
     ybar = res.ybar
-    if res.outcome == _MAX_ITER:
+    if res.outcome == MAX_ITER:
         status = "not_converged"
         scale = abs(dev) + 0.1
         phi_t = scale / nw if fam.has_dispersion else 1.0
@@ -981,25 +613,25 @@ def fit_glm(
             f"next step {math.sqrt(max(decrement, 0.0) / phi_t):.2e} standard errors "
             f"(tol {tol_f:g})"
         )
-    elif res.outcome == _STALLED:
+    elif res.outcome == STALLED:
         status = "not_converged"
         message = (
             "step-halving failed: no step along the Fisher-scoring direction lowers the "
             f"deviance, though a full step would gain {decrement:.3g}"
         )
-    elif res.outcome == _SINGULAR:
+    elif res.outcome == SINGULAR:
         status = "not_converged"
         message = (
             f"the information matrix became singular at column {names[res.column]!r} during "
             "the iterations (working weights vanished or exploded)"
         )
     if sep_kind is not None and (
-        status != "ok" or _suspect_separation(sep_kind, ya, mu, wpos, ybar)
+        status != "ok" or suspect_separation(sep_kind, ya, mu, wpos, ybar)
     ):
-        found = _find_separation(Xa, icpt, ya, wpos, sep_kind)
+        found = find_separation(Xa, icpt, ya, wpos, sep_kind)
         if found is not None:
             status = "separation"
-            message = _separation_message(sep_kind, *found, ya, wpos)
+            message = separation_message(sep_kind, *found, ya, wpos)
     if status == "not_converged" and _at_boundary(fam, lnk, mu[wpos]):
         status = "domain_error"
         message = (
@@ -1019,7 +651,7 @@ def fit_glm(
         df_resid=int(df_resid),
         iterations=iters,
         deviance_history=_readonly(history),
-        converged=status == "ok" and res.outcome == _CONVERGED,
+        converged=status == "ok" and res.outcome == CONVERGED,
         status=status,
         message=message,
         grad_norm=float(np.linalg.norm(g) / sw),
@@ -1050,13 +682,13 @@ def _null_deviance(k, fam, lnk, y, w, offset, ybar, tol) -> float:
                 int(fam.code), float(fam.param), y, np.full(y.shape[0], ybar), w
             )
         )
-    res = _fisher_scoring(
+    res = fisher_scoring(
         k, np.empty((y.shape[0], 0)), 1, int(fam.code), float(fam.param), int(lnk.code),
         float(lnk.param), y, w, offset, tol, 100,
         (int(np.sum(w > 0)) if w.size else y.shape[0]) if fam.has_dispersion else 0,
         fam.canonical_link != lnk,
     )  # fmt: skip
-    return float(res.deviance) if res.outcome == _CONVERGED else math.nan
+    return float(res.deviance) if res.outcome == CONVERGED else math.nan
 
 
 def _irls_fam():

@@ -35,11 +35,11 @@ method replaces ``W`` by the observed weights
   earlier columns, is below it: the design is numerically rank deficient.
 
 The iteration (step-halving, convergence, the switch to Newton's method, the starting point
-when the first step leaves the domain) is a short Python loop in :mod:`simbench.fit.glm`, one
-kernel call per trial point: a compiled caller of :func:`irls_pass` would recompile it and
-every family and link kernel it inlines, doubling the first-use compile time to save a few
-microseconds per iteration.  Separation needs a linear program and readable messages, so it
-lives there too.
+when the first step leaves the domain, chord steps, subsampled passes) is a short Python
+loop in :mod:`simbench.fit.scoring`, one kernel call per trial point: a compiled caller of
+:func:`irls_pass` would recompile it and every family and link kernel it inlines, doubling
+the first-use compile time to save a few microseconds per iteration.  Separation needs a
+linear program and readable messages: :mod:`simbench.fit.separation`.
 
 No kernel here runs BLAS or threads: the chunks are too small for BLAS to pay off, and BLAS
 or OpenMP threads oversubscribe a machine whose cores are busy with other sweep workers.

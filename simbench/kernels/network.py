@@ -83,7 +83,6 @@ from simbench.kernels.losses import (
     _bernoulli_logit,
     _gamma_log,
     _gaussian_identity,
-    _poisson_log,
     fused_pair,
     is_cdf_pair,
     loss_eval,
@@ -96,6 +95,9 @@ from simbench.kernels.vecmath import _exp_nonpos, _expm1_nonneg, exp_fast, log_y
 # Rows per fixed reduction chunk of a full-data evaluation.  Part of the result's
 # definition (the order of floating-point sums), so never derived from the thread count.
 CHUNK = 2048
+
+# An absent optional array (weights, offsets, log y) for the Python-level entry points.
+_EMPTY = np.empty(0)
 
 # First-order update rules of opt_step.
 OPT_SGD = 0
@@ -900,9 +902,6 @@ def _all_finite(x):
     return True
 
 
-_EMPTY = np.empty(0)
-
-
 # Rows ahead of the current one whose cache lines a mini-batch pass requests: enough to cover
 # the memory latency (measured best at 32-64 rows of 10-50 columns; 8 was 1.5x slower).
 PREFETCH_ROWS = 48
@@ -928,24 +927,6 @@ def _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob):
             wb[r] = weights[i]
         if offset.size > 0:
             ob[r] = offset[i]
-
-
-@kernel(inline=True)
-def _d1(pair, lcode, a, hcode, lam, y, eta):
-    """``l'(y, eta)`` of one row, by the fused kernel of ``pair`` (``fused_pair``) if any.
-
-    In a loop the branch on ``pair`` is loop-invariant, so the compiler takes it out."""
-    if pair == PAIR_POISSON_LOG:
-        return _poisson_log(y, eta, 1.0)[1]
-    if pair == PAIR_BERNOULLI_LOGIT:
-        return _bernoulli_logit(y, eta, 1.0)[1]
-    if pair == PAIR_GAUSSIAN_IDENTITY:
-        return _gaussian_identity(y, eta, 1.0)[1]
-    if pair == PAIR_GAMMA_LOG:
-        return _gamma_log(y, eta, 1.0, HESS_EXPECTED)[1]
-    if is_cdf_pair(pair):
-        return _bernoulli_cdf(pair, y, eta, 1.0, HESS_EXPECTED)[1]
-    return loss_eval_generic(lcode, a, 1.0, hcode, lam, y, eta, HESS_EXPECTED)[1]
 
 
 @kernel
