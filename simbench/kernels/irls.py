@@ -59,6 +59,12 @@ from simbench.kernels.families import (
     fam_variance,
     fam_variance_d1,
 )
+from simbench.kernels.linalg import (  # noqa: F401 (part of this module's interface)
+    cholesky_inverse,
+    cholesky_solve,
+    newton_direction,
+    scaled_cholesky,
+)
 from simbench.kernels.links import (
     link_eta_valid,
     link_g,
@@ -814,91 +820,3 @@ def unpack_bordered(T, A, g):
         for k in range(j + 1):
             A[j, k] = T[j, k]
             A[k, j] = T[j, k]
-
-
-# ---- small dense linear algebra -----------------------------------------------------------
-
-
-@kernel
-def scaled_cholesky(A, L, d, tol):
-    """Factor ``D A D = L L'`` with ``D = diag(d)``, ``d_j = A_jj^-1/2``.
-
-    Returns -1 on success, else the first column ``j`` whose pivot (its ``1 - R^2`` on the
-    columns before it, in the metric of ``A``) is not above ``tol``; ``L`` is then partial.
-    """
-    q = A.shape[0]
-    for j in range(q):
-        ajj = A[j, j]
-        if not (ajj > 0.0 and ajj < math.inf):
-            return j
-        d[j] = 1.0 / math.sqrt(ajj)
-    for j in range(q):
-        s = A[j, j] * d[j] * d[j]
-        for k in range(j):
-            s -= L[j, k] * L[j, k]
-        if not s > tol:
-            return j
-        ljj = math.sqrt(s)
-        L[j, j] = ljj
-        for i in range(j + 1, q):
-            t = A[i, j] * d[i] * d[j]
-            for k in range(j):
-                t -= L[i, k] * L[j, k]
-            L[i, j] = t / ljj
-        for i in range(j):
-            L[i, j] = 0.0
-    return -1
-
-
-@kernel
-def cholesky_solve(L, d, g, out):
-    """Solve ``A x = g`` given ``D A D = L L'``: ``x = D L'^-1 L^-1 D g``, into ``out``."""
-    q = L.shape[0]
-    for i in range(q):
-        t = d[i] * g[i]
-        for k in range(i):
-            t -= L[i, k] * out[k]
-        out[i] = t / L[i, i]
-    for i in range(q - 1, -1, -1):
-        t = out[i]
-        for k in range(i + 1, q):
-            t -= L[k, i] * out[k]
-        out[i] = t / L[i, i]
-    for i in range(q):
-        out[i] *= d[i]
-
-
-@kernel
-def cholesky_inverse(L, d, out):
-    """``A^-1`` from ``D A D = L L'``, into ``out`` (q, q)."""
-    q = L.shape[0]
-    e = np.zeros(q)
-    col = np.empty(q)
-    for j in range(q):
-        e[:] = 0.0
-        e[j] = 1.0
-        cholesky_solve(L, d, e, col)
-        for i in range(q):
-            out[i, j] = col[i]
-    for j in range(q):
-        for k in range(j + 1, q):
-            v = 0.5 * (out[j, k] + out[k, j])
-            out[j, k] = v
-            out[k, j] = v
-
-
-@kernel
-def newton_direction(A, g, L, d, delta, tol):
-    """Solve ``A delta = g`` by the scaled Cholesky factorisation.
-
-    Returns ``(column, decrement)``: ``column`` -1 on success, else the first column whose
-    pivot is not above ``tol`` (``delta`` is then garbage); ``decrement = g' delta``.
-    """
-    bad = scaled_cholesky(A, L, d, tol)
-    if bad >= 0:
-        return bad, math.nan
-    cholesky_solve(L, d, g, delta)
-    dec = 0.0
-    for j in range(g.shape[0]):
-        dec += g[j] * delta[j]
-    return -1, dec
