@@ -19,6 +19,10 @@ Policy
   for small dot-product kernels, so that a sum over a row is split into SIMD lanes as BLAS
   does.  The order is then the compiled code's (fixed for a machine, independent of the
   thread count, different between vector widths, again as BLAS); nothing else changes.
+* Where LLVM's own vectoriser falls short (short inner loops whose length changes with the
+  outer index), :mod:`simbench.kernels.simd` writes the vector operations out as
+  intrinsics: plain multiplications and additions in a stated order, the same result on
+  every machine.
 * ``cache=True``: compiled code is written next to the module, so only the first process
   on a machine pays for compilation.  Caveat: Numba keys a cache entry on the file of the
   function itself, not on the files of the kernels it calls; after editing a leaf kernel

@@ -23,12 +23,12 @@ method replaces ``W`` by the observed weights
   ``f_i = W_i r_i``.  The pairs fused by :mod:`simbench.kernels.losses` take its fused
   kernel, the others the link and family kernels;
 * chunk by chunk (:data:`CHUNK` rows, still in cache), the cross-product ``A`` (the
-  intercept's column and the score ``g = sum f_i x~_i`` by :func:`_vector_rows`, the
-  covariate block by a register-blocked rank-8 update, :func:`_wsyrk_rows`, which reads
-  ``X`` in place and forms ``W_i x_ij`` in registers, so ``X`` never gets a column of ones
-  nor a scaled copy).  Chunks and blocks are added in row order, so results are
-  bit-identical from run to run and independent of any thread count.  A chord step
-  accumulates only ``g``;
+  intercept's column and the score ``g = sum f_i x~_i`` by :func:`_vector_rows`, which
+  reads ``X`` in place; the covariate block by explicit SIMD rank-8 updates,
+  :func:`simbench.kernels.simd.weighted_syrk`, on an aligned copy of the chunk, forming
+  ``W_i x_ij`` in registers, so ``X`` never gets a column of ones nor a scaled copy).
+  Chunks and blocks are added in row order, so results are bit-identical from run to run
+  and independent of any thread count.  A chord step accumulates only ``g``;
 * the direction ``delta`` by a Cholesky factorisation of the diagonally scaled information
   ``D A D`` (``D = diag(A)^-1/2``, :func:`newton_direction`).  A pivot below
   :data:`RANK_TOL` is a column whose ``1 - R^2``, regressed (with weights ``W``) on the
@@ -84,6 +84,7 @@ from simbench.kernels.losses import (
     loss_eval,
     poisson_log_row,
 )
+from simbench.kernels.simd import aligned_zeros, padded_width, weighted_syrk
 from simbench.kernels.vecmath import exp_fast, log_fast, log_y_or_zero
 
 HESS_EXPECTED = codes.HESS_EXPECTED
@@ -291,63 +292,6 @@ def irls_start_eta(fcode, a, lcode, lam, y, weights, eta_out):
 
 
 @kernel
-def _wsyrk_rows(X, icpt, i0, m, W, C):
-    """``C[icpt + j, icpt + k] += sum_r W_r x_rj x_rk`` (``k <= j``) over the rows
-    ``x_r = X[i0 + r]``, ``r < m``: the covariate block of ``X~' W X~``, weights of any sign.
-
-    Eight rows per sweep over ``C`` keep its loads and stores few; each row's weighted value
-    ``W_r x_rj`` is formed in a register, so ``X`` is read in place (no scaled copy).  The
-    inner loop is elementwise, so it vectorises without reassociating any sum and the result
-    is the same on every run.  Faster than BLAS on chunks this small, and it never starts BLAS
-    threads (which oversubscribe a machine busy with other workers).
-    """
-    p = X.shape[1]
-    r = 0
-    while r + 8 <= m:
-        i = i0 + r
-        x0 = X[i]
-        x1 = X[i + 1]
-        x2 = X[i + 2]
-        x3 = X[i + 3]
-        x4 = X[i + 4]
-        x5 = X[i + 5]
-        x6 = X[i + 6]
-        x7 = X[i + 7]
-        w0 = W[r]
-        w1 = W[r + 1]
-        w2 = W[r + 2]
-        w3 = W[r + 3]
-        w4 = W[r + 4]
-        w5 = W[r + 5]
-        w6 = W[r + 6]
-        w7 = W[r + 7]
-        for j in range(p):
-            c0 = w0 * x0[j]
-            c1 = w1 * x1[j]
-            c2 = w2 * x2[j]
-            c3 = w3 * x3[j]
-            c4 = w4 * x4[j]
-            c5 = w5 * x5[j]
-            c6 = w6 * x6[j]
-            c7 = w7 * x7[j]
-            Cj = C[icpt + j, icpt:]
-            for k in range(j + 1):
-                Cj[k] += (c0 * x0[k] + c1 * x1[k] + c2 * x2[k] + c3 * x3[k]) + (
-                    c4 * x4[k] + c5 * x5[k] + c6 * x6[k] + c7 * x7[k]
-                )
-        r += 8
-    while r < m:
-        x0 = X[i0 + r]
-        w0 = W[r]
-        for j in range(p):
-            c0 = w0 * x0[j]
-            Cj = C[icpt + j, icpt:]
-            for k in range(j + 1):
-                Cj[k] += c0 * x0[k]
-        r += 1
-
-
-@kernel
 def _vector_rows(X, icpt, i0, m, W, f, C, with_a):
     """The O(q) part of the bordered cross-product over rows ``i0 .. i0 + m``: the score
     ``C[q, :q] += sum_r f_r x~_r`` and, ``with_a`` and an intercept, the intercept's column
@@ -405,15 +349,24 @@ def _vector_rows(X, icpt, i0, m, W, f, C, with_a):
 
 
 @kernel
-def _accumulate_rows(X, icpt, W, f, r0, r1, C, with_a):
+def _accumulate_rows(X, icpt, W, f, r0, r1, C, with_a, B, T):
     """``C`` (zeroed first) = lower triangle of the bordered cross-product over rows
-    ``r0 .. r1`` (only its score row unless ``with_a``), chunk by chunk in row order."""
+    ``r0 .. r1`` (only its score row unless ``with_a``), chunk by chunk in row order
+    (``B``, ``T``: :func:`syrk_buffers`)."""
     C[:, :] = 0.0
     for i0 in range(r0, r1, CHUNK):
         m = min(CHUNK, r1 - i0)
         _vector_rows(X, icpt, i0, m, W[i0 : i0 + m], f[i0 : i0 + m], C, with_a)
         if with_a:
-            _wsyrk_rows(X, icpt, i0, m, W[i0 : i0 + m], C)
+            weighted_syrk(X, i0, m, W[i0 : i0 + m], C, icpt, B, T)
+
+
+@kernel
+def syrk_buffers(p):
+    """Work space of :func:`~simbench.kernels.simd.weighted_syrk` for chunks of ``X``
+    with ``p`` columns: the aligned, zero-padded copy of a chunk and the triangle it sums to."""
+    pp = padded_width(p)
+    return aligned_zeros(CHUNK, pp), aligned_zeros(pp, pp)
 
 
 @kernel
@@ -434,10 +387,11 @@ def irls_accumulate(X, icpt, W, f, out, work):
     n, p = X.shape
     q1 = p + icpt + 1
     nblocks = work.shape[0]
+    B, T = syrk_buffers(p)
     for b in range(nblocks):
         r0 = b * BLOCK
         r1 = min(n, r0 + BLOCK)
-        _accumulate_rows(X, icpt, W, f, r0, r1, work[b], True)
+        _accumulate_rows(X, icpt, W, f, r0, r1, work[b], True, B, T)
     out[:, :] = 0.0
     for b in range(nblocks):
         for j in range(q1):
@@ -728,6 +682,7 @@ def irls_pass(
     W_chunk = np.empty(CHUNK)
     f_chunk = np.empty(CHUNK)
     v_chunk = np.empty(CHUNK)
+    B, T = syrk_buffers(p)
     dev = 0.0
     for b in range(work.shape[0]):
         C = work[b]
@@ -745,7 +700,7 @@ def irls_pass(
             sampled = stride > 0 and (i0 // CHUNK) % stride == 0
             _vector_rows(X, icpt, i0, m, W_chunk, f_chunk, C, sampled)
             if sampled:
-                _wsyrk_rows(X, icpt, i0, m, W_chunk, C)
+                weighted_syrk(X, i0, m, W_chunk, C, icpt, B, T)
     if not (math.isfinite(dev) and dev <= dev_max):
         return dev, -2, math.nan
     if stride == 0:
