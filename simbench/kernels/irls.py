@@ -362,11 +362,11 @@ def _accumulate_rows(X, icpt, W, f, r0, r1, C, with_a, B, T):
 
 
 @kernel
-def syrk_buffers(p):
-    """Work space of :func:`~simbench.kernels.simd.weighted_syrk` for chunks of ``X``
-    with ``p`` columns: the aligned, zero-padded copy of a chunk and the triangle it sums to."""
+def syrk_buffers(n, p):
+    """Work space of :func:`~simbench.kernels.simd.weighted_syrk` for chunks of an ``(n, p)``
+    ``X``: the aligned, zero-padded copy of a chunk and the triangle it sums to."""
     pp = padded_width(p)
-    return aligned_zeros(CHUNK, pp), aligned_zeros(pp, pp)
+    return aligned_zeros(min(n, CHUNK), pp), aligned_zeros(pp, pp)
 
 
 @kernel
@@ -387,7 +387,7 @@ def irls_accumulate(X, icpt, W, f, out, work):
     n, p = X.shape
     q1 = p + icpt + 1
     nblocks = work.shape[0]
-    B, T = syrk_buffers(p)
+    B, T = syrk_buffers(n, p)
     for b in range(nblocks):
         r0 = b * BLOCK
         r1 = min(n, r0 + BLOCK)
@@ -682,7 +682,7 @@ def irls_pass(
     W_chunk = np.empty(CHUNK)
     f_chunk = np.empty(CHUNK)
     v_chunk = np.empty(CHUNK)
-    B, T = syrk_buffers(p)
+    B, T = syrk_buffers(n, p)
     dev = 0.0
     for b in range(work.shape[0]):
         C = work[b]

@@ -54,7 +54,7 @@ def _vstore(builder, value, ptr, offset):
 def syrk8(typingctx, C, X, W, r, p):
     """The weighted rank-8 update of a lower triangle, for :func:`weighted_syrk`.
 
-    ``C[j, k] += ((t_0 + t_1) + t_2) + t_3) + (((t_4 + t_5) + t_6) + t_7)`` with
+    ``C[j, k] += (((t_0 + t_1) + t_2) + t_3) + (((t_4 + t_5) + t_6) + t_7)`` with
     ``t_s = (W[r + s] X[r + s, j]) X[r + s, k]``, for ``j < 2 ceil(p / 2)`` and
     ``k < 8 ceil((j + 1) / 8)`` (the lower triangle, and some of the upper one: whole
     vectors).  Rows ``j`` and ``j + 1`` are updated in one sweep, which loads each vector of
