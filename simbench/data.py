@@ -37,8 +37,8 @@ E[x]' beta_x``); for the other links it is solved numerically over an exact repr
 of the design (Gauss-Legendre quadrature of the Gaussian part on +-6 sd, the atoms of the
 binary and categorical parts; for the uniform design and more than 10 binary columns a
 fixed Monte Carlo sample of 2^16 points, 2^12 for the binary part of a mixed design).
-Binary families take intercept 0 (``mean`` is ignored).  So ``beta*`` is a property of
-the scenario alone: it does not depend on the seed, and replicates of a scenario share one
+Binary families take intercept 0 (``mean`` is ignored).  (The computation is
+:mod:`simbench.truth`.)  So ``beta*`` is a property of the scenario alone: it does not depend on the seed, and replicates of a scenario share one
 truth.
 
 **Domains.**  Links whose mean is restricted (identity with a positive family, inverse,
@@ -74,17 +74,16 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
 
 from . import families, links
 from ._registry import normalize_name, unknown_name_message
 from .errors import UnknownNameError, ValidationError
 from .kernels import codes
 from .sampling import _is_real, _seed_sequence, sample
+from .truth import UNIFORM_HALF_WIDTH, rowdot, truth
 
 __all__ = [
     "CORRELATIONS",
@@ -102,33 +101,11 @@ CORRELATIONS = ("equi", "ar1")
 
 EXPOSURE_RANGE = (0.5, 2.0)  # exposure is log-uniform on this interval
 SEPARABLE_MARGIN = 0.1  # removed band |eta*| < SEPARABLE_MARGIN * sd(eta*)
-TAIL_Z = 6.0  # an unbounded design must be in the domain within +-TAIL_Z sd
-_GL_NODES = 48  # Gauss-Legendre nodes for the Gaussian part on [-TAIL_Z, TAIL_Z]
-_MAX_ENUMERATED = 10  # binary columns enumerated exactly (2^10 atoms), beyond: Monte Carlo
-_MC_SIZE = 1 << 16
-_MC_SIZE_MIXED = 1 << 12
-_MC_SEED = 20260101  # fixed: the truth must not depend on the data seed
-_SQRT3 = math.sqrt(3.0)
 
 _DEFAULT_P = 5
 _DEFAULT_LEVELS = 4
 _DEFAULT_ALPHA = 1.0
 _DEFAULT_POWER = 1.5
-
-_BINARY_LINKS = (
-    codes.LINK_LOGIT,
-    codes.LINK_PROBIT,
-    codes.LINK_CLOGLOG,
-    codes.LINK_LOGLOG,
-    codes.LINK_CAUCHIT,
-)
-_POSITIVE_ETA_LINKS = (
-    codes.LINK_INVERSE,
-    codes.LINK_INVERSE_SQUARED,
-    codes.LINK_SQRT,
-    codes.LINK_POWER,
-)
-
 
 # ---- field validation ----------------------------------------------------------------------
 
@@ -499,322 +476,6 @@ def _get_family(name: str, alpha: float, power: float) -> families.Family:
     return families.get(name)
 
 
-# ---- the truth -------------------------------------------------------------------------------
-
-
-def _direction(p: int) -> np.ndarray:
-    j = np.arange(1, p + 1, dtype=np.float64)
-    return np.where(j % 2 == 1, 1.0, -1.0) / np.sqrt(j)
-
-
-def _design_moments(s: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """Population mean vector and covariance matrix of the covariates."""
-    p = s.p
-    if s.design == "categorical":
-        q = 1.0 / s.levels
-        return np.full(p, q), np.diag(np.full(p, q)) - q * q
-    if s.design == "correlated":
-        if s.correlation == "equi":
-            cov = np.full((p, p), s.rho)
-            np.fill_diagonal(cov, 1.0)
-        else:
-            j = np.arange(p)
-            cov = s.rho ** np.abs(j[:, None] - j[None, :]).astype(np.float64)
-        return np.zeros(p), cov
-    return np.zeros(p), np.eye(p)
-
-
-def _rademacher_atoms(b: np.ndarray, size: int = _MC_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Distribution of ``sum_j b_j s_j`` with iid signs ``s_j = +-1``: atoms and weights
-    (all ``2^k`` sign patterns, or a fixed sample of ``size`` of them)."""
-    k = b.size
-    if k <= _MAX_ENUMERATED:
-        bits = (np.arange(1 << k)[:, None] >> np.arange(k)[None, :]) & 1
-        signs = 2.0 * bits - 1.0
-        return _rowdot(signs, b), np.full(1 << k, 1.0 / (1 << k))
-    rng = np.random.Generator(np.random.PCG64(_MC_SEED))
-    signs = 2.0 * rng.integers(0, 2, size=(size, k)) - 1.0
-    return _rowdot(signs, b), np.full(size, 1.0 / size)
-
-
-def _quad(cov: np.ndarray, b: np.ndarray) -> float:
-    """``b' cov b`` without BLAS, so the truth does not depend on thread counts."""
-    return float(np.sum(np.sum(cov * b[None, :], axis=1) * b))
-
-
-def _rowdot(X: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``X @ b`` as a column loop in fixed order (bit-reproducible, no BLAS)."""
-    out = np.zeros(X.shape[0])
-    for j in range(X.shape[1]):
-        out += X[:, j] * b[j]
-    return out
-
-
-def _population(s: Scenario, slopes: np.ndarray):
-    """The distribution of ``u = x' beta_x`` as ``u = A + sd Z``, ``Z ~ N(0, 1)``.
-
-    Returns atoms and weights of ``A`` (exact, or a fixed Monte Carlo sample), exact bounds
-    ``(a_min, a_max)`` of the support of ``A``, and ``sd`` of the Gaussian part.
-    """
-    zero = (np.zeros(1), np.ones(1))
-    if s.design in ("gaussian", "correlated"):
-        _, cov = _design_moments(s)
-        return (*zero, 0.0, 0.0, math.sqrt(max(_quad(cov, slopes), 0.0)))
-    if s.design == "categorical":
-        atoms = np.concatenate([[0.0], slopes])
-        w = np.full(atoms.size, 1.0 / atoms.size)
-        return atoms, w, float(atoms.min()), float(atoms.max()), 0.0
-    if s.design == "binary":
-        atoms, w = _rademacher_atoms(slopes)
-        bound = float(np.abs(slopes).sum())
-        return atoms, w, -bound, bound, 0.0
-    if s.design == "mixed":
-        pc = (s.p + 1) // 2
-        sd = float(np.sqrt(np.sum(slopes[:pc] ** 2)))
-        if pc == s.p:
-            return (*zero, 0.0, 0.0, sd)
-        # fewer Monte Carlo atoms: each is integrated against the Gaussian part
-        atoms, w = _rademacher_atoms(slopes[pc:], _MC_SIZE_MIXED)
-        bound = float(np.abs(slopes[pc:]).sum())
-        return atoms, w, -bound, bound, sd
-    # uniform: no closed form for the sum of uniforms worth the trouble; a fixed sample
-    rng = np.random.Generator(np.random.PCG64(_MC_SEED))
-    U = rng.uniform(-_SQRT3, _SQRT3, size=(_MC_SIZE, s.p))
-    bound = _SQRT3 * float(np.abs(slopes).sum())
-    return _rowdot(U, slopes), np.full(_MC_SIZE, 1.0 / _MC_SIZE), -bound, bound, 0.0
-
-
-def _log_mgf(s: Scenario, slopes: np.ndarray) -> float:
-    """``log E[exp(x' beta_x)]`` for the design, exactly."""
-
-    def log_cosh(b):
-        a = np.abs(b)
-        return float(np.sum(a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0)))
-
-    def log_sinhc(b):  # sum of log(sinh(x) / x), x = sqrt(3) |b|
-        x = _SQRT3 * np.abs(b[b != 0.0])
-        small, large = x[x < 1.0], x[x >= 1.0]
-        return float(
-            np.sum(np.log(np.sinh(small) / small))
-            + np.sum(large + np.log1p(-np.exp(-2.0 * large)) - math.log(2.0) - np.log(large))
-        )
-
-    if s.design in ("gaussian", "correlated"):
-        _, cov = _design_moments(s)
-        return 0.5 * _quad(cov, slopes)
-    if s.design == "uniform":
-        return log_sinhc(slopes)
-    if s.design == "binary":
-        return log_cosh(slopes)
-    if s.design == "mixed":
-        pc = (s.p + 1) // 2
-        return 0.5 * float(np.sum(slopes[:pc] ** 2)) + log_cosh(slopes[pc:])
-    return float(special.logsumexp(np.concatenate([[0.0], slopes])) - math.log(s.levels))
-
-
-def _eta_interval(family: families.Family, link: links.Link) -> tuple[float, float]:
-    """Open interval of ``eta`` whose mean ``h(eta)`` is valid for the family."""
-    c = link.code
-    inf = math.inf
-    if c in _BINARY_LINKS:
-        return -inf, inf
-    if c in _POSITIVE_ETA_LINKS:  # used on the positive branch eta > 0
-        return 0.0, inf
-    if family.is_binary:
-        if c == codes.LINK_IDENTITY:
-            return 0.0, 1.0
-        if c == codes.LINK_LOG:
-            return -inf, 0.0
-        if c == codes.LINK_SOFTPLUS:
-            return -inf, math.log(math.e - 1.0)
-        if c == codes.LINK_RELU:
-            return 0.0, 1.0
-        return -inf, inf
-    if family.code == codes.FAMILY_GAUSSIAN:
-        return -inf, inf
-    if c in (codes.LINK_IDENTITY, codes.LINK_RELU):
-        return 0.0, inf
-    return -inf, inf
-
-
-@lru_cache(maxsize=1)
-def _gauss_legendre() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of ``E[f(Z)]`` for ``Z ~ N(0, 1)`` truncated to +-TAIL_Z."""
-    x, w = np.polynomial.legendre.leggauss(_GL_NODES)
-    z = TAIL_Z * x
-    v = w * np.exp(-0.5 * z * z)
-    return z, v / v.sum()
-
-
-def _mean_response(link: links.Link, b0: float, atoms, weights, sd: float) -> float:
-    if sd > 0.0:
-        z, v = _gauss_legendre()
-        eta = b0 + atoms[:, None] + sd * z[None, :]
-        mu = np.asarray(link.h(eta.ravel())).reshape(eta.shape)
-        return float(np.sum(weights * np.sum(mu * v[None, :], axis=1)))
-    return float(np.sum(weights * np.asarray(link.h(b0 + atoms))))
-
-
-def _fmt_interval(lo: float, hi: float) -> str:
-    return f"({lo:g}, {hi:g})"
-
-
-def _domain_error(s: Scenario, b0, lo, hi, pop, detail: str) -> ValidationError:
-    atoms, weights, _, _, sd = pop
-    if b0 is not None:
-        if sd > 0.0:
-            below = special.ndtr((lo - b0 - atoms) / sd) if lo > -math.inf else 0.0 * atoms
-            above = special.ndtr((b0 + atoms - hi) / sd) if hi < math.inf else 0.0 * atoms
-        else:
-            below = (b0 + atoms <= lo).astype(float)
-            above = (b0 + atoms >= hi).astype(float)
-        frac = float(np.sum(weights * (below + above)))
-        frac_text = f"{frac:.3g}" if frac > 0.0 else "a small fraction (< 1e-5)"
-        detail = (
-            f"with intercept {b0:.6g} a fraction {frac_text} of the design population has "
-            f"eta outside it ({detail})"
-        )
-    bounded = s.design in ("uniform", "binary", "categorical")
-    advice = "" if bounded else "a bounded design (uniform, binary, categorical), "
-    return ValidationError(
-        f"scenario {s.id} (family {s.family!r}, link {s.link!r}, design {s.design!r}) gives "
-        f"invalid means: the linear predictor must lie in {_fmt_interval(lo, hi)}, but "
-        f"{detail}. Use {advice}a smaller signal, a mean further inside the domain, or an "
-        f"explicit beta."
-    )
-
-
-def _span_text(b0: float, a_min: float, a_max: float, sd: float) -> str:
-    lo, hi = b0 + a_min - TAIL_Z * sd, b0 + a_max + TAIL_Z * sd
-    tail = f", +-{TAIL_Z:g} sd of its Gaussian part" if sd > 0.0 else ""
-    return f"eta spans [{lo:.4g}, {hi:.4g}]{tail}"
-
-
-def _solve_intercept(s, link, lo, hi, pop) -> float:
-    """Root of ``E[h(b0 + u)] = mean`` over the intercepts that keep eta in (lo, hi)."""
-    atoms, weights, a_min, a_max, sd = pop
-    b_lo = lo - (a_min - TAIL_Z * sd)
-    b_hi = hi - (a_max + TAIL_Z * sd)
-    if not b_lo < b_hi:
-        raise _domain_error(
-            s,
-            None,
-            lo,
-            hi,
-            pop,
-            f"the linear predictor's own spread ({_span_text(0.0, a_min, a_max, sd)}) is "
-            f"wider than that interval, whatever the intercept",
-        )
-
-    def f(b0: float) -> float:
-        return _mean_response(link, b0, atoms, weights, sd) - s.mean
-
-    # The mean response is monotone in b0 (h is monotone), so the target is reachable iff
-    # it lies between the values at the two ends: at a finite end just inside (h may be
-    # infinite on the boundary itself), at an infinite end the limit of h.
-    def end(b: float, inward: float) -> tuple[float | None, float]:
-        if not math.isfinite(b):
-            return None, float(link.h(np.array([-inward * 1e300]))[0]) - s.mean
-        gap = 1e-9 * max(1.0, abs(b))
-        for _ in range(60):
-            value = f(b + inward * gap)
-            if math.isfinite(value):
-                break
-            gap *= 2.0
-        return b + inward * gap, value
-
-    (left, f_left), (right, f_right) = end(b_lo, 1.0), end(b_hi, -1.0)
-    # (a limit may be infinite; a value at a finite end must not be)
-    finite_ends = (left is None or math.isfinite(f_left)) and (
-        right is None or math.isfinite(f_right)
-    )
-    if not finite_ends or not f_left * f_right < 0.0:
-        if f_left == 0.0 and left is not None:
-            return left
-        if f_right == 0.0 and right is not None:
-            return right
-        m_a, m_b = sorted((f_left + s.mean, f_right + s.mean))
-        raise _domain_error(
-            s,
-            None,
-            lo,
-            hi,
-            pop,
-            f"the target mean {s.mean:g} is not reachable with every mean valid: the "
-            f"population mean response ranges over ({m_a:.4g}, {m_b:.4g}) for the "
-            f"admissible intercepts",
-        )
-    # an infinite end: walk out from the finite one, doubling the step, until the sign
-    # changes (it must: the limit there has the other sign)
-    if left is None and right is None:
-        f_zero = f(0.0)
-        if f_zero == 0.0:
-            return 0.0
-        if f_zero * f_right < 0.0:
-            left, f_left = 0.0, f_zero
-        else:
-            right, f_right = 0.0, f_zero
-    step = 1.0
-    while left is None or right is None:
-        if step > 1e300:
-            raise _domain_error(s, None, lo, hi, pop, "no intercept reaches the target mean")
-        if right is None:
-            b, value = left + step, f(left + step)
-            if f_left * value <= 0.0:
-                right, f_right = b, value
-            else:
-                left, f_left = b, value
-        else:
-            b, value = right - step, f(right - step)
-            if f_right * value <= 0.0:
-                left, f_left = b, value
-            else:
-                right, f_right = b, value
-        step *= 2.0
-    if f_left == 0.0:
-        return left
-    if f_right == 0.0:
-        return right
-    return float(optimize.brentq(f, left, right, xtol=1e-14, rtol=4 * np.finfo(float).eps))
-
-
-@lru_cache(maxsize=256)
-def _truth(s: Scenario) -> tuple[np.ndarray, float]:
-    """``(beta*, sd of x' beta_x)``: the true coefficients of a scenario, domain-checked."""
-    family, link = s.get_family(), s.get_link()
-    mean_x, cov = _design_moments(s)
-    if s.beta is not None:
-        beta = np.array(s.beta, dtype=np.float64)
-        slopes = beta[1:]
-        b0 = None
-    else:
-        d = _direction(s.p)
-        slopes = (s.signal / math.sqrt(_quad(cov, d))) * d
-        b0 = 0.0 if family.is_binary else None
-    sd_u = math.sqrt(max(_quad(cov, slopes), 0.0))
-    pop = _population(s, slopes)
-    lo, hi = _eta_interval(family, link)
-    if s.beta is not None:
-        b0 = float(s.beta[0])
-    elif b0 is None:
-        if link.code == codes.LINK_IDENTITY:
-            b0 = s.mean - float(np.sum(mean_x * slopes))
-        elif link.code == codes.LINK_LOG:
-            if s.mean <= 0.0:
-                raise ValidationError(
-                    f"scenario key 'mean' must be > 0 with the log link; got {s.mean!r}"
-                )
-            b0 = math.log(s.mean) - _log_mgf(s, slopes)
-        else:
-            b0 = _solve_intercept(s, link, lo, hi, pop)
-    _, _, a_min, a_max, sd = pop
-    if not (b0 + a_min - TAIL_Z * sd > lo and b0 + a_max + TAIL_Z * sd < hi):
-        raise _domain_error(s, b0, lo, hi, pop, _span_text(b0, a_min, a_max, sd))
-    beta = np.concatenate([[b0], slopes]).astype(np.float64)
-    beta.setflags(write=False)
-    return beta, sd_u
-
-
 def true_beta(scenario: Scenario | Mapping[str, Any]) -> np.ndarray:
     """The true coefficients ``[intercept, beta_1 .. beta_p]`` of a scenario.
 
@@ -822,7 +483,7 @@ def true_beta(scenario: Scenario | Mapping[str, Any]) -> np.ndarray:
     :class:`~simbench.errors.ValidationError` if the scenario's means leave the family's
     domain, so a sweep can check a scenario before drawing any data.
     """
-    return _truth(_as_scenario(scenario))[0].copy()
+    return truth(_as_scenario(scenario))[0].copy()
 
 
 # ---- designs ---------------------------------------------------------------------------------
@@ -844,7 +505,7 @@ def _draw_design(s: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
             X[:, j] = s.rho * X[:, j - 1] + scale * z[:, j]
         return X
     if s.design == "uniform":
-        return rng.uniform(-_SQRT3, _SQRT3, size=(n, p))
+        return rng.uniform(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, size=(n, p))
     if s.design == "binary":
         return 2.0 * rng.integers(0, 2, size=(n, p)) - 1.0
     if s.design == "mixed":
@@ -862,7 +523,7 @@ def _draw_separable(s: Scenario, rng, n: int, beta: np.ndarray, margin: float) -
     kept, have = [], 0
     for _ in range(10_000):
         X = _draw_design(s, rng, 2 * (n - have) + 64)
-        X = X[np.abs(beta[0] + _rowdot(X, beta[1:])) >= margin]
+        X = X[np.abs(beta[0] + rowdot(X, beta[1:])) >= margin]
         kept.append(X[: n - have])
         have += kept[-1].shape[0]
         if have == n:
@@ -970,7 +631,7 @@ def _draw_sample(s, family, link, phi, beta, sd_u, n, rng_x, rng_y, rng_e):
         offset = rng_e.uniform(math.log(EXPOSURE_RANGE[0]), math.log(EXPOSURE_RANGE[1]), n)
     else:
         offset = np.zeros(n)
-    eta = beta[0] + _rowdot(X, beta[1:]) + offset
+    eta = beta[0] + rowdot(X, beta[1:]) + offset
     mu = np.asarray(link.h(eta), dtype=np.float64)
     ok = np.asarray(link.eta_valid(eta), dtype=bool)
     if not (family.is_binary and link.name in _CDF_LINKS):
@@ -1021,7 +682,7 @@ def simulate(scenario: Scenario | Mapping[str, Any], seed: int | np.random.SeedS
     """
     s = _as_scenario(scenario)
     root = _seed_sequence(seed)
-    beta, sd_u = _truth(s)
+    beta, sd_u = truth(s)
     family, link = s.get_family(), s.get_link()
     phi = float(s.dispersion) if family.has_dispersion else 1.0
     st = {k: _child(root, v) for k, v in _STREAMS.items()}

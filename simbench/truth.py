@@ -1,0 +1,361 @@
+"""The true coefficients of a scenario (see :mod:`simbench.data`'s notes for the rule).
+
+The slopes are a fixed direction scaled to the population standard deviation ``signal`` of
+the linear predictor; the intercept gives the population mean response ``mean`` (exactly
+for the log and identity links, numerically over an exact representation of the design
+for the others).  The whole population must give valid means: every point of a bounded
+design, +-``TAIL_Z`` sd of the Gaussian part of an unbounded one.  Everything here depends
+on the scenario alone, never on a data seed, and is computed without BLAS (bit for bit the
+same on every machine and thread count).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import optimize, special
+
+from . import families, links
+from .errors import ValidationError
+from .kernels import codes
+
+if TYPE_CHECKING:
+    from .data import Scenario
+
+TAIL_Z = 6.0  # an unbounded design must be in the domain within +-TAIL_Z sd
+UNIFORM_HALF_WIDTH = math.sqrt(3.0)  # the uniform design is U(-sqrt 3, sqrt 3): variance 1
+_GL_NODES = 48  # Gauss-Legendre nodes for the Gaussian part on [-TAIL_Z, TAIL_Z]
+_MAX_ENUMERATED = 10  # binary columns enumerated exactly (2^10 atoms), beyond: Monte Carlo
+_MC_SIZE = 1 << 16
+_MC_SIZE_MIXED = 1 << 12
+_MC_SEED = 20260101  # fixed: the truth must not depend on the data seed
+
+_BINARY_LINKS = (
+    codes.LINK_LOGIT,
+    codes.LINK_PROBIT,
+    codes.LINK_CLOGLOG,
+    codes.LINK_LOGLOG,
+    codes.LINK_CAUCHIT,
+)
+_POSITIVE_ETA_LINKS = (
+    codes.LINK_INVERSE,
+    codes.LINK_INVERSE_SQUARED,
+    codes.LINK_SQRT,
+    codes.LINK_POWER,
+)
+
+
+def _direction(p: int) -> np.ndarray:
+    j = np.arange(1, p + 1, dtype=np.float64)
+    return np.where(j % 2 == 1, 1.0, -1.0) / np.sqrt(j)
+
+
+def _design_moments(s: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """Population mean vector and covariance matrix of the covariates."""
+    p = s.p
+    if s.design == "categorical":
+        q = 1.0 / s.levels
+        return np.full(p, q), np.diag(np.full(p, q)) - q * q
+    if s.design == "correlated":
+        if s.correlation == "equi":
+            cov = np.full((p, p), s.rho)
+            np.fill_diagonal(cov, 1.0)
+        else:
+            j = np.arange(p)
+            cov = s.rho ** np.abs(j[:, None] - j[None, :]).astype(np.float64)
+        return np.zeros(p), cov
+    return np.zeros(p), np.eye(p)
+
+
+def _rademacher_atoms(b: np.ndarray, size: int = _MC_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution of ``sum_j b_j s_j`` with iid signs ``s_j = +-1``: atoms and weights
+    (all ``2^k`` sign patterns, or a fixed sample of ``size`` of them)."""
+    k = b.size
+    if k <= _MAX_ENUMERATED:
+        bits = (np.arange(1 << k)[:, None] >> np.arange(k)[None, :]) & 1
+        signs = 2.0 * bits - 1.0
+        return rowdot(signs, b), np.full(1 << k, 1.0 / (1 << k))
+    rng = np.random.Generator(np.random.PCG64(_MC_SEED))
+    signs = 2.0 * rng.integers(0, 2, size=(size, k)) - 1.0
+    return rowdot(signs, b), np.full(size, 1.0 / size)
+
+
+def _quad(cov: np.ndarray, b: np.ndarray) -> float:
+    """``b' cov b`` without BLAS, so the truth does not depend on thread counts."""
+    return float(np.sum(np.sum(cov * b[None, :], axis=1) * b))
+
+
+def rowdot(X: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``X @ b`` as a column loop in fixed order (bit-reproducible, no BLAS)."""
+    out = np.zeros(X.shape[0])
+    for j in range(X.shape[1]):
+        out += X[:, j] * b[j]
+    return out
+
+
+def _population(s: Scenario, slopes: np.ndarray):
+    """The distribution of ``u = x' beta_x`` as ``u = A + sd Z``, ``Z ~ N(0, 1)``.
+
+    Returns atoms and weights of ``A`` (exact, or a fixed Monte Carlo sample), exact bounds
+    ``(a_min, a_max)`` of the support of ``A``, and ``sd`` of the Gaussian part.
+    """
+    zero = (np.zeros(1), np.ones(1))
+    if s.design in ("gaussian", "correlated"):
+        _, cov = _design_moments(s)
+        return (*zero, 0.0, 0.0, math.sqrt(max(_quad(cov, slopes), 0.0)))
+    if s.design == "categorical":
+        atoms = np.concatenate([[0.0], slopes])
+        w = np.full(atoms.size, 1.0 / atoms.size)
+        return atoms, w, float(atoms.min()), float(atoms.max()), 0.0
+    if s.design == "binary":
+        atoms, w = _rademacher_atoms(slopes)
+        bound = float(np.abs(slopes).sum())
+        return atoms, w, -bound, bound, 0.0
+    if s.design == "mixed":
+        pc = (s.p + 1) // 2
+        sd = float(np.sqrt(np.sum(slopes[:pc] ** 2)))
+        if pc == s.p:
+            return (*zero, 0.0, 0.0, sd)
+        # fewer Monte Carlo atoms: each is integrated against the Gaussian part
+        atoms, w = _rademacher_atoms(slopes[pc:], _MC_SIZE_MIXED)
+        bound = float(np.abs(slopes[pc:]).sum())
+        return atoms, w, -bound, bound, sd
+    # uniform: no closed form for the sum of uniforms worth the trouble; a fixed sample
+    rng = np.random.Generator(np.random.PCG64(_MC_SEED))
+    U = rng.uniform(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, size=(_MC_SIZE, s.p))
+    bound = UNIFORM_HALF_WIDTH * float(np.abs(slopes).sum())
+    return rowdot(U, slopes), np.full(_MC_SIZE, 1.0 / _MC_SIZE), -bound, bound, 0.0
+
+
+def _log_mgf(s: Scenario, slopes: np.ndarray) -> float:
+    """``log E[exp(x' beta_x)]`` for the design, exactly."""
+
+    def log_cosh(b):
+        a = np.abs(b)
+        return float(np.sum(a + np.log1p(np.exp(-2.0 * a)) - math.log(2.0)))
+
+    def log_sinhc(b):  # sum of log(sinh(x) / x), x = sqrt(3) |b|
+        x = UNIFORM_HALF_WIDTH * np.abs(b[b != 0.0])
+        small, large = x[x < 1.0], x[x >= 1.0]
+        return float(
+            np.sum(np.log(np.sinh(small) / small))
+            + np.sum(large + np.log1p(-np.exp(-2.0 * large)) - math.log(2.0) - np.log(large))
+        )
+
+    if s.design in ("gaussian", "correlated"):
+        _, cov = _design_moments(s)
+        return 0.5 * _quad(cov, slopes)
+    if s.design == "uniform":
+        return log_sinhc(slopes)
+    if s.design == "binary":
+        return log_cosh(slopes)
+    if s.design == "mixed":
+        pc = (s.p + 1) // 2
+        return 0.5 * float(np.sum(slopes[:pc] ** 2)) + log_cosh(slopes[pc:])
+    return float(special.logsumexp(np.concatenate([[0.0], slopes])) - math.log(s.levels))
+
+
+def _eta_interval(family: families.Family, link: links.Link) -> tuple[float, float]:
+    """Open interval of ``eta`` whose mean ``h(eta)`` is valid for the family."""
+    c = link.code
+    inf = math.inf
+    if c in _BINARY_LINKS:
+        return -inf, inf
+    if c in _POSITIVE_ETA_LINKS:  # used on the positive branch eta > 0
+        return 0.0, inf
+    if family.is_binary:
+        if c == codes.LINK_IDENTITY:
+            return 0.0, 1.0
+        if c == codes.LINK_LOG:
+            return -inf, 0.0
+        if c == codes.LINK_SOFTPLUS:
+            return -inf, math.log(math.e - 1.0)
+        if c == codes.LINK_RELU:
+            return 0.0, 1.0
+        return -inf, inf
+    if family.code == codes.FAMILY_GAUSSIAN:
+        return -inf, inf
+    if c in (codes.LINK_IDENTITY, codes.LINK_RELU):
+        return 0.0, inf
+    return -inf, inf
+
+
+@lru_cache(maxsize=1)
+def _gauss_legendre() -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of ``E[f(Z)]`` for ``Z ~ N(0, 1)`` truncated to +-TAIL_Z."""
+    x, w = np.polynomial.legendre.leggauss(_GL_NODES)
+    z = TAIL_Z * x
+    v = w * np.exp(-0.5 * z * z)
+    return z, v / v.sum()
+
+
+def _mean_response(link: links.Link, b0: float, atoms, weights, sd: float) -> float:
+    if sd > 0.0:
+        z, v = _gauss_legendre()
+        eta = b0 + atoms[:, None] + sd * z[None, :]
+        mu = np.asarray(link.h(eta.ravel())).reshape(eta.shape)
+        return float(np.sum(weights * np.sum(mu * v[None, :], axis=1)))
+    return float(np.sum(weights * np.asarray(link.h(b0 + atoms))))
+
+
+def _fmt_interval(lo: float, hi: float) -> str:
+    return f"({lo:g}, {hi:g})"
+
+
+def _domain_error(s: Scenario, b0, lo, hi, pop, detail: str) -> ValidationError:
+    atoms, weights, _, _, sd = pop
+    if b0 is not None:
+        if sd > 0.0:
+            below = special.ndtr((lo - b0 - atoms) / sd) if lo > -math.inf else 0.0 * atoms
+            above = special.ndtr((b0 + atoms - hi) / sd) if hi < math.inf else 0.0 * atoms
+        else:
+            below = (b0 + atoms <= lo).astype(float)
+            above = (b0 + atoms >= hi).astype(float)
+        frac = float(np.sum(weights * (below + above)))
+        frac_text = f"{frac:.3g}" if frac > 0.0 else "a small fraction (< 1e-5)"
+        detail = (
+            f"with intercept {b0:.6g} a fraction {frac_text} of the design population has "
+            f"eta outside it ({detail})"
+        )
+    bounded = s.design in ("uniform", "binary", "categorical")
+    advice = "" if bounded else "a bounded design (uniform, binary, categorical), "
+    return ValidationError(
+        f"scenario {s.id} (family {s.family!r}, link {s.link!r}, design {s.design!r}) gives "
+        f"invalid means: the linear predictor must lie in {_fmt_interval(lo, hi)}, but "
+        f"{detail}. Use {advice}a smaller signal, a mean further inside the domain, or an "
+        f"explicit beta."
+    )
+
+
+def _span_text(b0: float, a_min: float, a_max: float, sd: float) -> str:
+    lo, hi = b0 + a_min - TAIL_Z * sd, b0 + a_max + TAIL_Z * sd
+    tail = f", +-{TAIL_Z:g} sd of its Gaussian part" if sd > 0.0 else ""
+    return f"eta spans [{lo:.4g}, {hi:.4g}]{tail}"
+
+
+def _solve_intercept(s, link, lo, hi, pop) -> float:
+    """Root of ``E[h(b0 + u)] = mean`` over the intercepts that keep eta in (lo, hi)."""
+    atoms, weights, a_min, a_max, sd = pop
+    b_lo = lo - (a_min - TAIL_Z * sd)
+    b_hi = hi - (a_max + TAIL_Z * sd)
+    if not b_lo < b_hi:
+        raise _domain_error(
+            s,
+            None,
+            lo,
+            hi,
+            pop,
+            f"the linear predictor's own spread ({_span_text(0.0, a_min, a_max, sd)}) is "
+            f"wider than that interval, whatever the intercept",
+        )
+
+    def f(b0: float) -> float:
+        return _mean_response(link, b0, atoms, weights, sd) - s.mean
+
+    # The mean response is monotone in b0 (h is monotone), so the target is reachable iff
+    # it lies between the values at the two ends: at a finite end just inside (h may be
+    # infinite on the boundary itself), at an infinite end the limit of h.
+    def end(b: float, inward: float) -> tuple[float | None, float]:
+        if not math.isfinite(b):
+            return None, float(link.h(np.array([-inward * 1e300]))[0]) - s.mean
+        gap = 1e-9 * max(1.0, abs(b))
+        for _ in range(60):
+            value = f(b + inward * gap)
+            if math.isfinite(value):
+                break
+            gap *= 2.0
+        return b + inward * gap, value
+
+    (left, f_left), (right, f_right) = end(b_lo, 1.0), end(b_hi, -1.0)
+    # (a limit may be infinite; a value at a finite end must not be)
+    finite_ends = (left is None or math.isfinite(f_left)) and (
+        right is None or math.isfinite(f_right)
+    )
+    if not finite_ends or not f_left * f_right < 0.0:
+        if f_left == 0.0 and left is not None:
+            return left
+        if f_right == 0.0 and right is not None:
+            return right
+        m_a, m_b = sorted((f_left + s.mean, f_right + s.mean))
+        raise _domain_error(
+            s,
+            None,
+            lo,
+            hi,
+            pop,
+            f"the target mean {s.mean:g} is not reachable with every mean valid: the "
+            f"population mean response ranges over ({m_a:.4g}, {m_b:.4g}) for the "
+            f"admissible intercepts",
+        )
+    # an infinite end: walk out from the finite one, doubling the step, until the sign
+    # changes (it must: the limit there has the other sign)
+    if left is None and right is None:
+        f_zero = f(0.0)
+        if f_zero == 0.0:
+            return 0.0
+        if f_zero * f_right < 0.0:
+            left, f_left = 0.0, f_zero
+        else:
+            right, f_right = 0.0, f_zero
+    step = 1.0
+    while left is None or right is None:
+        if step > 1e300:
+            raise _domain_error(s, None, lo, hi, pop, "no intercept reaches the target mean")
+        if right is None:
+            b, value = left + step, f(left + step)
+            if f_left * value <= 0.0:
+                right, f_right = b, value
+            else:
+                left, f_left = b, value
+        else:
+            b, value = right - step, f(right - step)
+            if f_right * value <= 0.0:
+                left, f_left = b, value
+            else:
+                right, f_right = b, value
+        step *= 2.0
+    if f_left == 0.0:
+        return left
+    if f_right == 0.0:
+        return right
+    return float(optimize.brentq(f, left, right, xtol=1e-14, rtol=4 * np.finfo(float).eps))
+
+
+@lru_cache(maxsize=256)
+def truth(s: Scenario) -> tuple[np.ndarray, float]:
+    """``(beta*, sd of x' beta_x)``: the true coefficients of a scenario, domain-checked."""
+    family, link = s.get_family(), s.get_link()
+    mean_x, cov = _design_moments(s)
+    if s.beta is not None:
+        beta = np.array(s.beta, dtype=np.float64)
+        slopes = beta[1:]
+        b0 = None
+    else:
+        d = _direction(s.p)
+        slopes = (s.signal / math.sqrt(_quad(cov, d))) * d
+        b0 = 0.0 if family.is_binary else None
+    sd_u = math.sqrt(max(_quad(cov, slopes), 0.0))
+    pop = _population(s, slopes)
+    lo, hi = _eta_interval(family, link)
+    if s.beta is not None:
+        b0 = float(s.beta[0])
+    elif b0 is None:
+        if link.code == codes.LINK_IDENTITY:
+            b0 = s.mean - float(np.sum(mean_x * slopes))
+        elif link.code == codes.LINK_LOG:
+            if s.mean <= 0.0:
+                raise ValidationError(
+                    f"scenario key 'mean' must be > 0 with the log link; got {s.mean!r}"
+                )
+            b0 = math.log(s.mean) - _log_mgf(s, slopes)
+        else:
+            b0 = _solve_intercept(s, link, lo, hi, pop)
+    _, _, a_min, a_max, sd = pop
+    if not (b0 + a_min - TAIL_Z * sd > lo and b0 + a_max + TAIL_Z * sd < hi):
+        raise _domain_error(s, b0, lo, hi, pop, _span_text(b0, a_min, a_max, sd))
+    beta = np.concatenate([[b0], slopes]).astype(np.float64)
+    beta.setflags(write=False)
+    return beta, sd_u
