@@ -37,9 +37,9 @@ E[x]' beta_x``); for the other links it is solved numerically over an exact repr
 of the design (Gauss-Legendre quadrature of the Gaussian part on +-6 sd, the atoms of the
 binary and categorical parts; for the uniform design and more than 10 binary columns a
 fixed Monte Carlo sample of 2^16 points, 2^12 for the binary part of a mixed design).
-Binary families take intercept 0 (``mean`` is ignored).  (The computation is
-:mod:`simbench.truth`.)  So ``beta*`` is a property of the scenario alone: it does not depend on the seed, and replicates of a scenario share one
-truth.
+Binary families take intercept 0 (``mean`` is ignored).  So ``beta*`` is a property of
+the scenario alone: it does not depend on the seed, and replicates of a scenario share one
+truth (computed by :mod:`simbench.truth`).
 
 **Domains.**  Links whose mean is restricted (identity with a positive family, inverse,
 inverse-squared, sqrt and power links; log and identity with a binary family) need the

@@ -24,6 +24,7 @@ from simbench.errors import UnknownNameError, ValidationError
 from simbench.fit.config import NetworkConfig
 from simbench.fit.objective import NO_MASK, Objective, layer_offsets
 from simbench.kernels import codes
+from simbench.kernels import minibatch as kmb
 from simbench.kernels import network as k
 from simbench.kernels.activations import act_fd_arr
 from simbench.kernels.losses import loss_grad_hess
@@ -418,12 +419,12 @@ def _reference_steps(kind, theta, grads, lr, mu, b1, b2, eps):
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
     for t, g in enumerate(grads, start=1):
-        if kind == k.OPT_SGD:
+        if kind == kmb.OPT_SGD:
             theta -= lr * g
-        elif kind == k.OPT_MOMENTUM:
+        elif kind == kmb.OPT_MOMENTUM:
             m = mu * m + g
             theta -= lr * m
-        elif kind == k.OPT_NESTEROV:
+        elif kind == kmb.OPT_NESTEROV:
             m = mu * m + g
             theta -= lr * (g + mu * m)
         else:
@@ -433,7 +434,7 @@ def _reference_steps(kind, theta, grads, lr, mu, b1, b2, eps):
     return theta
 
 
-@pytest.mark.parametrize("kind", [k.OPT_SGD, k.OPT_MOMENTUM, k.OPT_NESTEROV, k.OPT_ADAM])
+@pytest.mark.parametrize("kind", [kmb.OPT_SGD, kmb.OPT_MOMENTUM, kmb.OPT_NESTEROV, kmb.OPT_ADAM])
 def test_optimiser_steps_match_their_formulas(kind):
     rng = np.random.default_rng(2)
     theta0 = rng.normal(size=6)
@@ -441,7 +442,7 @@ def test_optimiser_steps_match_their_formulas(kind):
     theta = theta0.copy()
     m, v = np.zeros(6), np.zeros(6)
     for t, g in enumerate(grads, start=1):
-        k.opt_step(kind, theta, g, m, v, t, 0.05, 0.8, 0.9, 0.99, 1e-8)
+        kmb.opt_step(kind, theta, g, m, v, t, 0.05, 0.8, 0.9, 0.99, 1e-8)
     np.testing.assert_allclose(
         theta, _reference_steps(kind, theta0, grads, 0.05, 0.8, 0.9, 0.99, 1e-8), rtol=1e-14
     )
@@ -464,7 +465,7 @@ def test_minibatch_epoch_equals_its_steps(hidden):
     theta = theta0.copy()
     m, v = np.zeros(obj.n_params), np.zeros(obj.n_params)
     t, ok = obj.minibatch_epoch(
-        theta, perm, bs, NO_MASK, 1.0, k.OPT_ADAM, (0.01, 0.9, 0.9, 0.999, 1e-8), m, v, 0
+        theta, perm, bs, NO_MASK, 1.0, kmb.OPT_ADAM, (0.01, 0.9, 0.9, 0.999, 1e-8), m, v, 0
     )
     assert ok and t == 4
     ref = theta0.copy()
@@ -475,7 +476,7 @@ def test_minibatch_epoch_equals_its_steps(hidden):
         sub.wscale = obj.wscale * n / len(idx)
         g = np.empty(obj.n_params)
         sub.loss_grad(ref, g)
-        k.opt_step(k.OPT_ADAM, ref, g, mr, vr, step, 0.01, 0.9, 0.9, 0.999, 1e-8)
+        kmb.opt_step(kmb.OPT_ADAM, ref, g, mr, vr, step, 0.01, 0.9, 0.9, 0.999, 1e-8)
     np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
 
 
@@ -515,7 +516,7 @@ def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, li
     theta = theta0.copy()
     m, v = np.zeros(p + 1), np.zeros(p + 1)
     t, ok = obj.minibatch_epoch(
-        theta, perm, bs, NO_MASK, 1.0, k.OPT_SGD, (0.01, 0, 0, 0, 0), m, v, 0
+        theta, perm, bs, NO_MASK, 1.0, kmb.OPT_SGD, (0.01, 0, 0, 0, 0), m, v, 0
     )
     assert ok and t == 5
     ref = theta0.copy()
@@ -536,7 +537,7 @@ def test_shuffle_is_fisher_yates_and_uniform():
     # the same draws as a plain Fisher-Yates
     perm = np.arange(30)
     u = rng.random(29)
-    k.shuffle(perm, u)
+    kmb.shuffle(perm, u)
     ref = list(range(30))
     for step, i in enumerate(range(29, 0, -1)):
         j = int(u[step] * (i + 1))
@@ -547,7 +548,7 @@ def test_shuffle_is_fisher_yates_and_uniform():
     counts: dict[tuple, int] = {}
     u = rng.random((24_000, 3))
     for row in u:
-        k.shuffle(perm, row)
+        kmb.shuffle(perm, row)
         key = tuple(perm.tolist())
         counts[key] = counts.get(key, 0) + 1
     assert len(counts) == 24
@@ -568,7 +569,7 @@ def test_minibatch_epoch_stops_before_a_non_finite_step():
         8,
         NO_MASK,
         1.0,
-        k.OPT_SGD,
+        kmb.OPT_SGD,
         (0.1, 0, 0, 0, 0),
         np.zeros(3),
         np.zeros(3),

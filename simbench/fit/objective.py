@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from simbench.kernels import codes
+from simbench.kernels import minibatch as mb
 from simbench.kernels import network as k
 
 __all__ = ["EMPTY", "NO_MASK", "Objective", "init_params", "layer_offsets", "predict_eta"]
@@ -151,7 +152,7 @@ class Objective:
                 grad,
             )
         grad *= self.wscale
-        return total * self.wscale + k.add_penalty(theta, self.penal, grad)
+        return total * self.wscale + mb.add_penalty(theta, self.penal, grad)
 
     def value(self, theta) -> float:
         """``F(theta)`` alone."""
@@ -187,13 +188,13 @@ class Objective:
         grad *= self.wscale
         hess *= self.wscale
         hess[np.diag_indices(q)] += self.penal
-        return total * self.wscale + k.add_penalty(theta, self.penal, grad), grad, hess
+        return total * self.wscale + mb.add_penalty(theta, self.penal, grad), grad, hess
 
     def minibatch_epoch(self, theta, perm, batch_size, mask, keep_inv, kind, hyper, m, v, t):
-        """One epoch of mini-batch steps (see :func:`simbench.kernels.network.minibatch_epoch`);
+        """One epoch of mini-batch steps (see :func:`simbench.kernels.minibatch.minibatch_epoch`);
         returns ``(t, ok)``."""
         lr, momentum, beta1, beta2, eps = hyper
-        _, t, ok = k.minibatch_epoch(
+        _, t, ok = mb.minibatch_epoch(
             theta,
             self.sizes,
             self.offs,

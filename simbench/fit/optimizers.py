@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simbench.fit.objective import NO_MASK, Objective
-from simbench.kernels import network as k
+from simbench.kernels import minibatch as k
 
 __all__ = ["Monitor", "Outcome", "run"]
 

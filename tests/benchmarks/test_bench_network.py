@@ -35,6 +35,7 @@ from numba import prange
 from simbench import links, losses
 from simbench._jit import kernel_nocache
 from simbench.fit.objective import NO_MASK, Objective, init_params
+from simbench.kernels import minibatch as kmb
 from simbench.kernels import network as k
 
 N = 100_000
@@ -106,7 +107,7 @@ def test_glm_full_batch(benchmark, p):
 
     def epoch():
         obj.loss_grad(theta, grad)
-        k.opt_step(k.OPT_SGD, theta, grad, m, v, 1, 1e-3, 0.0, 0.0, 0.0, 0.0)
+        kmb.opt_step(kmb.OPT_SGD, theta, grad, m, v, 1, 1e-3, 0.0, 0.0, 0.0, 0.0)
 
     _run(benchmark, epoch, bytes=obj.X.nbytes, impl="simbench")
 
@@ -138,8 +139,9 @@ def test_glm_minibatch(benchmark, p):
 
     def epoch():
         rng.random(out=u)  # the permutation as training draws it
-        k.shuffle(perm, u)
-        obj.minibatch_epoch(theta, perm, 256, NO_MASK, 1.0, k.OPT_SGD, (1e-3, 0, 0, 0, 0), m, v, 0)
+        kmb.shuffle(perm, u)
+        hyper = (1e-3, 0, 0, 0, 0)
+        obj.minibatch_epoch(theta, perm, 256, NO_MASK, 1.0, kmb.OPT_SGD, hyper, m, v, 0)
 
     _run(benchmark, epoch, bytes=obj.X.nbytes, impl="simbench")
 
@@ -162,14 +164,14 @@ def test_mlp_adam(benchmark):
 
     def epoch():
         rng.random(out=u)
-        k.shuffle(perm, u)
+        kmb.shuffle(perm, u)
         state["t"], _ = obj.minibatch_epoch(
             theta,
             perm,
             256,
             NO_MASK,
             1.0,
-            k.OPT_ADAM,
+            kmb.OPT_ADAM,
             (1e-3, 0.9, 0.9, 0.999, 1e-8),
             m,
             v,
