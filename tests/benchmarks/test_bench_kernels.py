@@ -1,4 +1,5 @@
-"""Micro-benchmarks of the loss kernels: value, gradient and Hessian in eta for n = 1e6 rows.
+"""Micro-benchmarks of the loss kernels (value, gradient and Hessian in eta for n = 1e6 rows)
+and of the IRLS cross-product ``[X~' W X~, X~' f]`` (n = 1e5, p = 10 and 50).
 
 For the four canonical pairs, three implementations of the same one-pass job:
 ``dispatch`` (``loss_grad_hess``, which takes the fused loop), ``generic``
@@ -20,6 +21,7 @@ from reference import losses as ref
 from scipy import special
 
 from simbench.kernels import codes as C
+from simbench.kernels import irls as IRLS
 from simbench.kernels import losses as K
 
 N = 1_000_000
@@ -142,3 +144,42 @@ def test_loss_grad_hess(benchmark, problems, case, impl):
     assert total == pytest.approx(ref_total, rel=1e-9, abs=0.0)
     np.testing.assert_allclose(grad[:1000], ref_grad, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(hess[:1000], ref_hess, rtol=1e-9, atol=1e-12)
+
+
+# ---- the IRLS cross-product -------------------------------------------------------------------
+
+CROSS_N = 100_000
+
+
+@pytest.mark.parametrize("impl", ["simbench", "numpy"])
+@pytest.mark.parametrize("p", [10, 50])
+def test_cross_product(benchmark, p, impl):
+    """The bordered cross-product of one IRLS pass over all rows: ``irls_accumulate`` (the
+    SIMD rank-8 updates of :mod:`simbench.kernels.simd`, one thread) against NumPy's
+    ``X~' (W X~)`` and ``X~' f`` (BLAS, its default threads)."""
+    benchmark.group = f"cross-product n=1e5 p={p}"
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((CROSS_N, p))
+    W = rng.uniform(0.5, 2.0, CROSS_N)
+    f = rng.standard_normal(CROSS_N)
+    Xt = np.column_stack([np.ones(CROSS_N), X])
+    expect_A, expect_g = Xt.T @ (W[:, None] * Xt), Xt.T @ f
+    q1 = p + 2
+    out = np.empty((q1, q1))
+    work = np.empty((IRLS.n_blocks(CROSS_N), q1, q1))
+
+    if impl == "simbench":
+
+        def run():
+            IRLS.irls_accumulate(X, 1, W, f, out, work)
+            return np.tril(out[: p + 1, : p + 1]), out[p + 1, : p + 1]
+
+    else:
+
+        def run():
+            return Xt.T @ (W[:, None] * Xt), Xt.T @ f
+
+    run()  # compile (or load from the cache) outside the timing
+    A, g = benchmark(run)
+    np.testing.assert_allclose(np.tril(A), np.tril(expect_A), rtol=1e-11, atol=1e-8)
+    np.testing.assert_allclose(g, expect_g, rtol=1e-11, atol=1e-8)
