@@ -21,11 +21,11 @@ import numpy as np
 
 from simbench._jit import kernel, prefetch
 from simbench.kernels.network import (
-    _hidden_offsets,
-    _max_hidden,
-    _mlp_batch,
-    _output_loss,
-    _row_eta,
+    hidden_offsets,
+    max_hidden,
+    mlp_batch,
+    output_loss,
+    row_eta,
 )
 
 # First-order update rules of opt_step.
@@ -139,13 +139,13 @@ def _glm_gather_block(
                 prefetch(X, j, k)
             prefetch(X, j, max(p - 1, 0))
         i = perm[s + r]
-        eta[r] = _row_eta(theta, X, i)
+        eta[r] = row_eta(theta, X, i)
         yb[r] = y[i]
         if has_w:
             wb[r] = weights[i]
         if has_off:
             ob[r] = offset[i]
-    total = _output_loss(
+    total = output_loss(
         need_value, lcode, a, hcode, lam, yb[:nb], eta[:nb],
         wb[:nb] if has_w else wb, ob[:nb] if has_off else ob, dv[:nb], eta[:0], eta[:0],
     )  # fmt: skip
@@ -245,7 +245,7 @@ def minibatch_epoch(
     has_w = weights.size > 0
     has_off = offset.size > 0
     bmax = min(n, batch_size)
-    width = _hidden_offsets(sizes)[nh]
+    width = hidden_offsets(sizes)[nh]
     # an MLP batch's rows are copied (random reads, prefetched ahead) into contiguous arrays
     # that BLAS then reads from cache; a network without hidden layers reads them in place
     bh = bmax if nh > 0 else 0
@@ -255,7 +255,7 @@ def minibatch_epoch(
     ob = np.empty(bmax if has_off else 0)
     hbuf = np.empty(bh * width)
     dbuf = np.empty(bh * width)
-    scratch = np.empty(bh * _max_hidden(sizes))
+    scratch = np.empty(bh * max_hidden(sizes))
     eta = np.empty(bmax)
     gout = np.empty(bmax)
     no_mask = np.empty((0, 0), np.uint8)
@@ -274,7 +274,7 @@ def minibatch_epoch(
         else:
             _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob)
             mb = mask[s:e] if mask.size > 0 else no_mask
-            total = _mlp_batch(
+            total = mlp_batch(
                 theta,
                 sizes,
                 offs,

@@ -28,7 +28,7 @@ work is fused with the bias add.
 
 Networks without hidden layers take a separate path.  A full-data evaluation
 (``_glm_block``) takes blocks of rows small enough to stay in cache: ``eta = b + x . beta``
-row by row (``_row_eta``, the one kernel compiled with reassociation, so the sum over a row
+row by row (``row_eta``, the one kernel compiled with reassociation, so the sum over a row
 runs in SIMD lanes as in a BLAS dot product and 3-10x faster than a strict left-to-right
 sum), the loss derivatives, and ``grad += sum_i w_i l'_i x_i`` four rows at a time,
 vectorised over the columns: X is streamed from memory once.  Mini-batches, their
@@ -155,7 +155,7 @@ def act_layer(code, z, bias, a_out, d_out):
 
 
 @kernel
-def _hidden_offsets(sizes):
+def hidden_offsets(sizes):
     """Start of every hidden layer's column block in the activation buffers, and the total."""
     nh = sizes.size - 2
     hoffs = np.zeros(nh + 1, np.int64)
@@ -165,7 +165,7 @@ def _hidden_offsets(sizes):
 
 
 @kernel
-def _max_hidden(sizes):
+def max_hidden(sizes):
     m = 1
     for l in range(1, sizes.size - 1):
         m = max(m, sizes[l])
@@ -176,7 +176,7 @@ def _max_hidden(sizes):
 
 
 @kernel(reassoc=True)
-def _row_eta(theta, X, i):
+def row_eta(theta, X, i):
     """``theta[0] + X[i] . theta[1:]``.
 
     The one kernel with reassociation (see :mod:`simbench._jit`): the sum over the row is
@@ -253,7 +253,7 @@ def _poisson_log_rows(yb, lyb, eta, wb, ob, out, vbuf):
 
 
 @kernel
-def _output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out, lyb, vbuf):
+def output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out, lyb, vbuf):
     """Σ w ℓ (0.0 unless ``need_value``) and ``out[i] = w_i dℓ/dη_i`` for the rows of a batch.
 
     With the value, the losses' own one-pass kernel (fused loops for canonical pairs), or for
@@ -290,8 +290,8 @@ def _glm_block(theta, xb, yb, wb, ob, lyb, lcode, a, hcode, lam, need_value, eta
     """
     nb, p = xb.shape
     for r in range(nb):
-        eta[r] = _row_eta(theta, xb, r)
-    total = _output_loss(
+        eta[r] = row_eta(theta, xb, r)
+    total = output_loss(
         need_value, lcode, a, hcode, lam, yb, eta[:nb], wb, ob, dv[:nb], lyb, eta[nb : 2 * nb]
     )
     # a local accumulator: the compiler sees that it aliases none of the inputs, so the
@@ -460,7 +460,7 @@ def poisson_log_y(lcode: int, hcode: int, y: np.ndarray) -> np.ndarray:
 def _glm_eta_parallel(theta, X, offset, out):
     has_off = offset.size > 0
     for i in prange(X.shape[0]):
-        e = _row_eta(theta, X, i)
+        e = row_eta(theta, X, i)
         out[i] = e + offset[i] if has_off else e
 
 
@@ -468,7 +468,7 @@ def _glm_eta_parallel(theta, X, offset, out):
 def _glm_eta_serial(theta, X, offset, out):
     has_off = offset.size > 0
     for i in range(X.shape[0]):
-        e = _row_eta(theta, X, i)
+        e = row_eta(theta, X, i)
         out[i] = e + offset[i] if has_off else e
 
 
@@ -494,7 +494,7 @@ def _glm_newton_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode,
         w = weights[i] if has_w else 1.0
         if w == 0.0:
             continue
-        eta = _row_eta(theta, X, i)
+        eta = row_eta(theta, X, i)
         if has_off:
             eta += offset[i]
         v, d1, d2 = loss_eval(lcode, a, 1.0, hcode, lam, y[i], eta, kind)
@@ -692,7 +692,7 @@ def _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad):
 
 
 @kernel
-def _mlp_batch(
+def mlp_batch(
     theta,
     sizes,
     offs,
@@ -720,7 +720,7 @@ def _mlp_batch(
     ``gscale``, written into ``grad``."""
     _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, scratch, mask, keep_inv, eta)
     nb = eta.size
-    total = _output_loss(
+    total = output_loss(
         need_value, lcode, a, hcode, lam, yb, eta, wb, ob, gout, np.empty(0), np.empty(0)
     )
     for i in range(nb):
@@ -754,11 +754,11 @@ def mlp_loss_grad(
     """
     n = X.shape[0]
     nh = sizes.size - 2
-    width = _hidden_offsets(sizes)[nh]
+    width = hidden_offsets(sizes)[nh]
     cmax = min(n, CHUNK)
     hbuf = np.empty(cmax * width)
     dbuf = np.empty(cmax * width)
-    scratch = np.empty(cmax * _max_hidden(sizes))
+    scratch = np.empty(cmax * max_hidden(sizes))
     eta = np.empty(cmax)
     gout = np.empty(cmax)
     part = np.empty(grad_out.size)
@@ -773,7 +773,7 @@ def mlp_loss_grad(
         wb = weights[s:e] if has_w else weights
         ob = offset[s:e] if has_off else offset
         mb = mask[s:e] if mask.size > 0 else no_mask
-        total += _mlp_batch(
+        total += mlp_batch(
             theta,
             sizes,
             offs,
@@ -807,11 +807,11 @@ def mlp_eta(theta, sizes, offs, acts, X, offset, out):
     """``out = eta(X) (+ offset)`` for a network with hidden layers (no dropout)."""
     n = X.shape[0]
     nh = sizes.size - 2
-    width = _hidden_offsets(sizes)[nh]
+    width = hidden_offsets(sizes)[nh]
     cmax = min(n, CHUNK)
     hbuf = np.empty(cmax * width)
     dbuf = np.empty(cmax * width)
-    zbuf = np.empty(cmax * _max_hidden(sizes))
+    zbuf = np.empty(cmax * max_hidden(sizes))
     no_mask = np.empty((0, 0), np.uint8)
     has_off = offset.size > 0
     for s in range(0, n, CHUNK):
