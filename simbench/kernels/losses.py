@@ -551,7 +551,12 @@ def loss_eval(lcode, a, phi, hcode, lam, y, eta, hess_kind):
     NLLs, Gauss–Newton L_μμ h′² otherwise).  Canonical pairs take the fused, stable path.
     Arguments as in :func:`loss_value`.
     """
-    pair = fused_pair(lcode, hcode)
+    return _pair_eval(fused_pair(lcode, hcode), lcode, a, phi, hcode, lam, y, eta, hess_kind)
+
+
+@kernel(inline=True)
+def _pair_eval(pair, lcode, a, phi, hcode, lam, y, eta, hess_kind):
+    """:func:`loss_eval` given the pair (``PAIR_NONE``: the generic path)."""
     if pair == PAIR_POISSON_LOG:
         return _poisson_log(y, eta, phi)
     if pair == PAIR_BERNOULLI_LOGIT:
@@ -566,16 +571,23 @@ def loss_eval(lcode, a, phi, hcode, lam, y, eta, hess_kind):
 
 
 # ---- one-pass array kernels ------------------------------------------------------------------
-# Each loop reads y, eta (+ offset) and weights once and writes the gradient (and Hessian) of
-# row i in the same iteration.  The per-row branches on has_w / has_off / has_h are loop
-# invariant, so LLVM unswitches them.
 
 
 @kernel
-def _lgh_poisson_log(phi, y, eta, weights, offset, grad_out, hess_out):
+def _lgh_rows(
+    pair, lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
+):
+    """The loop of :func:`loss_grad_hess` for one pair (``PAIR_NONE``: the generic path).
+
+    Each iteration reads y, eta (+ offset) and weights once and writes the gradient (and
+    Hessian) of row i.  The branches on the pair and on has_w / has_off / has_h are loop
+    invariant, so LLVM unswitches them: every pair runs its own loop.  Without a Hessian to
+    write, the cheaper expected kind is used (the observed one costs V' in the generic path).
+    """
     has_w = weights.size > 0
     has_off = offset.size > 0
     has_h = hess_out.size > 0
+    kind = hess_kind if has_h else HESS_EXPECTED
     total = 0.0
     for i in range(y.size):
         w = weights[i] if has_w else 1.0
@@ -585,95 +597,7 @@ def _lgh_poisson_log(phi, y, eta, weights, offset, grad_out, hess_out):
             if has_h:
                 hess_out[i] = 0.0
             continue
-        v, d1, d2 = _poisson_log(y[i], e, phi)
-        total += w * v
-        grad_out[i] = w * d1
-        if has_h:
-            hess_out[i] = w * d2
-    return total
-
-
-@kernel
-def _lgh_bernoulli_logit(phi, y, eta, weights, offset, grad_out, hess_out):
-    has_w = weights.size > 0
-    has_off = offset.size > 0
-    has_h = hess_out.size > 0
-    total = 0.0
-    for i in range(y.size):
-        w = weights[i] if has_w else 1.0
-        e = eta[i] + offset[i] if has_off else eta[i]
-        if w == 0.0:
-            grad_out[i] = 0.0
-            if has_h:
-                hess_out[i] = 0.0
-            continue
-        v, d1, d2 = _bernoulli_logit(y[i], e, phi)
-        total += w * v
-        grad_out[i] = w * d1
-        if has_h:
-            hess_out[i] = w * d2
-    return total
-
-
-@kernel
-def _lgh_gaussian_identity(phi, y, eta, weights, offset, grad_out, hess_out):
-    has_w = weights.size > 0
-    has_off = offset.size > 0
-    has_h = hess_out.size > 0
-    total = 0.0
-    for i in range(y.size):
-        w = weights[i] if has_w else 1.0
-        e = eta[i] + offset[i] if has_off else eta[i]
-        if w == 0.0:
-            grad_out[i] = 0.0
-            if has_h:
-                hess_out[i] = 0.0
-            continue
-        v, d1, d2 = _gaussian_identity(y[i], e, phi)
-        total += w * v
-        grad_out[i] = w * d1
-        if has_h:
-            hess_out[i] = w * d2
-    return total
-
-
-@kernel
-def _lgh_gamma_log(phi, hess_kind, y, eta, weights, offset, grad_out, hess_out):
-    has_w = weights.size > 0
-    has_off = offset.size > 0
-    has_h = hess_out.size > 0
-    total = 0.0
-    for i in range(y.size):
-        w = weights[i] if has_w else 1.0
-        e = eta[i] + offset[i] if has_off else eta[i]
-        if w == 0.0:
-            grad_out[i] = 0.0
-            if has_h:
-                hess_out[i] = 0.0
-            continue
-        v, d1, d2 = _gamma_log(y[i], e, phi, hess_kind)
-        total += w * v
-        grad_out[i] = w * d1
-        if has_h:
-            hess_out[i] = w * d2
-    return total
-
-
-@kernel
-def _lgh_bernoulli_cdf(pair, phi, hess_kind, y, eta, weights, offset, grad_out, hess_out):
-    has_w = weights.size > 0
-    has_off = offset.size > 0
-    has_h = hess_out.size > 0
-    total = 0.0
-    for i in range(y.size):
-        w = weights[i] if has_w else 1.0
-        e = eta[i] + offset[i] if has_off else eta[i]
-        if w == 0.0:
-            grad_out[i] = 0.0
-            if has_h:
-                hess_out[i] = 0.0
-            continue
-        v, d1, d2 = _bernoulli_cdf(pair, y[i], e, phi, hess_kind)
+        v, d1, d2 = _pair_eval(pair, lcode, a, phi, hcode, lam, y[i], e, kind)
         total += w * v
         grad_out[i] = w * d1
         if has_h:
@@ -686,26 +610,10 @@ def loss_grad_hess_generic(
     lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
 ):
     """:func:`loss_grad_hess` by the generic path for every pair (the fused paths' reference)."""
-    has_w = weights.size > 0
-    has_off = offset.size > 0
-    has_h = hess_out.size > 0
-    # without a Hessian to write, the cheaper expected kind saves the V' evaluation
-    kind = hess_kind if has_h else HESS_EXPECTED
-    total = 0.0
-    for i in range(y.size):
-        w = weights[i] if has_w else 1.0
-        e = eta[i] + offset[i] if has_off else eta[i]
-        if w == 0.0:
-            grad_out[i] = 0.0
-            if has_h:
-                hess_out[i] = 0.0
-            continue
-        v, d1, d2 = loss_eval_generic(lcode, a, phi, hcode, lam, y[i], e, kind)
-        total += w * v
-        grad_out[i] = w * d1
-        if has_h:
-            hess_out[i] = w * d2
-    return total
+    return _lgh_rows(
+        PAIR_NONE, lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out,
+        hess_out,
+    )  # fmt: skip
 
 
 @kernel
@@ -721,29 +629,17 @@ def loss_grad_hess(
         hess_out[i] = w_i d²ℓ/dη² (y_i, η_i)     (observed or expected per hess_kind)
 
     ``hess_out`` of size 0 skips the Hessian.  The dispatch on (loss, activation) happens
-    once, before the row loop; canonical pairs run their own fused loop.
+    once, before the row loop; fused pairs run their own loop.
 
     Returns
     -------
     float
         The total loss Σ w ℓ.
     """
-    pair = fused_pair(lcode, hcode)
-    if pair == PAIR_POISSON_LOG:
-        return _lgh_poisson_log(phi, y, eta, weights, offset, grad_out, hess_out)
-    if pair == PAIR_BERNOULLI_LOGIT:
-        return _lgh_bernoulli_logit(phi, y, eta, weights, offset, grad_out, hess_out)
-    if pair == PAIR_GAUSSIAN_IDENTITY:
-        return _lgh_gaussian_identity(phi, y, eta, weights, offset, grad_out, hess_out)
-    if pair == PAIR_GAMMA_LOG:
-        kind = hess_kind if hess_out.size > 0 else HESS_EXPECTED
-        return _lgh_gamma_log(phi, kind, y, eta, weights, offset, grad_out, hess_out)
-    if is_cdf_pair(pair):
-        kind = hess_kind if hess_out.size > 0 else HESS_EXPECTED
-        return _lgh_bernoulli_cdf(pair, phi, kind, y, eta, weights, offset, grad_out, hess_out)
-    return loss_grad_hess_generic(
-        lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
-    )
+    return _lgh_rows(
+        fused_pair(lcode, hcode), lcode, a, phi, hcode, lam, hess_kind, y, eta, weights,
+        offset, grad_out, hess_out,
+    )  # fmt: skip
 
 
 @kernel
