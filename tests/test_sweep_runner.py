@@ -260,7 +260,7 @@ def test_bad_options_are_input_errors(tmp_path):
 
 def test_dask_executor_on_a_local_cluster(tmp_path):
     pytest.importorskip("distributed")
-    from simbench.sweep.executors import DaskExecutor
+    from simbench.sweep.cluster import DaskExecutor
 
     spec = make_spec(["ok1", "raise", "ok2"], replicates=2, ns=(50,))
     _, serial = run(spec, tmp_path / "serial")
