@@ -398,9 +398,11 @@ def test_fused_equals_generic(lc, hc, data):
     )
 
 
-@pytest.mark.parametrize(("lc", "hc"), FUSED, ids=FUSED_IDS)
-def test_fused_loop_equals_generic_loop(lc, hc):
-    rng = np.random.default_rng(11)
+def check_fused_loop(lc, hc, seed, rtol, floor):
+    """The fused loop of a pair against the generic loop (weights, offsets, both Hessian
+    kinds): the total to 1e-12, the derivatives to ``rtol`` relative to max(|generic|,
+    ``floor``), and the value-only loop against the total."""
+    rng = np.random.default_rng(seed)
     _a, phi, _lam, y, eta = grid_case(lc, hc, rng, n=2000)
     w = rng.uniform(0.0, 2.0, y.size)
     off = rng.normal(0.0, 0.2, y.size)
@@ -408,8 +410,14 @@ def test_fused_loop_equals_generic_loop(lc, hc):
         tf, gf, hf = lgh(lc, 0.0, phi, hc, 0.0, y, eta, w, off, kind)
         tg, gg, hg = lgh(lc, 0.0, phi, hc, 0.0, y, eta, w, off, kind, fn=K.loss_grad_hess_generic)
         assert tf == approx(tg, rel=1e-12)
-        assert_close(gf, gg, 1e-12, 1.0, "grad")
-        assert_close(hf, hg, 1e-12, 1.0, "hess")
+        assert_close(gf, gg, rtol, floor, "grad")
+        assert_close(hf, hg, rtol, floor, "hess")
+        assert K.loss_sum(lc, 0.0, phi, hc, 0.0, y, eta, w, off) == approx(tf, rel=1e-14)
+
+
+@pytest.mark.parametrize(("lc", "hc"), FUSED, ids=FUSED_IDS)
+def test_fused_loop_equals_generic_loop(lc, hc):
+    check_fused_loop(lc, hc, 11, 1e-12, 1.0)
 
 
 # ---- Bernoulli/binomial through CDF output activations ---------------------------------------
@@ -462,17 +470,7 @@ def test_cdf_fused_equals_generic_at_moderate_eta(lc, hc, data):
 
 @pytest.mark.parametrize(("lc", "hc"), CDF_PAIRS, ids=CDF_IDS)
 def test_cdf_fused_loop_equals_generic_loop(lc, hc):
-    rng = np.random.default_rng(12)
-    _a, phi, _lam, y, eta = grid_case(lc, hc, rng, n=2000)
-    w = rng.uniform(0.0, 2.0, y.size)
-    off = rng.normal(0.0, 0.2, y.size)
-    for kind in (OBS, EXP):
-        tf, gf, hf = lgh(lc, 0.0, phi, hc, 0.0, y, eta, w, off, kind)
-        tg, gg, hg = lgh(lc, 0.0, phi, hc, 0.0, y, eta, w, off, kind, fn=K.loss_grad_hess_generic)
-        assert tf == approx(tg, rel=1e-12)
-        assert_close(gf, gg, 1e-10, 1e-4, "grad")
-        assert_close(hf, hg, 1e-10, 1e-4, "hess")
-        assert K.loss_sum(lc, 0.0, phi, hc, 0.0, y, eta, w, off) == approx(tf, rel=1e-14)
+    check_fused_loop(lc, hc, 12, 1e-10, 1e-4)
 
 
 CDF_EXTREME_ETA = [-1000.0, -40.0, -38.5, -10.0, -1e-3, 10.0, 40.0, 1000.0]
