@@ -98,6 +98,14 @@ def fisher_scoring(
         eta, eta_t = eta_t, eta
         return col, dec_
 
+    def back_to_fisher():
+        """Leave Newton's method for good: the expected A and Fisher direction at this point."""
+        nonlocal mode, newton, column, dec, fresh
+        mode = k.MODE_FISHER
+        newton = False
+        column, dec = reevaluate(mode)
+        fresh = True
+
     ybar = float(k.irls_start_eta(fcode, fpar, lcode, lpar, y, w, eta))
     if not math.isfinite(ybar):
         return result(NO_START, nan_beta)
@@ -167,11 +175,8 @@ def fisher_scoring(
                 fresh, refresh = True, False
                 continue
             if mode == k.MODE_NEWTON:
-                # observed information not positive definite here: back to Fisher scoring
-                mode = k.MODE_FISHER
-                newton = False
-                column, dec = reevaluate(mode)
-                fresh = True
+                # observed information not positive definite here
+                back_to_fisher()
                 continue
             return result(SINGULAR, beta, it, dev, math.nan, column)
         scale = abs(dev) + 0.1
@@ -227,10 +232,7 @@ def fisher_scoring(
                 fresh = refresh = True
                 continue
             if mode == k.MODE_NEWTON:
-                mode = k.MODE_FISHER
-                newton = False
-                column, dec = reevaluate(mode)
-                fresh = True
+                back_to_fisher()
                 continue
             return result(STALLED, beta, it, dev, dec)
         beta = cand
