@@ -260,7 +260,7 @@ def test_derivative_only_loss_loop_equals_loss_eval(loss_name, outputs, ykind):
     for name in outputs:
         out = links.get(name)
         d1 = np.empty(300)
-        k._loss_d1(loss.code, loss.param, out.code, out.param, y, eta, d1, 300)
+        k.loss_d1(loss.code, loss.param, out.code, out.param, y, eta, d1, 300)
         ref = [
             loss_eval(loss.code, loss.param, 1.0, out.code, out.param, y[i], eta[i], 1)[1]
             for i in range(300)
@@ -492,12 +492,15 @@ def test_minibatch_epoch_equals_its_steps(hidden):
         ("inverse_gaussian", "log", "positive"),
     ],
 )
-def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, link_name, ykind):
-    """The in-place path (prefetched random rows, per-row derivative dispatch) equals batch
-    steps with the full-data kernels, with offsets and zero weights, for fused and generic
-    (loss, output) pairs."""
+@pytest.mark.parametrize("bs", [16, 70])
+def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, link_name, ykind, bs):
+    """The in-place path (prefetched random rows, chunks of CHUNK_ROWS rows, derivative
+    dispatch per chunk) equals batch steps with the full-data kernels, with offsets and zero
+    weights, for fused and generic (loss, output) pairs; batches of one chunk and of several
+    (70 rows: 32 + 32 + 6, not a multiple of the gradient's 4-row groups)."""
+    assert 16 < kmb.CHUNK_ROWS and 2 * kmb.CHUNK_ROWS < 70 < 3 * kmb.CHUNK_ROWS
     rng = np.random.default_rng(11)
-    n, p, bs = 70, 9, 16
+    n, p = 150, 9
     X = rng.normal(size=(n, p))
     y = {
         "count": rng.poisson(2.0, n).astype(float),
@@ -518,7 +521,7 @@ def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, li
     t, ok = obj.minibatch_epoch(
         theta, perm, bs, NO_MASK, 1.0, kmb.OPT_SGD, (0.01, 0, 0, 0, 0), m, v, 0
     )
-    assert ok and t == 5
+    assert ok and t == -(-n // bs)
     ref = theta0.copy()
     for s in range(0, n, bs):
         idx = perm[s : s + bs]
@@ -528,6 +531,52 @@ def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, li
         sub.loss_grad(ref, g)
         ref -= 0.01 * g
     np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("hidden", [[], [3]])
+@pytest.mark.parametrize("link_name", ["log", "sqrt"])
+def test_minibatch_epoch_sums_the_loss_of_every_batch_on_request(hidden, link_name):
+    """With ``need_value`` the kernel also returns the summed weighted loss of the batches,
+    each at the parameters of its own step; the steps are the same."""
+    rng = np.random.default_rng(12)
+    n, p, bs = 150, 5, 70
+    X = rng.normal(size=(n, p))
+    y = rng.poisson(2.0, n).astype(float)
+    w = rng.uniform(0.5, 1.5, n)
+    off = rng.normal(0.0, 0.1, n)
+    sizes = [p, *hidden, 1]
+    acts = ["tanh"] * len(hidden)
+    lnk = links.get(link_name)
+    obj = Objective(sizes, acts, lnk, losses.get("poisson"), X, y, w, off)
+    theta0 = rng.normal(0, 0.05, obj.n_params)
+    theta0[obj.n_params - 1 if hidden else 0] = 1.2  # a positive mean for sqrt
+    perm = rng.permutation(n).astype(np.int64)
+    thetas = []
+    sums = []
+    for need_value in (False, True):
+        theta = theta0.copy()
+        q = obj.n_params
+        total, t, ok = kmb.minibatch_epoch(
+            theta, obj.sizes, obj.offs, obj.acts, obj.hcode, obj.lam, obj.lcode, obj.a,
+            obj.penal, obj.X, obj.y, obj.weights, obj.offset, perm, bs, NO_MASK, 1.0,
+            obj.wscale, kmb.OPT_SGD, 0.01, 0.0, 0.0, 0.0, 0.0, np.zeros(q), np.zeros(q), 0,
+            need_value,
+        )  # fmt: skip
+        assert ok and t == 3
+        thetas.append(theta)
+        sums.append(total)
+    assert sums[0] == 0.0
+    # the same steps (to rounding: the derivative-only Poisson-log loop takes exp_fast)
+    np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-13, atol=1e-15)
+    ref, expected = theta0.copy(), 0.0
+    for s in range(0, n, bs):
+        idx = perm[s : s + bs]
+        sub = Objective(sizes, acts, lnk, obj.loss, X[idx], y[idx], w[idx], off[idx])
+        sub.wscale = 1.0
+        g = np.empty(obj.n_params)
+        expected += sub.loss_grad(ref, g)
+        ref -= 0.01 * (obj.wscale * n / len(idx)) * g
+    np.testing.assert_allclose(sums[1], expected, rtol=1e-12)
 
 
 def test_shuffle_is_fisher_yates_and_uniform():

@@ -35,7 +35,7 @@ vectorised over the columns: X is streamed from memory once.  Mini-batches, thei
 optimiser steps and whole epochs are :mod:`simbench.kernels.minibatch`.
 
 Loss values.  A full-data evaluation calls the losses' one-pass kernel ``loss_grad_hess``
-(fused loops for canonical pairs).  A mini-batch step needs only ``l'``; ``_loss_d1`` hoists
+(fused loops for canonical pairs).  A mini-batch step needs only ``l'``; ``loss_d1`` hoists
 the same (loss, activation) dispatch and calls the small fused scalar kernels, which the
 compiler inlines and strips of the value (for Poisson-log the value's ``log y`` and
 ``expm1`` cost more than the derivative).
@@ -197,7 +197,7 @@ BLOCK_ELEMENTS = 8192
 
 
 @kernel
-def _loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
+def loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
     """``d1_out[r] = l'(y[r], eta[r])`` for ``r < nb``, without the loss value.
 
     A mini-batch step needs only the derivative.  The (loss, activation) dispatch is hoisted
@@ -271,7 +271,7 @@ def output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out, lyb, vbu
     if ob.size > 0:
         for i in range(nb):
             eta[i] += ob[i]
-    _loss_d1(lcode, a, hcode, lam, yb, eta, out, nb)
+    loss_d1(lcode, a, hcode, lam, yb, eta, out, nb)
     if wb.size > 0:
         for i in range(nb):
             w = wb[i]
