@@ -23,6 +23,7 @@ from simbench import links, losses, optimizers
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.fit.config import NetworkConfig
 from simbench.fit.objective import NO_MASK, Objective, layer_offsets
+from simbench.fit.optimizers import shuffle_rows
 from simbench.kernels import codes
 from simbench.kernels import minibatch as kmb
 from simbench.kernels import network as k
@@ -579,29 +580,77 @@ def test_minibatch_epoch_sums_the_loss_of_every_batch_on_request(hidden, link_na
     np.testing.assert_allclose(sums[1], expected, rtol=1e-12)
 
 
-def test_shuffle_is_fisher_yates_and_uniform():
+def _reference_shuffle(n, draws):
+    """Fisher-Yates with Lemire's exact draws, written plainly: position i takes the high
+    half of draw * (i + 1), unless the low half is below 2^32 mod (i + 1)."""
+    perm, w = list(range(n)), 0
+    for i in range(n - 1, 0, -1):
+        while True:
+            m = int(draws[w]) * (i + 1)
+            w += 1
+            if m % 2**32 >= 2**32 % (i + 1):
+                break
+        j = m >> 32
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def test_shuffle_is_fisher_yates_with_exact_draws():
+    rng = np.random.default_rng(5)
+    draws = rng.integers(0, 2**32, 60, dtype=np.uint32)
+    perm = np.arange(30)
+    assert kmb.shuffle(perm, draws, 29) == 0
+    assert perm.tolist() == _reference_shuffle(30, draws)
+    # a rejected draw: at position 2, draw 0 has low half 0 < 2^32 mod 3 = 1
+    draws = np.array([0, 1 << 31, 3 << 30], dtype=np.uint32)
+    perm = np.arange(3)
+    assert kmb.shuffle(perm, draws, 2) == 0
+    assert perm.tolist() == _reference_shuffle(3, draws) == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("split", "stop"), [(0, 39), (1, 38), (5, 34), (17, 22), (18, 22), (40, 0)]
+)
+def test_shuffle_continues_where_its_draws_ran_out(split, stop):
+    """Draws running out (before a position, or inside a rejection: split 18) leave the
+    position to continue from; continuing with the other draws is one shuffle with all."""
+    rng = np.random.default_rng(6)
+    draws = rng.integers(0, 2**32, 60, dtype=np.uint32)
+    draws[17] = 0  # rejected at position 22 (2^32 mod 23 = 12), draws[18] taken instead
+    whole = np.arange(40)
+    assert kmb.shuffle(whole, draws, 39) == 0
+    assert whole.tolist() == _reference_shuffle(40, draws)
+    parts = np.arange(40)
+    assert kmb.shuffle(parts, draws[:split], 39) == stop
+    if stop:
+        assert kmb.shuffle(parts, draws[split:], stop) == 0
+    assert parts.tolist() == whole.tolist()
+
+
+def test_shuffle_rows_draws_every_permutation_equally_often():
     from scipy import stats
 
     rng = np.random.default_rng(5)
-    # the same draws as a plain Fisher-Yates
-    perm = np.arange(30)
-    u = rng.random(29)
-    kmb.shuffle(perm, u)
-    ref = list(range(30))
-    for step, i in enumerate(range(29, 0, -1)):
-        j = int(u[step] * (i + 1))
-        ref[i], ref[j] = ref[j], ref[i]
-    assert perm.tolist() == ref
-    # every permutation of 4 equally likely, from any starting order (the array is reused)
     perm = np.arange(4)
     counts: dict[tuple, int] = {}
-    u = rng.random((24_000, 3))
-    for row in u:
-        kmb.shuffle(perm, row)
+    for _ in range(24_000):  # from whatever order the reused array is in
+        shuffle_rows(perm, rng)
         key = tuple(perm.tolist())
         counts[key] = counts.get(key, 0) + 1
     assert len(counts) == 24
     assert stats.chisquare(list(counts.values())).pvalue > 1e-4
+    # the same seed, the same permutation; a large array is a permutation
+    a, b = np.arange(100_000), np.arange(100_000)
+    shuffle_rows(a, np.random.default_rng(1))
+    shuffle_rows(b, np.random.default_rng(1))
+    assert np.array_equal(a, b) and np.array_equal(np.sort(a), np.arange(100_000))
+    assert not np.array_equal(a, np.arange(100_000))
+
+
+def test_shuffle_rows_refuses_more_than_2_32_rows():
+    huge = np.broadcast_to(np.zeros(1, np.int64), (2**32 + 1,))  # no memory behind it
+    with pytest.raises(ValueError, match="at most 2\\^32 rows"):
+        shuffle_rows(huge, np.random.default_rng(0))
 
 
 def test_minibatch_epoch_stops_before_a_non_finite_step():

@@ -22,6 +22,7 @@ the caller seeds; the kernels get arrays.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from simbench.fit.objective import NO_MASK, Objective
 from simbench.kernels import minibatch as k
 
-__all__ = ["Monitor", "Outcome", "run"]
+__all__ = ["Monitor", "Outcome", "run", "shuffle_rows"]
 
 _STEP_CODES = {
     "gd": k.OPT_SGD,
@@ -187,6 +188,34 @@ def run(obj: Objective, theta: np.ndarray, config, monitor: Monitor, rngs) -> Ou
     return _first_order(obj, theta, config, monitor, *rngs)
 
 
+def shuffle_rows(perm: np.ndarray, rng: np.random.Generator) -> None:
+    """Shuffle ``perm`` in place, every permutation equally likely, with draws from ``rng``.
+
+    The draws are the raw 64-bit words of the bit generator, each split into two 32-bit
+    integers (low half first) for :func:`simbench.kernels.minibatch.shuffle`: half the words
+    that one uniform double per position would take, the costliest part of a shuffle.
+    """
+    if perm.size > 2**32:
+        raise ValueError(f"can shuffle at most 2^32 rows, got {perm.size}")
+    i = perm.size - 1
+    while i > 0:
+        # a draw per position, plus the expected rejections (below i^2 / 2^33) and a margin;
+        # rarely, more rejections than that leave positions for another round of draws
+        need = i + (i * i >> 33) + 16
+        words = rng.bit_generator.random_raw((need + 1) // 2)
+        i = k.shuffle(perm, _halves(words), i)
+
+
+def _halves(words: np.ndarray) -> np.ndarray:
+    """The 32-bit halves of 64-bit words, low half first, on any byte order."""
+    if sys.byteorder == "little":
+        return words.view(np.uint32)
+    out = np.empty(2 * words.size, dtype=np.uint32)
+    out[0::2] = words & 0xFFFFFFFF
+    out[1::2] = words >> 32
+    return out
+
+
 def _dropout_mask(rng: np.random.Generator, n: int, width: int, rate: float) -> np.ndarray:
     """Keep-masks (1 = kept) for ``n`` rows of ``width`` hidden units."""
     keep = rng.random((n, width), dtype=np.float32) >= np.float32(rate)
@@ -205,9 +234,8 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     rate = cfg.dropout
     keep_inv = 1.0 / (1.0 - rate)
     if not full:
-        # one permutation array, reshuffled in place each epoch from the seeded uniforms
+        # one permutation array, reshuffled in place each epoch
         perm = np.arange(obj.n, dtype=np.int64)
-        uniforms = np.empty(max(obj.n - 1, 0))
     f = obj.loss_grad(theta, grad)
     reason = monitor.observe(0, theta, f, float(np.linalg.norm(grad)))
     epoch = 0
@@ -223,8 +251,7 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
             t += 1
             k.opt_step(kind, theta, grad, m, v, t, *hyper)
         else:
-            shuffle_rng.random(out=uniforms)
-            k.shuffle(perm, uniforms)
+            shuffle_rows(perm, shuffle_rng)
             t, ok = obj.minibatch_epoch(
                 theta, perm, cfg.batch_size, mask, keep_inv, kind, hyper, m, v, t
             )

@@ -9,8 +9,8 @@ place, each row's cache lines requested ``PREFETCH_ROWS`` rows ahead (the order 
 and goes by chunks of ``CHUNK_ROWS`` rows: the chunk's ``eta``, its loss derivatives in one
 loop, and its gradient terms while its rows are still in L1.
 
-There is no randomness here: permutations (``shuffle`` turns uniforms into one) and dropout
-masks come in as arrays.
+There is no randomness here: permutations (``shuffle`` turns 32-bit random integers into
+one) and dropout masks come in as arrays.
 """
 
 from __future__ import annotations
@@ -209,17 +209,44 @@ def _glm_gather_block(
     return total
 
 
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
 @kernel
-def shuffle(perm, u):
-    """Shuffle ``perm`` in place (Fisher-Yates) with the uniforms ``u`` in [0, 1)
-    (``u.size >= perm.size - 1``): position ``i`` swaps with ``floor(u (i + 1))``.  Whatever
-    the order ``perm`` starts in, every permutation is equally likely (up to the 2^-53
-    resolution of ``u``).  Reusing one array saves the allocation of a new permutation."""
-    for i in range(perm.size - 1, 0, -1):
-        j = int(u[perm.size - 1 - i] * (i + 1))
-        t = perm[i]
+def shuffle(perm, draws, i):
+    """Shuffle ``perm`` in place (Fisher-Yates), from position ``i`` down to 1, with the
+    32-bit uniform integers ``draws`` (uint32): position ``k`` swaps with ``j`` uniform on
+    ``0 .. k``.
+
+    ``j`` is the high half of ``draw * (k + 1)``, rejected and drawn again when the low half
+    falls below ``2^32 mod (k + 1)`` (Lemire's method): exactly uniform, and a rejection
+    happens with probability below ``(k + 1) / 2^32``.  Whatever the order ``perm`` starts
+    in, every permutation is equally likely.  Needs ``perm.size <= 2^32``.
+
+    Returns the position still to do when the draws run out (0 when the shuffle is done);
+    the call that continues it starts at that position with fresh draws.
+    """
+    nd = draws.size
+    w = 0
+    while i > 0:
+        if w == nd:
+            return i
+        s = np.uint64(i + 1)
+        m = np.uint64(draws[w]) * s
+        w += 1
+        if m & _LOW32 < s:
+            t = (np.uint64(0x100000000) - s) % s
+            while m & _LOW32 < t:
+                if w == nd:
+                    return i
+                m = np.uint64(draws[w]) * s
+                w += 1
+        j = np.int64(m >> np.uint64(32))
+        tmp = perm[i]
         perm[i] = perm[j]
-        perm[j] = t
+        perm[j] = tmp
+        i -= 1
+    return 0
 
 
 @kernel

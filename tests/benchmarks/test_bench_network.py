@@ -35,6 +35,7 @@ from numba import prange
 from simbench import links, losses
 from simbench._jit import kernel_nocache
 from simbench.fit.objective import NO_MASK, Objective, init_params
+from simbench.fit.optimizers import shuffle_rows
 from simbench.kernels import minibatch as kmb
 from simbench.kernels import network as k
 
@@ -135,11 +136,10 @@ def test_glm_minibatch(benchmark, p):
     theta = np.zeros(p + 1)
     m, v = np.zeros(p + 1), np.zeros(p + 1)
     rng = np.random.default_rng(1)
-    perm, u = np.arange(N), np.empty(N - 1)
+    perm = np.arange(N)
 
     def epoch():
-        rng.random(out=u)  # the permutation as training draws it
-        kmb.shuffle(perm, u)
+        shuffle_rows(perm, rng)  # the permutation as training draws it
         hyper = (1e-3, 0, 0, 0, 0)
         obj.minibatch_epoch(theta, perm, 256, NO_MASK, 1.0, kmb.OPT_SGD, hyper, m, v, 0)
 
@@ -160,11 +160,10 @@ def test_mlp_adam(benchmark):
     m, v = np.zeros(q), np.zeros(q)
     rng = np.random.default_rng(3)
     state = {"t": 0}
-    perm, u = np.arange(N), np.empty(N - 1)
+    perm = np.arange(N)
 
     def epoch():
-        rng.random(out=u)
-        kmb.shuffle(perm, u)
+        shuffle_rows(perm, rng)
         state["t"], _ = obj.minibatch_epoch(
             theta,
             perm,
