@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -228,6 +231,9 @@ def test_manifest_records_runs_and_provenance(tmp_path, spec):
     info = provenance()
     for key in ("simbench", "numba", "numpy", "python", "cpu", "cpu_count", "git_commit"):
         assert key in info
+    # the command without the directory it was run from
+    assert info["argv"][0] == Path(sys.argv[0]).name and os.sep not in info["argv"][0]
+    assert info["argv"][1:] == sys.argv[1:]
     store = open_store(tmp_path, spec, "r1")
     store.unlock()
     store.begin_run(spec, {"run_id": "r2"})

@@ -426,7 +426,8 @@ def provenance() -> dict[str, Any]:
         "thread_env": {k: v for k, v in threads.items() if v is not None},
         "git_commit": commit,
         "git_dirty": dirty,
-        "argv": list(sys.argv),
+        # the command as typed: the program's name, not where it is installed
+        "argv": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else [],
     }
 
 
