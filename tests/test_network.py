@@ -23,7 +23,7 @@ from simbench import links, losses, optimizers
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.fit.config import NetworkConfig
 from simbench.fit.objective import NO_MASK, Objective, layer_offsets
-from simbench.fit.optimizers import shuffle_rows
+from simbench.fit.optimizers import row_order, shuffle_rows
 from simbench.kernels import codes
 from simbench.kernels import minibatch as kmb
 from simbench.kernels import network as k
@@ -462,7 +462,7 @@ def test_minibatch_epoch_equals_its_steps(hidden):
     acts = ["tanh"] * len(hidden)
     obj = Objective(sizes, acts, links.get("log"), losses.get("poisson"), X, y, w, None, l2=0.1)
     theta0 = rng.normal(0, 0.3, obj.n_params)
-    perm = rng.permutation(n).astype(np.int64)
+    perm = rng.permutation(n).astype(np.int32)
     theta = theta0.copy()
     m, v = np.zeros(obj.n_params), np.zeros(obj.n_params)
     t, ok = obj.minibatch_epoch(
@@ -516,7 +516,7 @@ def test_minibatch_epoch_without_hidden_layers_reads_rows_in_place(loss_name, li
     obj = Objective([p, 1], (), lnk, loss, X, y, w, off)
     theta0 = rng.normal(0, 0.05, p + 1)
     theta0[0] = 0.3
-    perm = rng.permutation(n).astype(np.int64)
+    perm = rng.permutation(n).astype(np.int32)
     theta = theta0.copy()
     m, v = np.zeros(p + 1), np.zeros(p + 1)
     t, ok = obj.minibatch_epoch(
@@ -551,7 +551,7 @@ def test_minibatch_epoch_sums_the_loss_of_every_batch_on_request(hidden, link_na
     obj = Objective(sizes, acts, lnk, losses.get("poisson"), X, y, w, off)
     theta0 = rng.normal(0, 0.05, obj.n_params)
     theta0[obj.n_params - 1 if hidden else 0] = 1.2  # a positive mean for sqrt
-    perm = rng.permutation(n).astype(np.int64)
+    perm = rng.permutation(n).astype(np.int32)
     thetas = []
     sums = []
     for need_value in (False, True):
@@ -617,10 +617,10 @@ def test_shuffle_continues_where_its_draws_ran_out(split, stop):
     rng = np.random.default_rng(6)
     draws = rng.integers(0, 2**32, 60, dtype=np.uint32)
     draws[17] = 0  # rejected at position 22 (2^32 mod 23 = 12), draws[18] taken instead
-    whole = np.arange(40)
+    whole = row_order(40)
     assert kmb.shuffle(whole, draws, 39) == 0
     assert whole.tolist() == _reference_shuffle(40, draws)
-    parts = np.arange(40)
+    parts = row_order(40)
     assert kmb.shuffle(parts, draws[:split], 39) == stop
     if stop:
         assert kmb.shuffle(parts, draws[split:], stop) == 0
@@ -631,7 +631,7 @@ def test_shuffle_rows_draws_every_permutation_equally_often():
     from scipy import stats
 
     rng = np.random.default_rng(5)
-    perm = np.arange(4)
+    perm = row_order(4)
     counts: dict[tuple, int] = {}
     for _ in range(24_000):  # from whatever order the reused array is in
         shuffle_rows(perm, rng)
@@ -640,11 +640,19 @@ def test_shuffle_rows_draws_every_permutation_equally_often():
     assert len(counts) == 24
     assert stats.chisquare(list(counts.values())).pvalue > 1e-4
     # the same seed, the same permutation; a large array is a permutation
-    a, b = np.arange(100_000), np.arange(100_000)
+    a, b = row_order(100_000), row_order(100_000)
     shuffle_rows(a, np.random.default_rng(1))
     shuffle_rows(b, np.random.default_rng(1))
     assert np.array_equal(a, b) and np.array_equal(np.sort(a), np.arange(100_000))
     assert not np.array_equal(a, np.arange(100_000))
+
+
+def test_row_order_takes_32_bit_indices_where_they_suffice():
+    from simbench.fit.optimizers import _index_dtype
+
+    assert row_order(5).tolist() == [0, 1, 2, 3, 4] and row_order(5).dtype == np.int32
+    assert _index_dtype(2**31) is np.int32  # indices up to 2^31 - 1
+    assert _index_dtype(2**31 + 1) is np.int64
 
 
 def test_shuffle_rows_refuses_more_than_2_32_rows():
@@ -663,7 +671,7 @@ def test_minibatch_epoch_stops_before_a_non_finite_step():
     before = theta.copy()
     t, ok = obj.minibatch_epoch(
         theta,
-        np.arange(n, dtype=np.int64),
+        row_order(n),
         8,
         NO_MASK,
         1.0,

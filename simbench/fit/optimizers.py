@@ -30,7 +30,7 @@ import numpy as np
 from simbench.fit.objective import NO_MASK, Objective
 from simbench.kernels import minibatch as k
 
-__all__ = ["Monitor", "Outcome", "run", "shuffle_rows"]
+__all__ = ["Monitor", "Outcome", "row_order", "run", "shuffle_rows"]
 
 _STEP_CODES = {
     "gd": k.OPT_SGD,
@@ -188,6 +188,17 @@ def run(obj: Objective, theta: np.ndarray, config, monitor: Monitor, rngs) -> Ou
     return _first_order(obj, theta, config, monitor, *rngs)
 
 
+def row_order(n: int) -> np.ndarray:
+    """The rows ``0 .. n - 1`` in order, as the array :func:`shuffle_rows` permutes: 32-bit
+    indices where they suffice (half the memory traffic of an epoch's reads of the order,
+    measurably faster), 64-bit beyond."""
+    return np.arange(n, dtype=_index_dtype(n))
+
+
+def _index_dtype(n: int) -> type:
+    return np.int32 if n <= np.iinfo(np.int32).max + 1 else np.int64
+
+
 def shuffle_rows(perm: np.ndarray, rng: np.random.Generator) -> None:
     """Shuffle ``perm`` in place, every permutation equally likely, with draws from ``rng``.
 
@@ -235,7 +246,7 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     keep_inv = 1.0 / (1.0 - rate)
     if not full:
         # one permutation array, reshuffled in place each epoch
-        perm = np.arange(obj.n, dtype=np.int64)
+        perm = row_order(obj.n)
     f = obj.loss_grad(theta, grad)
     reason = monitor.observe(0, theta, f, float(np.linalg.norm(grad)))
     epoch = 0

@@ -35,7 +35,7 @@ from numba import prange
 from simbench import links, losses
 from simbench._jit import kernel_nocache
 from simbench.fit.objective import NO_MASK, Objective, init_params
-from simbench.fit.optimizers import shuffle_rows
+from simbench.fit.optimizers import row_order, shuffle_rows
 from simbench.kernels import minibatch as kmb
 from simbench.kernels import network as k
 
@@ -136,7 +136,7 @@ def test_glm_minibatch(benchmark, p):
     theta = np.zeros(p + 1)
     m, v = np.zeros(p + 1), np.zeros(p + 1)
     rng = np.random.default_rng(1)
-    perm = np.arange(N)
+    perm = row_order(N)
 
     def epoch():
         shuffle_rows(perm, rng)  # the permutation as training draws it
@@ -160,7 +160,7 @@ def test_mlp_adam(benchmark):
     m, v = np.zeros(q), np.zeros(q)
     rng = np.random.default_rng(3)
     state = {"t": 0}
-    perm = np.arange(N)
+    perm = row_order(N)
 
     def epoch():
         shuffle_rows(perm, rng)
