@@ -138,8 +138,8 @@ def _glm_gather_block(
     lines requested ``PREFETCH_ROWS`` rows ahead (across chunk and batch boundaries: the
     order is known), so the latency of the random order is hidden; the chunk's loss
     derivatives in one loop (vectorised for Poisson-log); its gradient terms four rows at a
-    time, the rows still in L1.  Only ``y``, the weights and the offsets are copied, into
-    buffers of ``CHUNK_ROWS``.
+    time, the rows still in L1.  Only ``y``, the weights and the offsets are copied (the
+    buffers need ``min(CHUNK_ROWS, e - s)`` entries).
     """
     n, p = X.shape
     has_w = weights.size > 0
