@@ -57,3 +57,41 @@ def test_kernel_decorator_applies_policy():
     assert divide(1.0, 0.0) == float("inf")
     assert divide.targetoptions["nogil"] is True
     assert divide.targetoptions["error_model"] == "numpy"
+
+
+def test_prefetch_row_compiles_for_any_width_and_layout_and_changes_nothing():
+    import numpy as np
+    import pytest
+    from numba.core.errors import TypingError
+
+    from simbench._jit import kernel_nocache, prefetch_row
+
+    @kernel_nocache  # a test helper: nothing worth caching
+    def row_sums(X, order):
+        out = np.zeros(order.size)
+        for r in range(order.size):
+            if r + 1 < order.size:
+                prefetch_row(X, order[r + 1])
+            for k in range(X.shape[1]):
+                out[r] += X[order[r], k]
+        return out
+
+    def reference(X, order):  # the same sums, left to right
+        return np.array([sum(X[i].tolist(), 0.0) for i in order])
+
+    rng = np.random.default_rng(0)
+    order = rng.permutation(40).astype(np.int32)
+    for p in (0, 1, 7, 8, 9, 50):
+        X = rng.normal(size=(40, p))
+        before = X.copy()
+        np.testing.assert_array_equal(row_sums(X, order), reference(X, order))
+        np.testing.assert_array_equal(X, before)
+    strided = rng.normal(size=(40, 30))[:, ::3]  # neither C- nor F-contiguous
+    np.testing.assert_array_equal(row_sums(strided, order), reference(strided, order))
+
+    @kernel_nocache
+    def on_a_vector(x):
+        prefetch_row(x, 0)
+
+    with pytest.raises(TypingError, match="2-D array and a row index"):
+        on_a_vector(np.zeros(3))

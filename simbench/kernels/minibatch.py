@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from simbench._jit import kernel, prefetch
+from simbench._jit import kernel, prefetch_row
 from simbench.kernels.losses import PAIR_POISSON_LOG, fused_pair
 from simbench.kernels.network import (
     hidden_offsets,
@@ -100,12 +100,8 @@ def _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob):
     p = X.shape[1]
     n = X.shape[0]
     for r in range(e - s):
-        ahead = s + r + PREFETCH_ROWS
-        if ahead < n:  # written out here: as a helper call it ran 10x slower
-            j = perm[ahead]
-            for k in range(0, p, 8):
-                prefetch(X, j, k)
-            prefetch(X, j, max(p - 1, 0))
+        if s + r + PREFETCH_ROWS < n:
+            prefetch_row(X, perm[s + r + PREFETCH_ROWS])
         i = perm[s + r]
         for k in range(p):
             xb[r, k] = X[i, k]
@@ -151,12 +147,8 @@ def _glm_gather_block(
     for c in range(s, e, CHUNK_ROWS):
         nc = min(e - c, CHUNK_ROWS)
         for r in range(nc):
-            ahead = c + r + PREFETCH_ROWS
-            if ahead < n:  # written out here: as a helper call it ran 10x slower
-                j = perm[ahead]
-                for k in range(0, p, 8):
-                    prefetch(X, j, k)
-                prefetch(X, j, max(p - 1, 0))
+            if c + r + PREFETCH_ROWS < n:
+                prefetch_row(X, perm[c + r + PREFETCH_ROWS])
             i = perm[c + r]
             eta[r] = row_eta(theta, X, i)
             yb[r] = y[i]
