@@ -161,7 +161,8 @@ def _glm_gather_block(
                 True, lcode, a, hcode, lam, yb[:nc], eta[:nc],
                 wb[:nc] if has_w else wb, ob[:nc] if has_off else ob, dv[:nc], eta[:0], eta[:0],
             )  # fmt: skip
-        else:  # output_loss's derivative-only path, without slicing the buffers
+        else:  # output_loss's derivative-only path on unsliced buffers (slices, or an
+            # inlined helper, each cost 3-8% of an epoch in reference counting)
             if has_off:
                 for r in range(nc):
                     eta[r] += ob[r]
