@@ -357,7 +357,8 @@ def train(
     theta[bias_index] = _output_bias(output, loss, yt, wt, ot)
     _valid_start(obj, theta, bias_index)
 
-    monitor = Monitor(cfg, val_obj, coef_fn, beta_ref, info)
+    layout = None if coef_fn is None else (obj.sizes, obj.offs)
+    monitor = Monitor(cfg, val_obj, layout, beta_ref, info)
     rngs = (np.random.default_rng(seeds[2]), np.random.default_rng(seeds[3]))
     outcome = run(obj, theta, cfg, monitor, rngs)
 

@@ -20,6 +20,7 @@ import numpy as np
 from simbench.kernels import codes
 from simbench.kernels import minibatch as mb
 from simbench.kernels import network as k
+from simbench.kernels.training import Net
 
 __all__ = ["EMPTY", "NO_MASK", "Objective", "init_params", "layer_offsets", "predict_eta"]
 
@@ -83,9 +84,19 @@ class Objective:
         The loss of (y, eta) through ``output``.
     X, y, weights, offset : ndarray
         Training data; ``weights`` and ``offset`` may be None.  Arrays are used as given
-        (the caller validates and makes them contiguous float64).
+        (the caller validates and makes them contiguous float64), through read-only views:
+        Numba compiles one version of a kernel per kind of array it is given, writeable or
+        not, so the kernels see one kind whether the data came from a user's arrays or a
+        simulated (read-only) data set, and one compilation serves both.
     l2 : float
         Weight decay on the weights (not the biases).
+
+    Attributes
+    ----------
+    net : simbench.kernels.training.Net
+        The network and its data as one record for the compiled training loop.
+    parallel : bool
+        Whether full-data evaluations run their chunks on Numba's threads.
     """
 
     def __init__(self, sizes, activations, output, loss, X, y, weights, offset, l2=0.0):
@@ -99,11 +110,12 @@ class Objective:
         self.loss = loss
         self.hcode, self.lam = int(output.code), float(output.param)
         self.lcode, self.a = int(loss.code), float(loss.param)
-        self.X, self.y = X, y
-        self.weights = EMPTY if weights is None else weights
-        self.offset = EMPTY if offset is None else offset
+        self.X, self.y = _frozen(X), _frozen(y)
+        self.weights = _frozen(EMPTY if weights is None else weights)
+        self.offset = _frozen(EMPTY if offset is None else offset)
         # log y once per data set: the Poisson-log value without a logarithm per row
-        self.logy = k.poisson_log_y(self.lcode, self.hcode, y) if len(sizes) == 2 else EMPTY
+        logy = k.poisson_log_y(self.lcode, self.hcode, y) if len(sizes) == 2 else EMPTY
+        self.logy = _frozen(logy)
         self.n = X.shape[0]
         total_w = float(self.weights.sum()) if weights is not None else float(self.n)
         self.wscale = 1.0 / total_w if total_w > 0 else math.inf
@@ -112,6 +124,36 @@ class Objective:
             for l in range(self.n_hidden + 1):
                 fan_out = int(self.sizes[l + 1])
                 self.penal[int(self.offs[l]) + fan_out : int(self.offs[l + 1])] = l2
+        nch = max(1, -(-self.n // k.CHUNK))
+        self.parallel = self.n_hidden == 0 and k.use_threads(
+            "loss", nch, self.X, self.y, self.weights, self.offset
+        )
+        self.net = self._net(self.X, self.y, self.weights, self.offset, self.logy, self.wscale)
+
+    def _net(self, X, y, weights, offset, logy, wscale) -> Net:
+        return Net(
+            sizes=self.sizes,
+            offs=self.offs,
+            acts=self.acts,
+            hcode=self.hcode,
+            lam=self.lam,
+            lcode=self.lcode,
+            a=self.a,
+            X=X,
+            y=y,
+            weights=weights,
+            offset=offset,
+            logy=logy,
+            wscale=wscale,
+            penal=self.penal,
+        )
+
+    def empty_net(self) -> Net:
+        """This network on no rows, with arrays of the same kinds as :attr:`net`'s (the
+        compiled loop's stand-in for an absent validation set)."""
+        X = _frozen(np.empty((0, self.X.shape[1])))
+        e = _frozen(np.empty(0))
+        return self._net(X, e, e, e, e, 0.0)
 
     def output_bias_index(self) -> int:
         return int(self.offs[self.n_hidden])
@@ -225,6 +267,15 @@ class Objective:
             False,
         )
         return t, ok
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (see :class:`Objective`)."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def predict_eta(sizes, acts, theta, X, offset) -> np.ndarray:

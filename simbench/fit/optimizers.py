@@ -17,6 +17,13 @@ For mini-batch methods the per-epoch evaluation is an extra full pass, so the hi
 the stopping rules see the true objective rather than a noisy running average of batch
 losses.  All randomness (permutations, dropout masks) is drawn here from Generators that
 the caller seeds; the kernels get arrays.
+
+The first-order methods run in compiled code (:func:`simbench.kernels.training.first_order_block`),
+the rules above included, many epochs per call: Python only draws the next block's
+permutation words and dropout masks and collects the history.  L-BFGS (scipy's L-BFGS-B)
+and Newton call the :class:`Monitor` here once per iteration.  Both sides measure the
+gradient norm with :func:`~simbench.kernels.training.norm2` and the distance to a tracked
+vector with :func:`~simbench.kernels.training.coef_distance`.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simbench.fit.objective import NO_MASK, Objective
+from simbench.fit.objective import Objective
 from simbench.kernels import minibatch as k
+from simbench.kernels import training as kt
 
 __all__ = ["Monitor", "Outcome", "row_order", "run", "shuffle_rows"]
 
@@ -39,6 +47,7 @@ _STEP_CODES = {
     "nesterov": k.OPT_NESTEROV,
     "adam": k.OPT_ADAM,
 }
+_EMPTY_MATRIX = np.empty((0, 0))
 _ARMIJO = 1e-4  # sufficient decrease of Newton's step-halving line search
 _MAX_HALVINGS = 60
 
@@ -63,8 +72,9 @@ class Monitor:
     config : NetworkConfig
     validation : Objective or None
         The held-out rows, when early stopping is on.
-    coef : callable or None
-        ``theta -> coefficient vector`` (for ``dist_beta``).
+    layout : (sizes, offs) or None
+        The network's layout, for the coefficients of ``dist_beta``
+        (:func:`simbench.kernels.training.coef_distance`).
     track_beta : ndarray or None
         Reference coefficients; the history then has ``dist_beta`` per epoch.
     track_information : ndarray or None
@@ -72,12 +82,18 @@ class Monitor:
         information, for standard-error units) instead of ``||d||_2``.
     """
 
-    def __init__(self, config, validation=None, coef=None, track_beta=None, track_information=None):
+    def __init__(
+        self, config, validation=None, layout=None, track_beta=None, track_information=None
+    ):
         self.config = config
         self.validation = validation
-        self.coef = coef
+        self.layout = layout
         self.track_beta = track_beta
-        self.track_information = track_information
+        self.track_information = (
+            _EMPTY_MATRIX
+            if track_information is None
+            else np.ascontiguousarray(track_information, dtype=np.float64)
+        )
         self.history: dict[str, list[float]] = {"loss": [], "grad_norm": []}
         if validation is not None:
             self.history["val_loss"] = []
@@ -139,12 +155,12 @@ class Monitor:
         return "diverged"
 
     def _distance(self, theta: np.ndarray) -> float:
-        if self.coef is None:
+        if self.layout is None:
             return math.nan
-        d = self.coef(theta) - self.track_beta
-        if self.track_information is None:
-            return float(np.sqrt(np.dot(d, d)))
-        return float(np.sqrt(max(0.0, float(d @ self.track_information @ d))))
+        sizes, offs = self.layout
+        return float(
+            kt.coef_distance(theta, sizes, offs, self.track_beta, self.track_information)
+        )
 
     def finish(self, theta: np.ndarray, reason: str | None, note: str = "") -> Outcome:
         """The outcome for a loop that stopped for ``reason`` (None: the epochs ran out)."""
@@ -199,21 +215,32 @@ def _index_dtype(n: int) -> type:
     return np.int32 if n <= np.iinfo(np.int32).max + 1 else np.int64
 
 
-def shuffle_rows(perm: np.ndarray, rng: np.random.Generator) -> None:
+# Draws per shuffle beyond a draw per position and the expected rejections: rarely, more
+# rejections than that leave positions for another round of draws (tests lower it to force
+# that path).
+SHUFFLE_MARGIN = 16
+
+
+def _shuffle_words(i: int) -> int:
+    """Raw 64-bit words for a shuffle from position ``i`` down: a 32-bit draw per position,
+    plus the expected rejections (below ``i^2 / 2^33``) and the margin; at least one."""
+    need = i + (i * i >> 33) + SHUFFLE_MARGIN
+    return max(1, (need + 1) // 2)
+
+
+def shuffle_rows(perm: np.ndarray, rng: np.random.Generator, start: int | None = None) -> None:
     """Shuffle ``perm`` in place, every permutation equally likely, with draws from ``rng``.
 
     The draws are the raw 64-bit words of the bit generator, each split into two 32-bit
     integers (low half first) for :func:`simbench.kernels.minibatch.shuffle`: half the words
     that one uniform double per position would take, the costliest part of a shuffle.
+    ``start`` continues a shuffle that stopped at that position (default: a whole one).
     """
     if perm.size > 2**32:
         raise ValueError(f"can shuffle at most 2^32 rows, got {perm.size}")
-    i = perm.size - 1
+    i = perm.size - 1 if start is None else start
     while i > 0:
-        # a draw per position, plus the expected rejections (below i^2 / 2^33) and a margin;
-        # rarely, more rejections than that leave positions for another round of draws
-        need = i + (i * i >> 33) + 16
-        words = rng.bit_generator.random_raw((need + 1) // 2)
+        words = rng.bit_generator.random_raw(_shuffle_words(i))
         i = k.shuffle(perm, _halves(words), i)
 
 
@@ -227,51 +254,137 @@ def _halves(words: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dropout_mask(rng: np.random.Generator, n: int, width: int, rate: float) -> np.ndarray:
-    """Keep-masks (1 = kept) for ``n`` rows of ``width`` hidden units."""
-    keep = rng.random((n, width), dtype=np.float32) >= np.float32(rate)
-    return keep.view(np.uint8)
+# Epochs per call of the compiled loop: at most _BLOCK_EPOCHS (the history buffers), and as
+# many as keep the block's random draws and dropout masks within _BLOCK_BYTES.
+_BLOCK_EPOCHS = 1 << 14
+_BLOCK_BYTES = 8 << 20
+_NO_MASKS = np.empty((0, 0, 0), dtype=np.uint8)
+_NO_DRAWS = np.empty(0, dtype=np.uint32)
+_EMPTY = np.empty(0)
+_REASONS = {
+    kt.STOP_NONE: None,
+    kt.STOP_CONVERGED: "converged",
+    kt.STOP_EARLY: "early_stopping",
+    kt.STOP_DIVERGED: "diverged",
+}
 
 
 def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
+    """gd, sgd, momentum, Nesterov and Adam: blocks of epochs in compiled code.
+
+    Each block gets its epochs' random draws up front: the dropout masks, one
+    ``(n, sum h)`` array per epoch from ``dropout_rng`` (one draw of all of them gives the
+    same numbers as one draw per epoch), and the permutation words, a fixed number per
+    epoch from ``shuffle_rng``.  A shuffle that needs more words than that (see
+    :data:`SHUFFLE_MARGIN`) stops the block; the generator is then put back where the
+    epoch's own draws end and the shuffle finished from there, so the stream of draws is
+    the one an epoch-by-epoch loop would use.  Leftover draws of a block that stopped early
+    are never needed: the run is over.
+    """
     q = obj.n_params
-    grad = np.empty(q)
-    m = np.zeros(q)
-    v = np.zeros(q)
-    t = 0
-    kind = _STEP_CODES[cfg.optimizer]
-    hyper = (cfg.lr, cfg.momentum, cfg.beta1, cfg.beta2, cfg.eps)
-    full = cfg.batch_size is None or cfg.batch_size >= obj.n
+    n = obj.n
+    full = cfg.batch_size is None or cfg.batch_size >= n
     rate = cfg.dropout
-    keep_inv = 1.0 / (1.0 - rate)
-    if not full:
-        # one permutation array, reshuffled in place each epoch
-        perm = row_order(obj.n)
-    f = obj.loss_grad(theta, grad)
-    reason = monitor.observe(0, theta, f, float(np.linalg.norm(grad)))
-    epoch = 0
-    while reason is None and epoch < cfg.epochs:
-        epoch += 1
-        mask = _dropout_mask(dropout_rng, obj.n, obj.hidden_width, rate) if rate else NO_MASK
-        if full:
-            if rate:
-                obj.loss_grad(theta, grad, mask, keep_inv)
-            if not np.isfinite(grad).all():
-                reason = monitor.step_failed(epoch)
+    width = obj.hidden_width
+    steps = kt.Steps(
+        kind=_STEP_CODES[cfg.optimizer],
+        lr=float(cfg.lr),
+        momentum=float(cfg.momentum),
+        beta1=float(cfg.beta1),
+        beta2=float(cfg.beta2),
+        eps=float(cfg.eps),
+        batch_size=0 if full else int(cfg.batch_size),
+        keep_inv=1.0 / (1.0 - rate),
+        dropout=bool(rate),
+        epochs=int(cfg.epochs),
+        tol=float(cfg.tol),
+        ftol=float(cfg.ftol),
+        patience=int(cfg.patience),
+        parallel=obj.parallel,
+    )
+    val = monitor.validation
+    track = monitor.track_beta
+    cap = min(cfg.epochs, _BLOCK_EPOCHS) + 1
+    st = kt.State(
+        theta=theta,
+        grad=np.empty(q),
+        m=np.zeros(q),
+        v=np.zeros(q),
+        perm=row_order(0 if full else n),
+        last_good=np.empty(q),
+        best_theta=np.empty(q),
+        ints=np.zeros(kt.N_INTS, dtype=np.int64),
+        floats=np.array([math.nan, math.inf]),
+        h_loss=np.empty(cap),
+        h_gnorm=np.empty(cap),
+        h_val=np.empty(cap if val is not None else 0),
+        h_dist=np.empty(cap if track is not None else 0),
+    )
+    st.ints[kt.I_BEST_EPOCH] = -1
+    st.ints[kt.I_BAD_EPOCH] = -1
+    words = 0 if full else _shuffle_words(n - 1)
+    per_epoch = (n * width if rate else 0) + 8 * words
+    block = max(1, min(_BLOCK_EPOCHS, _BLOCK_BYTES // max(1, per_epoch)))
+    vnet = obj.empty_net() if val is None else val.net
+    ref = _EMPTY if track is None else track
+    bits = shuffle_rng.bit_generator
+    hist = monitor.history
+    code = kt.STOP_NONE
+    while code == kt.STOP_NONE:
+        left = cfg.epochs - int(st.ints[kt.I_EPOCH])
+        if left <= 0 and st.ints[kt.I_OBSERVED]:
+            break
+        todo = min(left, block)
+        masks = _NO_MASKS
+        if rate and todo > 0:
+            keep = dropout_rng.random((todo, n, width), dtype=np.float32) >= np.float32(rate)
+            masks = keep.view(np.uint8)
+        done = 0
+        while True:
+            pending = int(st.ints[kt.I_PENDING])
+            draws = _NO_DRAWS
+            if not full and todo - done - pending > 0:
+                at_start = bits.state
+                draws = _halves(bits.random_raw((todo - done - pending) * words))
+            code = kt.first_order_block(
+                obj.net, vnet, steps, st, masks[done:] if rate else masks, draws, 2 * words,
+                todo - done, ref, monitor.track_information,
+            )  # fmt: skip
+            _collect(hist, st)
+            used = int(st.ints[kt.I_MASKS_USED])
+            done += used
+            if code != kt.STOP_NEED_DRAWS:
                 break
-            t += 1
-            k.opt_step(kind, theta, grad, m, v, t, *hyper)
-        else:
-            shuffle_rows(perm, shuffle_rng)
-            t, ok = obj.minibatch_epoch(
-                theta, perm, cfg.batch_size, mask, keep_inv, kind, hyper, m, v, t
-            )
-            if not ok:
-                reason = monitor.step_failed(epoch)
-                break
-        f = obj.loss_grad(theta, grad)
-        reason = monitor.observe(epoch, theta, f, float(np.linalg.norm(grad)))
-    return monitor.finish(theta, reason)
+            # the block's draws ran out inside the shuffle of the next epoch: put the
+            # generator where that epoch's own words end and finish the shuffle from there
+            bits.state = at_start
+            bits.random_raw((used - pending + 1) * words)
+            shuffle_rows(st.perm, shuffle_rng, start=int(st.ints[kt.I_SHUFFLE_AT]))
+            st.ints[kt.I_PENDING] = 1
+        if code == kt.STOP_NONE and done < todo:
+            break  # the epoch budget ended inside the block
+    ints = st.ints
+    monitor.epoch = int(ints[kt.I_EPOCH])
+    if ints[kt.I_BAD_EPOCH] >= 0:
+        monitor.bad_epoch = int(ints[kt.I_BAD_EPOCH])
+    if ints[kt.I_HAS_GOOD]:
+        monitor.last_good = st.last_good
+    if ints[kt.I_BEST_EPOCH] >= 0:
+        monitor.best_epoch = int(ints[kt.I_BEST_EPOCH])
+        monitor.best_theta = st.best_theta
+        monitor.best_val = float(st.floats[kt.F_BEST_VAL])
+    return monitor.finish(theta, _REASONS[code])
+
+
+def _collect(hist: dict[str, list[float]], st) -> None:
+    """Append the history entries the last block recorded."""
+    r = int(st.ints[kt.I_RECORDED])
+    hist["loss"].extend(st.h_loss[:r].tolist())
+    hist["grad_norm"].extend(st.h_gnorm[:r].tolist())
+    if "val_loss" in hist:
+        hist["val_loss"].extend(st.h_val[:r].tolist())
+    if "dist_beta" in hist:
+        hist["dist_beta"].extend(st.h_dist[:r].tolist())
 
 
 def _lbfgs(obj, theta, cfg, monitor) -> Outcome:
@@ -292,7 +405,7 @@ def _lbfgs(obj, theta, cfg, monitor) -> Outcome:
         return f, g
 
     fun(theta)
-    reason = monitor.observe(0, theta, last["f"], float(np.linalg.norm(last["g"])))
+    reason = monitor.observe(0, theta, last["f"], kt.norm2(last["g"]))
     if reason is not None:
         return monitor.finish(theta, reason)
     state = {"reason": None, "theta": theta.copy(), "epoch": 0}
@@ -306,7 +419,7 @@ def _lbfgs(obj, theta, cfg, monitor) -> Outcome:
             f = obj.loss_grad(x, g)
         state["epoch"] += 1
         state["theta"] = x.copy()
-        why = monitor.observe(state["epoch"], x, f, float(np.linalg.norm(g)))
+        why = monitor.observe(state["epoch"], x, f, kt.norm2(g))
         if why is not None:
             state["reason"] = why
             raise StopIteration
@@ -367,7 +480,7 @@ def _newton_direction(obj, theta, g, H):
 
 def _newton(obj, theta, cfg, monitor) -> Outcome:
     f, g, H = obj.newton_terms(theta, expected=False)
-    reason = monitor.observe(0, theta, f, float(np.linalg.norm(g)))
+    reason = monitor.observe(0, theta, f, kt.norm2(g))
     epoch = 0
     note = ""
     while reason is None and epoch < cfg.epochs:
@@ -390,5 +503,5 @@ def _newton(obj, theta, cfg, monitor) -> Outcome:
             break
         theta[:] = trial
         f, g, H = obj.newton_terms(theta, expected=False)
-        reason = monitor.observe(epoch, theta, f, float(np.linalg.norm(g)))
+        reason = monitor.observe(epoch, theta, f, kt.norm2(g))
     return monitor.finish(theta, reason, note)

@@ -1,0 +1,429 @@
+"""Whole training runs of the first-order methods in compiled code.
+
+:func:`first_order_block` runs epochs of gd, sgd, momentum, Nesterov or Adam (full batch or
+mini-batches, with dropout) and everything between them that the stopping rules need: the
+full objective and its gradient norm after every epoch, the relative change of the
+objective, the validation loss and patience of early stopping, the divergence check and the
+recorded history.  It returns to Python only when a stopping rule fires, when the epochs of
+the block are done, or when the random draws handed to it run out; the Python side
+(:mod:`simbench.fit.optimizers`) draws the next block's permutation words and dropout masks
+and carries on.  So an epoch of a small problem costs its arithmetic, not a round trip
+through the interpreter.
+
+Records.  A network bound to its data is a :class:`Net` (layout, output and loss codes,
+arrays, the weight scale and the penalty); the optimiser and its stopping rules are a
+:class:`Steps`.  Both are named tuples, which Numba passes as one argument each.  The loop's
+mutable state lives in arrays (:class:`State`), with the scalar part in two small vectors
+indexed by the ``I_*`` and ``F_*`` constants below, so a block can stop anywhere and the
+next one continue exactly where it left off.
+
+Randomness comes in as arrays, drawn by the caller from seeded Generators: 32-bit halves of
+the bit generator's raw words for :func:`simbench.kernels.minibatch.shuffle`, a fixed number
+per epoch, and one dropout keep-mask per epoch.  When an epoch's shuffle needs more draws
+than it was given (more rejections than the margin allows; rare), the block stops with
+``STOP_NEED_DRAWS`` before the epoch's step; the caller finishes that shuffle from the same
+stream and resumes with the epoch marked as shuffled.
+
+The sums are those of the full-data and mini-batch kernels (fixed chunks, fixed order), the
+gradient norm is :func:`norm2` (a plain sum of squares in index order) and the distance to a
+tracked coefficient vector is :func:`coef_distance`, so a run gives the same numbers, bit
+for bit, whatever the block sizes and the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from simbench._jit import kernel
+from simbench.kernels.minibatch import _all_finite, add_penalty, minibatch_epoch, opt_step, shuffle
+from simbench.kernels.network import (
+    _glm_chunks_parallel,
+    _glm_chunks_serial,
+    _reduce_chunks,
+    mlp_loss_grad,
+)
+
+__all__ = [
+    "STOP_CONVERGED",
+    "STOP_DIVERGED",
+    "STOP_EARLY",
+    "STOP_NEED_DRAWS",
+    "STOP_NONE",
+    "Net",
+    "State",
+    "Steps",
+    "coef_distance",
+    "first_order_block",
+    "norm2",
+    "objective",
+]
+
+# Why a block returned.
+STOP_NONE = 0  # the block's epochs (or the epoch budget) are done; no rule fired
+STOP_CONVERGED = 1  # gradient norm <= tol, or relative change of F <= ftol
+STOP_EARLY = 2  # early stopping: patience epochs without a better validation loss
+STOP_DIVERGED = 3  # a non-finite loss or gradient
+STOP_NEED_DRAWS = 4  # an epoch's shuffle ran out of draws (see the module notes)
+
+# Integer state (State.ints).
+I_EPOCH = 0  # the last epoch observed (0: the starting point)
+I_T = 1  # optimiser steps taken (Adam's bias correction)
+I_BEST_EPOCH = 2  # epoch of the best validation loss (-1: none yet)
+I_WAIT = 3  # epochs since the best validation loss
+I_HAS_GOOD = 4  # 1 once a finite epoch has been observed (last_good is set)
+I_BAD_EPOCH = 5  # the epoch that diverged (-1: none)
+I_RECORDED = 6  # history entries written by the last block
+I_PENDING = 7  # 1: the next epoch's permutation is already shuffled
+I_SHUFFLE_AT = 8  # with STOP_NEED_DRAWS: the position the shuffle reached
+I_MASKS_USED = 9  # epochs of the block's masks used by the last block
+I_OBSERVED = 10  # 1 once the starting point has been observed
+N_INTS = 11
+
+# Float state (State.floats).
+F_LAST = 0  # the objective at the last finite epoch (nan: none yet)
+F_BEST_VAL = 1  # the best validation loss (inf: none yet)
+N_FLOATS = 2
+
+
+class Net(NamedTuple):
+    """A network bound to its training (or validation) data.
+
+    ``sizes``, ``offs``, ``acts``: layout (see :mod:`simbench.kernels.network`); ``hcode``,
+    ``lam``: output activation; ``lcode``, ``a``: loss; ``X``, ``y``, ``weights``,
+    ``offset``, ``logy`` (empty when absent); ``wscale = 1 / sum w``; ``penal``: the L2
+    coefficient of every parameter (0 for biases).
+    """
+
+    sizes: np.ndarray
+    offs: np.ndarray
+    acts: np.ndarray
+    hcode: int
+    lam: float
+    lcode: int
+    a: float
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray
+    logy: np.ndarray
+    wscale: float
+    penal: np.ndarray
+
+
+class Steps(NamedTuple):
+    """A first-order optimiser and its stopping rules.
+
+    ``kind``: an ``OPT_*`` code of :mod:`simbench.kernels.minibatch`; ``batch_size``: rows
+    per step (0: the full data); ``keep_inv = 1 / (1 - dropout)``, ``dropout``: whether masks
+    are applied; ``epochs``: the epoch budget; ``tol``, ``ftol``, ``patience``: the stopping
+    rules of :mod:`simbench.fit.optimizers`; ``parallel``: whether full-data evaluations of a
+    network without hidden layers run their chunks on Numba's threads.
+    """
+
+    kind: int
+    lr: float
+    momentum: float
+    beta1: float
+    beta2: float
+    eps: float
+    batch_size: int
+    keep_inv: float
+    dropout: bool
+    epochs: int
+    tol: float
+    ftol: float
+    patience: int
+    parallel: bool
+
+
+class State(NamedTuple):
+    """The mutable state of a run: parameters, gradient, moments, permutation, the last
+    finite and the best-validation parameters, the scalar state and the history buffers
+    (``h_val`` and ``h_dist`` are used when there is a validation set / a tracked vector)."""
+
+    theta: np.ndarray
+    grad: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    perm: np.ndarray
+    last_good: np.ndarray
+    best_theta: np.ndarray
+    ints: np.ndarray
+    floats: np.ndarray
+    h_loss: np.ndarray
+    h_gnorm: np.ndarray
+    h_val: np.ndarray
+    h_dist: np.ndarray
+
+
+@kernel
+def norm2(x):
+    """``||x||_2`` as ``sqrt(sum x_k^2)``, summed in index order (the same on every machine)."""
+    s = 0.0
+    for k in range(x.size):
+        s += x[k] * x[k]
+    return math.sqrt(s)
+
+
+@kernel
+def coef_distance(theta, sizes, offs, beta_ref, info):
+    """Distance from the coefficients of ``theta`` to ``beta_ref``: ``||d||_2``, or
+    ``sqrt(max(0, d' M d))`` when ``info`` (``M``) is not empty, summed in index order.
+
+    The coefficients are ``theta`` itself without hidden layers, else the end-to-end
+    ``[intercept, slopes]`` of a network whose activations are all the identity
+    (``c <- W c + b``, ``A <- W A`` layer by layer).
+    """
+    q = beta_ref.size
+    p = sizes[0]
+    nl = sizes.size - 1
+    d = np.empty(q)
+    if nl == 1:
+        for k in range(q):
+            d[k] = theta[k] - beta_ref[k]
+    else:
+        A = np.eye(p)
+        c = np.zeros(p)
+        for l in range(nl):
+            fi = sizes[l]
+            fo = sizes[l + 1]
+            o = offs[l]
+            A2 = np.zeros((fo, p))
+            c2 = np.empty(fo)
+            for r in range(fo):
+                s = theta[o + r]
+                for j in range(fi):
+                    wrj = theta[o + fo + r * fi + j]
+                    s += wrj * c[j]
+                    for k in range(p):
+                        A2[r, k] += wrj * A[j, k]
+                c2[r] = s
+            A = A2
+            c = c2
+        d[0] = c[0] - beta_ref[0]
+        for k in range(p):
+            d[k + 1] = A[0, k] - beta_ref[k + 1]
+    s = 0.0
+    if info.size == 0:
+        for k in range(q):
+            s += d[k] * d[k]
+        return math.sqrt(s)
+    for j in range(q):
+        r = 0.0
+        for k in range(q):
+            r += info[j, k] * d[k]
+        s += d[j] * r
+    return math.sqrt(max(0.0, s))
+
+
+@kernel
+def objective(net, theta, grad, mask, keep_inv, parallel, parts, totals):
+    """``F(theta) = sum w l / sum w + penalty``; its gradient into ``grad``.
+
+    Networks without hidden layers are evaluated in the fixed chunks of
+    :func:`simbench.kernels.network.glm_loss_grad` (``parts`` and ``totals`` are its work
+    space, on Numba's threads if ``parallel``); others by ``mlp_loss_grad`` with the dropout
+    ``mask`` (empty: none).
+    """
+    if net.sizes.size == 2:
+        if parallel:
+            _glm_chunks_parallel(
+                theta, net.X, net.y, net.weights, net.offset, net.logy, net.lcode, net.a,
+                net.hcode, net.lam, True, parts, totals,
+            )  # fmt: skip
+        else:
+            _glm_chunks_serial(
+                theta, net.X, net.y, net.weights, net.offset, net.logy, net.lcode, net.a,
+                net.hcode, net.lam, True, parts, totals,
+            )  # fmt: skip
+        total = _reduce_chunks(parts, totals, grad)
+    else:
+        total = mlp_loss_grad(
+            theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
+            net.X, net.y, net.weights, net.offset, mask, keep_inv, grad,
+        )  # fmt: skip
+    for k in range(grad.size):
+        grad[k] *= net.wscale
+    return total * net.wscale + add_penalty(theta, net.penal, grad)
+
+
+@kernel
+def _validation_loss(val, theta, grad, parts, totals, no_mask):
+    """The mean validation loss without the penalty (the early-stopping criterion)."""
+    f = objective(val, theta, grad, no_mask, 1.0, False, parts, totals)
+    s = 0.0
+    for k in range(theta.size):
+        s += val.penal[k] * theta[k] * theta[k]
+    return f - 0.5 * s
+
+
+@kernel
+def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwork, no_mask):
+    """Record epoch ``epoch`` in the history and apply the stopping rules; return a
+    ``STOP_*`` code (see :class:`simbench.fit.optimizers.Monitor`, whose rules these are)."""
+    ints = st.ints
+    fl = st.floats
+    r = ints[I_RECORDED]
+    ints[I_RECORDED] = r + 1
+    ints[I_EPOCH] = epoch
+    st.h_loss[r] = f
+    st.h_gnorm[r] = gnorm
+    if track_ref.size > 0:
+        st.h_dist[r] = coef_distance(st.theta, net.sizes, net.offs, track_ref, info)
+    if not (math.isfinite(f) and math.isfinite(gnorm)):
+        if has_val:
+            st.h_val[r] = math.nan
+        ints[I_BAD_EPOCH] = epoch
+        return STOP_DIVERGED
+    theta = st.theta
+    moved = ints[I_HAS_GOOD] == 0
+    if not moved:
+        for k in range(theta.size):
+            if theta[k] != st.last_good[k]:
+                moved = True
+                break
+    st.last_good[:] = theta
+    ints[I_HAS_GOOD] = 1
+    previous = fl[F_LAST]
+    fl[F_LAST] = f
+    if has_val:
+        vgrad, vparts, vtotals = vwork
+        vl = _validation_loss(val, theta, vgrad, vparts, vtotals, no_mask)
+        st.h_val[r] = vl
+        if vl < fl[F_BEST_VAL]:
+            fl[F_BEST_VAL] = vl
+            st.best_theta[:] = theta
+            ints[I_BEST_EPOCH] = epoch
+            ints[I_WAIT] = 0
+        else:
+            ints[I_WAIT] += 1
+            if ints[I_WAIT] >= steps.patience:
+                return STOP_EARLY
+    if gnorm <= steps.tol:
+        return STOP_CONVERGED
+    if (
+        steps.ftol > 0.0
+        and moved
+        and not math.isnan(previous)
+        and abs(previous - f) <= steps.ftol * max(abs(previous), abs(f))
+    ):
+        return STOP_CONVERGED
+    return STOP_NONE
+
+
+@kernel
+def _step_failed(st, epoch, has_val, tracking):
+    """A step of ``epoch`` met a non-finite loss or gradient: record it as diverged."""
+    r = st.ints[I_RECORDED]
+    st.ints[I_RECORDED] = r + 1
+    st.h_loss[r] = math.nan
+    st.h_gnorm[r] = math.nan
+    if has_val:
+        st.h_val[r] = math.nan
+    if tracking:
+        st.h_dist[r] = math.nan
+    st.ints[I_EPOCH] = epoch
+    st.ints[I_BAD_EPOCH] = epoch
+    return STOP_DIVERGED
+
+
+@kernel
+def first_order_block(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+    """Run at most ``n_epochs`` epochs of ``steps`` on ``net``, continuing the run in ``st``.
+
+    Parameters
+    ----------
+    net, val : Net
+        The training data and the validation data (``val.X`` with no rows: no early
+        stopping).
+    steps : Steps
+    st : State
+        Continued in place; the history of this block goes to the first
+        ``st.ints[I_RECORDED]`` entries of the ``h_*`` buffers (at least ``n_epochs + 1``
+        each: the starting point is observed first when it has not been).
+    masks : uint8 array (n_epochs, n, sum(h))
+        Dropout keep-masks, one per epoch (shape ``(0, 0, 0)`` without dropout).
+    draws : uint32 array
+        ``draws_per_epoch`` 32-bit draws for the shuffle of each epoch of mini-batches,
+        epoch after epoch (an epoch marked ``I_PENDING`` takes none).
+    track_ref, info : arrays
+        A coefficient vector whose distance is recorded (empty: none) and the matrix of that
+        distance (empty: Euclidean).
+
+    Returns
+    -------
+    int
+        A ``STOP_*`` code.  ``st.ints[I_MASKS_USED]`` says how many epochs of ``masks`` were
+        used; with ``STOP_NEED_DRAWS``, ``st.ints[I_SHUFFLE_AT]`` is where the shuffle of the
+        next epoch stopped.
+    """
+    theta = st.theta
+    grad = st.grad
+    ints = st.ints
+    n = net.X.shape[0]
+    q = theta.size
+    has_val = val.X.shape[0] > 0
+    tracking = track_ref.size > 0
+    no_mask = np.empty((0, 0), np.uint8)
+    nch = max(1, -(-n // 2048))
+    parts = np.empty((nch, q))
+    totals = np.empty(nch)
+    nv = val.X.shape[0]
+    vch = max(1, -(-nv // 2048))
+    vwork = (np.empty(q), np.empty((vch, q)), np.empty(vch))
+    full = steps.batch_size == 0
+    ints[I_RECORDED] = 0
+    ints[I_MASKS_USED] = 0
+    if ints[I_OBSERVED] == 0:
+        ints[I_OBSERVED] = 1
+        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals)
+        why = _observe(
+            st, steps, val, has_val, 0, f, norm2(grad), track_ref, info, net, vwork, no_mask
+        )
+        if why != STOP_NONE:
+            return why
+    epoch = ints[I_EPOCH]
+    used = 0
+    w = 0
+    while used < n_epochs and epoch < steps.epochs:
+        if not full and ints[I_PENDING] == 0:
+            at = shuffle(st.perm, draws[w : w + draws_per_epoch], n - 1)
+            w += draws_per_epoch
+            if at > 0:
+                ints[I_SHUFFLE_AT] = at
+                return STOP_NEED_DRAWS
+        ints[I_PENDING] = 0
+        epoch += 1
+        mask = masks[used] if steps.dropout else no_mask
+        used += 1
+        ints[I_MASKS_USED] = used
+        if full:
+            if steps.dropout:
+                objective(net, theta, grad, mask, steps.keep_inv, steps.parallel, parts, totals)
+            if not _all_finite(grad):
+                return _step_failed(st, epoch, has_val, tracking)
+            ints[I_T] += 1
+            opt_step(
+                steps.kind, theta, grad, st.m, st.v, ints[I_T], steps.lr, steps.momentum,
+                steps.beta1, steps.beta2, steps.eps,
+            )  # fmt: skip
+        else:
+            _, t, ok = minibatch_epoch(
+                theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
+                net.penal, net.X, net.y, net.weights, net.offset, st.perm, steps.batch_size,
+                mask, steps.keep_inv, net.wscale, steps.kind, steps.lr, steps.momentum,
+                steps.beta1, steps.beta2, steps.eps, st.m, st.v, ints[I_T], False,
+            )  # fmt: skip
+            ints[I_T] = t
+            if not ok:
+                return _step_failed(st, epoch, has_val, tracking)
+        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals)
+        why = _observe(
+            st, steps, val, has_val, epoch, f, norm2(grad), track_ref, info, net, vwork, no_mask
+        )
+        if why != STOP_NONE:
+            return why
+    return STOP_NONE
