@@ -203,3 +203,66 @@ def test_a_million_epochs_of_a_tiny_problem_run_in_compiled_code():
     assert fit.epochs_run == 200_000
     assert len(fit.history["loss"]) == 200_001
     assert np.all(np.diff(fit.history["loss"]) <= 0.0)
+
+
+@pytest.mark.parametrize("family", ["poisson", "bernoulli", "gaussian"])
+@pytest.mark.parametrize("extra", [{}, {"l2": 0.05}, {"early_stopping": True, "patience": 2}])
+def test_compiled_newton_agrees_with_the_lapack_newton(family, extra):
+    # the directions are solved by another Cholesky (rounding-level differences), so the
+    # paths agree to rounding and end at the same epoch
+    cfg = {"hidden": [], "optimizer": "newton", "epochs": 50, **extra}
+    a, b = _both(family, cfg, track=True, offset=True)
+    assert (a.epochs_run, a.status, a.converged, a.message, a.best_epoch) == (
+        b.epochs_run,
+        b.status,
+        b.converged,
+        b.message,
+        b.best_epoch,
+    )
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12, atol=1e-14)
+    for key in a.history:
+        np.testing.assert_allclose(a.history[key], b.history[key], rtol=1e-9, atol=1e-12)
+
+
+def test_newton_falls_back_to_the_expected_hessian_and_damping():
+    # a Gamma log-link fit far from the MLE has an indefinite observed Hessian; a
+    # duplicated column makes every Hessian singular, so the ridge is needed
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 2))
+    X = np.column_stack([X, X[:, 0]])
+    y = rng.gamma(2.0, np.exp(0.3 + 0.5 * X[:, 0]) / 2.0)
+    cfg = {"hidden": [], "optimizer": "newton", "epochs": 30, "init": "zeros"}
+    a = train(X, y, cfg, family="gamma", link="log", seed=0)
+    b = train_reference(X, y, cfg, family="gamma", link="log", seed=0)
+    # on a singular Hessian, which factorisation succeeds is a matter of rounding, so the
+    # paths may differ on the way; they end at the same fit (the duplicated column's two
+    # coefficients are determined only through their sum)
+    assert a.status == b.status == "ok"
+    assert a.loss_value == pytest.approx(b.loss_value, rel=1e-12)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-8)
+    assert a.params[1] + a.params[3] == pytest.approx(b.params[1] + b.params[3], rel=1e-7)
+
+
+def test_descent_direction_refuses_what_cholesky_cannot_factor():
+    q = 3
+    L, dsc, d = np.zeros((q, q)), np.empty(q), np.empty(q)
+    g = np.array([1.0, -2.0, 0.5])
+    A = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    assert kt._descent(A, g, L, dsc, d)
+    np.testing.assert_allclose(d, -np.linalg.solve(A, g), rtol=1e-14)
+    indefinite = A - 3.5 * np.eye(q)
+    assert not kt._descent(indefinite, g, L, dsc, d)
+    singular = np.ones((q, q))
+    assert not kt._descent(singular, g, L, dsc, d)
+    assert not kt._descent(np.full((q, q), np.nan), g, L, dsc, d)
+
+
+def test_newton_reports_a_step_that_cannot_decrease():
+    # a start at the floating-point floor of a separable problem: no decrease possible
+    X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    y = np.array([0.0, 0.0, 1.0, 1.0])
+    cfg = {"hidden": [], "optimizer": "newton", "epochs": 400, "tol": 0.0, "ftol": 0.0}
+    a = train(X, y, cfg, family="bernoulli", seed=0)
+    b = train_reference(X, y, cfg, family="bernoulli", seed=0)
+    assert a.message == b.message
+    assert a.epochs_run == b.epochs_run

@@ -48,8 +48,6 @@ _STEP_CODES = {
     "adam": k.OPT_ADAM,
 }
 _EMPTY_MATRIX = np.empty((0, 0))
-_ARMIJO = 1e-4  # sufficient decrease of Newton's step-halving line search
-_MAX_HALVINGS = 60
 
 
 @dataclass
@@ -286,42 +284,10 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     full = cfg.batch_size is None or cfg.batch_size >= n
     rate = cfg.dropout
     width = obj.hidden_width
-    steps = kt.Steps(
-        kind=_STEP_CODES[cfg.optimizer],
-        lr=float(cfg.lr),
-        momentum=float(cfg.momentum),
-        beta1=float(cfg.beta1),
-        beta2=float(cfg.beta2),
-        eps=float(cfg.eps),
-        batch_size=0 if full else int(cfg.batch_size),
-        keep_inv=1.0 / (1.0 - rate),
-        dropout=bool(rate),
-        epochs=int(cfg.epochs),
-        tol=float(cfg.tol),
-        ftol=float(cfg.ftol),
-        patience=int(cfg.patience),
-        parallel=obj.parallel,
-    )
+    steps = _steps(cfg, obj, 0 if full else int(cfg.batch_size))
     val = monitor.validation
     track = monitor.track_beta
-    cap = min(cfg.epochs, _BLOCK_EPOCHS) + 1
-    st = kt.State(
-        theta=theta,
-        grad=np.empty(q),
-        m=np.zeros(q),
-        v=np.zeros(q),
-        perm=row_order(0 if full else n),
-        last_good=np.empty(q),
-        best_theta=np.empty(q),
-        ints=np.zeros(kt.N_INTS, dtype=np.int64),
-        floats=np.array([math.nan, math.inf]),
-        h_loss=np.empty(cap),
-        h_gnorm=np.empty(cap),
-        h_val=np.empty(cap if val is not None else 0),
-        h_dist=np.empty(cap if track is not None else 0),
-    )
-    st.ints[kt.I_BEST_EPOCH] = -1
-    st.ints[kt.I_BAD_EPOCH] = -1
+    st = _new_state(theta, monitor, min(cfg.epochs, _BLOCK_EPOCHS) + 1, row_order(0 if full else n))
     words = 0 if full else _shuffle_words(n - 1)
     per_epoch = (n * width if rate else 0) + 8 * words
     block = max(1, min(_BLOCK_EPOCHS, _BLOCK_BYTES // max(1, per_epoch)))
@@ -363,6 +329,55 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
             st.ints[kt.I_PENDING] = 1
         if code == kt.STOP_NONE and done < todo:
             break  # the epoch budget ended inside the block
+    return _finish(monitor, st, theta, _REASONS[code])
+
+
+def _steps(cfg, obj, batch_size: int) -> kt.Steps:
+    """The optimiser record of ``cfg`` (``kind`` is unused by Newton)."""
+    rate = cfg.dropout
+    return kt.Steps(
+        kind=_STEP_CODES.get(cfg.optimizer, k.OPT_SGD),
+        lr=float(cfg.lr or 0.0),
+        momentum=float(cfg.momentum),
+        beta1=float(cfg.beta1),
+        beta2=float(cfg.beta2),
+        eps=float(cfg.eps),
+        batch_size=batch_size,
+        keep_inv=1.0 / (1.0 - rate),
+        dropout=bool(rate),
+        epochs=int(cfg.epochs),
+        tol=float(cfg.tol),
+        ftol=float(cfg.ftol),
+        patience=int(cfg.patience),
+        parallel=obj.parallel,
+    )
+
+
+def _new_state(theta, monitor, capacity: int, perm: np.ndarray):
+    """A compiled run's state at its start, with history buffers of ``capacity`` entries."""
+    q = theta.size
+    st = kt.State(
+        theta=theta,
+        grad=np.empty(q),
+        m=np.zeros(q),
+        v=np.zeros(q),
+        perm=perm,
+        last_good=np.empty(q),
+        best_theta=np.empty(q),
+        ints=np.zeros(kt.N_INTS, dtype=np.int64),
+        floats=np.array([math.nan, math.inf]),
+        h_loss=np.empty(capacity),
+        h_gnorm=np.empty(capacity),
+        h_val=np.empty(capacity if monitor.validation is not None else 0),
+        h_dist=np.empty(capacity if monitor.track_beta is not None else 0),
+    )
+    st.ints[kt.I_BEST_EPOCH] = -1
+    st.ints[kt.I_BAD_EPOCH] = -1
+    return st
+
+
+def _finish(monitor, st, theta, reason, note: str = "") -> Outcome:
+    """Hand a compiled run's end state to the monitor and return its outcome."""
     ints = st.ints
     monitor.epoch = int(ints[kt.I_EPOCH])
     if ints[kt.I_BAD_EPOCH] >= 0:
@@ -373,7 +388,7 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
         monitor.best_epoch = int(ints[kt.I_BEST_EPOCH])
         monitor.best_theta = st.best_theta
         monitor.best_val = float(st.floats[kt.F_BEST_VAL])
-    return monitor.finish(theta, _REASONS[code])
+    return monitor.finish(theta, reason, note)
 
 
 def _collect(hist: dict[str, list[float]], st) -> None:
@@ -449,59 +464,19 @@ def _lbfgs(obj, theta, cfg, monitor) -> Outcome:
     return monitor.finish(theta, reason, note)
 
 
-def _newton_direction(obj, theta, g, H):
-    """Solve ``H d = -g`` by Cholesky: observed Hessian, else the expected (Fisher) one, else
-    the expected one with a growing ridge (Levenberg damping)."""
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve
-
-    def solve(M):
-        try:
-            return -cho_solve(cho_factor(M, lower=True, check_finite=True), g)
-        except (LinAlgError, ValueError):
-            return None
-
-    d = solve(H)
-    if d is not None:
-        return d, "observed"
-    _, _, He = obj.newton_terms(theta, expected=True)
-    d = solve(He)
-    if d is not None:
-        return d, "expected"
-    scale = max(1.0, float(np.max(np.abs(np.diag(He)))))
-    ridge = 1e-10 * scale
-    eye = np.eye(len(g))
-    for _ in range(30):
-        d = solve(He + ridge * eye)
-        if d is not None:
-            return d, "damped"
-        ridge *= 10.0
-    return -g, "gradient"
-
-
 def _newton(obj, theta, cfg, monitor) -> Outcome:
-    f, g, H = obj.newton_terms(theta, expected=False)
-    reason = monitor.observe(0, theta, f, kt.norm2(g))
-    epoch = 0
+    """Newton's method with step halving, whole, in compiled code
+    (:func:`simbench.kernels.training.newton_run`)."""
+    st = _new_state(theta, monitor, cfg.epochs + 1, row_order(0))
+    val = monitor.validation
+    vnet = obj.empty_net() if val is None else val.net
+    ref = _EMPTY if monitor.track_beta is None else monitor.track_beta
+    code = kt.newton_run(
+        obj.net, vnet, _steps(cfg, obj, 0), st, ref, monitor.track_information
+    )
+    _collect(monitor.history, st)
     note = ""
-    while reason is None and epoch < cfg.epochs:
-        epoch += 1
-        d, _kind = _newton_direction(obj, theta, g, H)
-        slope = float(g @ d)
-        alpha = 1.0
-        accepted = False
-        for _ in range(_MAX_HALVINGS):
-            trial = theta + alpha * d
-            ft = obj.value(trial)
-            # the |f| * 1e-15 slack lets a step through at the floating-point floor, where
-            # F cannot decrease measurably; ftol then ends the loop
-            if math.isfinite(ft) and ft <= f + _ARMIJO * alpha * slope + 1e-15 * abs(f):
-                accepted = True
-                break
-            alpha *= 0.5
-        if not accepted:
-            note = " (no decrease along the Newton direction)"
-            break
-        theta[:] = trial
-        f, g, H = obj.newton_terms(theta, expected=False)
-        reason = monitor.observe(epoch, theta, f, kt.norm2(g))
-    return monitor.finish(theta, reason, note)
+    if code == kt.STOP_NO_DECREASE:
+        note = " (no decrease along the Newton direction)"
+        code = kt.STOP_NONE
+    return _finish(monitor, st, theta, _REASONS[code], note)

@@ -38,11 +38,16 @@ from typing import NamedTuple
 import numpy as np
 
 from simbench._jit import kernel
+from simbench.kernels.codes import HESS_EXPECTED, HESS_OBSERVED
+from simbench.kernels.linalg import cholesky_solve, scaled_cholesky
 from simbench.kernels.minibatch import _all_finite, add_penalty, minibatch_epoch, opt_step, shuffle
 from simbench.kernels.network import (
     _glm_chunks_parallel,
     _glm_chunks_serial,
+    _newton_chunks_parallel,
+    _newton_chunks_serial,
     _reduce_chunks,
+    _reduce_newton,
     mlp_loss_grad,
 )
 
@@ -51,12 +56,15 @@ __all__ = [
     "STOP_DIVERGED",
     "STOP_EARLY",
     "STOP_NEED_DRAWS",
+    "STOP_NO_DECREASE",
     "STOP_NONE",
     "Net",
     "State",
     "Steps",
     "coef_distance",
     "first_order_block",
+    "newton_run",
+    "newton_terms",
     "norm2",
     "objective",
 ]
@@ -80,7 +88,8 @@ I_PENDING = 7  # 1: the next epoch's permutation is already shuffled
 I_SHUFFLE_AT = 8  # with STOP_NEED_DRAWS: the position the shuffle reached
 I_MASKS_USED = 9  # epochs of the block's masks used by the last block
 I_OBSERVED = 10  # 1 once the starting point has been observed
-N_INTS = 11
+I_DIRECTION = 11  # Newton: how the last direction was solved (a DIR_* code)
+N_INTS = 12
 
 # Float state (State.floats).
 F_LAST = 0  # the objective at the last finite epoch (nan: none yet)
@@ -427,3 +436,154 @@ def first_order_block(net, val, steps, st, masks, draws, draws_per_epoch, n_epoc
         if why != STOP_NONE:
             return why
     return STOP_NONE
+
+
+# Newton: a step that finds no decrease of F along the direction ends the run (not a
+# stopping rule of the monitor; the caller says so in its message).
+STOP_NO_DECREASE = 5
+# Armijo's sufficient-decrease constant of the step-halving line search, and its halvings.
+ARMIJO = 1e-4
+MAX_HALVINGS = 60
+# What the Newton direction was solved with (the last one, in State.ints[I_DIRECTION]).
+DIR_OBSERVED = 0
+DIR_EXPECTED = 1
+DIR_DAMPED = 2
+DIR_GRADIENT = 3
+
+
+@kernel
+def newton_terms(net, theta, kind, parallel, g, H, gs, Hs, totals):
+    """``F(theta)``, its gradient into ``g`` and Hessian into ``H`` (``kind``: observed or
+    expected ``l''``) for a network without hidden layers: the fixed chunks of
+    :func:`simbench.kernels.network.glm_newton_terms` (``gs``, ``Hs``, ``totals`` their work
+    space), scaled by ``1 / sum w``, plus the penalty."""
+    n = net.X.shape[0]
+    size = max(1, -(-n // totals.size))
+    if parallel:
+        _newton_chunks_parallel(
+            theta, net.X, net.y, net.weights, net.offset, size, net.lcode, net.a, net.hcode,
+            net.lam, kind, gs, Hs, totals,
+        )  # fmt: skip
+    else:
+        _newton_chunks_serial(
+            theta, net.X, net.y, net.weights, net.offset, size, net.lcode, net.a, net.hcode,
+            net.lam, kind, gs, Hs, totals,
+        )  # fmt: skip
+    total = _reduce_newton(gs, Hs, totals, g, H)
+    q = g.size
+    for j in range(q):
+        g[j] *= net.wscale
+        for k in range(q):
+            H[j, k] *= net.wscale
+    for j in range(q):
+        H[j, j] += net.penal[j]
+    return total * net.wscale + add_penalty(theta, net.penal, g)
+
+
+@kernel
+def _descent(M, g, L, dsc, d):
+    """``d = -M^-1 g`` by the scaled Cholesky factorisation; False if ``M`` is not
+    (numerically) positive definite or not finite."""
+    for j in range(M.shape[0]):
+        for k in range(M.shape[0]):
+            if not math.isfinite(M[j, k]):
+                return False
+    if scaled_cholesky(M, L, dsc, 0.0) >= 0:
+        return False
+    cholesky_solve(L, dsc, g, d)
+    for k in range(d.size):
+        d[k] = -d[k]
+    return True
+
+
+@kernel
+def newton_run(net, val, steps, st, track_ref, info):
+    """Newton's method with step halving on ``net`` (no hidden layers), continuing ``st``.
+
+    The direction solves ``H d = -g`` by Cholesky with the observed Hessian; if that is not
+    positive definite, with the expected (Fisher) one; then with the expected one plus a
+    ridge growing tenfold from ``1e-10 max(1, max diag)`` (Levenberg damping), 30 times at
+    most; else ``d = -g``.  The step ``alpha d`` halves from ``alpha = 1`` until
+    ``F(theta + alpha d) <= F + ARMIJO alpha g'd + 1e-15 |F|`` (the slack lets a step
+    through at the floating-point floor, where ``F`` cannot decrease measurably; ``ftol``
+    then ends the run); ``STOP_NO_DECREASE`` when none of ``MAX_HALVINGS`` steps does.
+    Every iteration is observed as an epoch (:func:`first_order_block`'s rules).
+    """
+    theta = st.theta
+    g = st.grad
+    ints = st.ints
+    q = theta.size
+    n = net.X.shape[0]
+    has_val = val.X.shape[0] > 0
+    no_mask = np.empty((0, 0), np.uint8)
+    nch = max(1, min(16, -(-n // 2048)))
+    gs = np.empty((nch, q))
+    Hs = np.empty((nch, q, q))
+    totals = np.empty(nch)
+    H = np.empty((q, q))
+    He = np.empty((q, q))
+    ge = np.empty(q)
+    L = np.zeros((q, q))
+    dsc = np.empty(q)
+    d = np.empty(q)
+    trial = np.empty(q)
+    vgrad = np.empty(q)
+    lch = max(1, -(-n // 2048))
+    parts = np.empty((lch, q))
+    ltotals = np.empty(lch)
+    nv = val.X.shape[0]
+    vch = max(1, -(-nv // 2048))
+    vwork = (np.empty(q), np.empty((vch, q)), np.empty(vch))
+    ints[I_RECORDED] = 0
+    f = newton_terms(net, theta, HESS_OBSERVED, steps.parallel, g, H, gs, Hs, totals)
+    why = _observe(st, steps, val, has_val, 0, f, norm2(g), track_ref, info, net, vwork, no_mask)
+    epoch = 0
+    while why == STOP_NONE and epoch < steps.epochs:
+        epoch += 1
+        how = DIR_OBSERVED
+        if not _descent(H, g, L, dsc, d):
+            how = DIR_EXPECTED
+            newton_terms(net, theta, HESS_EXPECTED, steps.parallel, ge, He, gs, Hs, totals)
+            if not _descent(He, g, L, dsc, d):
+                how = DIR_DAMPED
+                scale = 1.0
+                for j in range(q):
+                    scale = max(scale, abs(He[j, j]))
+                ridge = 1e-10 * scale
+                found = False
+                for _ in range(30):
+                    for j in range(q):
+                        He[j, j] += ridge
+                    found = _descent(He, g, L, dsc, d)
+                    for j in range(q):
+                        He[j, j] -= ridge
+                    if found:
+                        break
+                    ridge *= 10.0
+                if not found:
+                    how = DIR_GRADIENT
+                    for k in range(q):
+                        d[k] = -g[k]
+        ints[I_DIRECTION] = how
+        slope = 0.0
+        for k in range(q):
+            slope += g[k] * d[k]
+        alpha = 1.0
+        accepted = False
+        ft = math.nan
+        for _ in range(MAX_HALVINGS):
+            for k in range(q):
+                trial[k] = theta[k] + alpha * d[k]
+            ft = objective(net, trial, vgrad, no_mask, 1.0, steps.parallel, parts, ltotals)
+            if math.isfinite(ft) and ft <= f + ARMIJO * alpha * slope + 1e-15 * abs(f):
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            return STOP_NO_DECREASE
+        theta[:] = trial
+        f = newton_terms(net, theta, HESS_OBSERVED, steps.parallel, g, H, gs, Hs, totals)
+        why = _observe(
+            st, steps, val, has_val, epoch, f, norm2(g), track_ref, info, net, vwork, no_mask
+        )
+    return why

@@ -8,12 +8,16 @@ objective and hands it to :class:`simbench.fit.optimizers.Monitor`, whose stoppi
 (tolerance, relative change, patience, divergence) are written in plain Python.
 
 :func:`train_reference` is :func:`simbench.train` with this loop in place of the compiled
-one, for networks trained by gd, sgd, momentum, Nesterov or Adam.
+one, for networks trained by gd, sgd, momentum, Nesterov or Adam.  :func:`newton` is
+Newton's method as it ran in Python, its directions solved by LAPACK's Cholesky (through
+scipy): the compiled one solves them by its own, so the two agree to rounding.
 """
 
 from __future__ import annotations
 
 from unittest import mock
+
+import math
 
 import numpy as np
 
@@ -21,7 +25,7 @@ from simbench.fit import network as fit_network
 from simbench.fit import optimizers as opt
 from simbench.fit.objective import NO_MASK
 from simbench.kernels import minibatch as k
-from simbench.kernels.training import norm2
+from simbench.kernels.training import ARMIJO, MAX_HALVINGS, norm2
 
 
 def dropout_mask(rng, n, width, rate):
@@ -71,7 +75,68 @@ def first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng):
     return monitor.finish(theta, reason)
 
 
+def newton_direction(obj, theta, g, H):
+    """Solve ``H d = -g`` by Cholesky: observed Hessian, else the expected (Fisher) one, else
+    the expected one with a growing ridge (Levenberg damping)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    def solve(M):
+        try:
+            return -cho_solve(cho_factor(M, lower=True, check_finite=True), g)
+        except (LinAlgError, ValueError):
+            return None
+
+    d = solve(H)
+    if d is not None:
+        return d, "observed"
+    _, _, He = obj.newton_terms(theta, expected=True)
+    d = solve(He)
+    if d is not None:
+        return d, "expected"
+    scale = max(1.0, float(np.max(np.abs(np.diag(He)))))
+    ridge = 1e-10 * scale
+    eye = np.eye(len(g))
+    for _ in range(30):
+        d = solve(He + ridge * eye)
+        if d is not None:
+            return d, "damped"
+        ridge *= 10.0
+    return -g, "gradient"
+
+
+def newton(obj, theta, cfg, monitor):
+    f, g, H = obj.newton_terms(theta, expected=False)
+    reason = monitor.observe(0, theta, f, norm2(g))
+    epoch = 0
+    note = ""
+    while reason is None and epoch < cfg.epochs:
+        epoch += 1
+        d, _kind = newton_direction(obj, theta, g, H)
+        slope = float(g @ d)
+        alpha = 1.0
+        accepted = False
+        for _ in range(MAX_HALVINGS):
+            trial = theta + alpha * d
+            ft = obj.value(trial)
+            # the |f| * 1e-15 slack lets a step through at the floating-point floor, where
+            # F cannot decrease measurably; ftol then ends the loop
+            if math.isfinite(ft) and ft <= f + ARMIJO * alpha * slope + 1e-15 * abs(f):
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            note = " (no decrease along the Newton direction)"
+            break
+        theta[:] = trial
+        f, g, H = obj.newton_terms(theta, expected=False)
+        reason = monitor.observe(epoch, theta, f, norm2(g))
+    return monitor.finish(theta, reason, note)
+
+
 def train_reference(*args, **kwargs):
-    """:func:`simbench.train` with the reference loop for the first-order methods."""
-    with mock.patch.object(opt, "_first_order", first_order):
+    """:func:`simbench.train` with the reference loops of the first-order methods and
+    Newton's method."""
+    with mock.patch.object(opt, "_first_order", first_order), mock.patch.object(
+        opt, "_newton", newton
+    ):
         return fit_network.train(*args, **kwargs)
