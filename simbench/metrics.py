@@ -45,6 +45,9 @@ When a metric is NaN
 
 from __future__ import annotations
 
+import contextlib
+import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +113,7 @@ METRIC_DESCRIPTIONS: Mapping[str, str] = {
 }
 
 _EMPTY = np.empty(0, dtype=np.float64)
+_EMPTY2 = np.empty((0, 0), dtype=np.float64)
 
 
 def _f64(a) -> np.ndarray:
@@ -125,6 +129,16 @@ def _weights_or_empty(weights) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
+def _coef_errors(beta_hat, beta_true, beta_mle=None, info_mle=None, info_truth=None):
+    return _k.coefficient_errors(
+        _f64(beta_hat),
+        _f64(beta_true),
+        _EMPTY if beta_mle is None else _f64(beta_mle),
+        _EMPTY2 if info_mle is None else _f64(info_mle),
+        _EMPTY2 if info_truth is None else _f64(info_truth),
+    )
+
+
 def coef_err_truth(beta_hat, beta_true) -> float:
     """Relative Euclidean error against the truth.
 
@@ -132,9 +146,7 @@ def coef_err_truth(beta_hat, beta_true) -> float:
 
     Both vectors are ``[intercept, x₁ … x_p]``.  NaN when ``β* = 0``.
     """
-    b, t = _f64(beta_hat), _f64(beta_true)
-    den = float(np.linalg.norm(t))
-    return float(np.linalg.norm(b - t)) / den if den > 0.0 else float("nan")
+    return float(_coef_errors(beta_hat, beta_true)[0])
 
 
 def coef_err_mle(beta_hat, beta_mle) -> float:
@@ -142,7 +154,7 @@ def coef_err_mle(beta_hat, beta_mle) -> float:
 
     .. math:: \\lVert \\hat\\beta - \\hat\\beta_{MLE} \\rVert_\\infty
     """
-    return float(np.max(np.abs(_f64(beta_hat) - _f64(beta_mle))))
+    return float(_coef_errors(beta_hat, beta_mle, beta_mle)[1])
 
 
 def coef_z_mle(beta_hat, beta_mle, fisher_information) -> float:
@@ -154,11 +166,9 @@ def coef_z_mle(beta_hat, beta_mle, fisher_information) -> float:
     with ``I_n = X̃ᵀ W X̃ / φ`` the Fisher information of the training sample at
     ``β_MLE``.  For scale: the MLE's own sampling error, measured the same way against the
     truth, is ``z² ≈ χ²_{p+1}``; a configuration at ``z ≪ 1`` from the MLE is therefore
-    statistically indistinguishable from it.
+    statistically indistinguishable from it.  NaN when the quadratic form is not finite.
     """
-    d = _f64(beta_hat) - _f64(beta_mle)
-    q = float(d @ _f64(fisher_information) @ d)
-    return float(np.sqrt(max(q, 0.0))) if np.isfinite(q) else float("nan")
+    return float(_coef_errors(beta_hat, beta_mle, beta_mle, fisher_information)[2])
 
 
 def coef_z_truth(beta_hat, beta_true, fisher_truth) -> float:
@@ -170,7 +180,7 @@ def coef_z_truth(beta_hat, beta_true, fisher_truth) -> float:
     ``φ``).  For the MLE, ``z*²`` is asymptotically ``χ²_{p+1}`` (claim 7 of SCIENCE.md):
     its Monte Carlo mean is ``p + 1`` at small ``p/n`` and larger where the MLE is biased.
     """
-    return coef_z_mle(beta_hat, beta_true, fisher_truth)
+    return float(_coef_errors(beta_hat, beta_true, info_truth=fisher_truth)[3])
 
 
 def coef_cos_truth(beta_hat, beta_true) -> float:
@@ -183,9 +193,7 @@ def coef_cos_truth(beta_hat, beta_true) -> float:
     likelihood scale (hinge, perceptron, squared error on binary data).  NaN when either
     slope vector is zero.
     """
-    b, t = _f64(beta_hat)[1:], _f64(beta_true)[1:]
-    den = float(np.linalg.norm(b)) * float(np.linalg.norm(t))
-    return float(b @ t) / den if den > 0.0 else float("nan")
+    return float(_coef_errors(beta_hat, beta_true)[4])
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,11 +302,25 @@ def calibration(y, eta_hat, family, link, weights=None) -> tuple[float, float]:
     ``η̂`` is the prediction on the link scale (offset included, so no offset is fitted).
     A perfectly calibrated predictor has ``b = 1, a = 0``; ``b < 1`` means over-dispersed
     predictions (overfitting), ``b > 1`` shrunken ones.  Returns ``(b, a)``; NaN when the
-    calibration GLM does not converge or ``η̂`` is not finite.
+    calibration GLM has no maximum-likelihood fit (``fit_glm``'s status is not "ok") or
+    ``η̂`` is not finite.
+
+    The fit starts from ``(a, b) = (0, 1)``, the predictor itself, and runs compiled
+    (:func:`_small_fit`); where that iteration does not converge cleanly, ``fit_glm``
+    decides.  Both stop within ``1e-10`` standard errors of the same maximum, so the two
+    paths agree to that tolerance.
     """
     eta_hat = _f64(eta_hat)
     if eta_hat.size == 0 or not np.all(np.isfinite(eta_hat)):
         return float("nan"), float("nan")
+    w = _EMPTY if weights is None else _f64(weights)
+    fit = _small_fit(eta_hat[:, None], _f64(y), family, link, w, _EMPTY, np.array([0.0, 1.0]))
+    if fit is not None:
+        return float(fit[1]), float(fit[0])
+    return _calibration_glm(y, eta_hat, family, link, weights)
+
+
+def _calibration_glm(y, eta_hat, family, link, weights) -> tuple[float, float]:
     from simbench.fit.glm import fit_glm
 
     fit = fit_glm(eta_hat[:, None], _f64(y), family=family, link=link, weights=weights)
@@ -318,23 +340,106 @@ def glm_projection(X, mu_hat, family, link, weights=None, offset=None) -> np.nda
 
     i.e. IRLS with ``y := μ̂`` (the minimiser of ``Σ w d(μ̂, h(x̃ᵀb))``, the KL projection of
     the network onto the GLM).  Exact for a network without hidden layers whose output is
-    the scenario's inverse link: its own coefficients solve these equations.  ``fit_glm``
-    accepts such responses (non-integer counts, fractional binary responses) by checking
-    only the deviance's domain.  Returns None when ``μ̂`` is outside the mean domain or the
-    fit does not converge.
+    the scenario's inverse link: its own coefficients solve these equations.  Non-integer
+    counts and fractional binary responses are accepted (only the deviance's domain is
+    checked).  The fit runs compiled from ``fit_glm``'s starting values
+    (:func:`_small_fit`), and through ``fit_glm`` where that iteration does not converge
+    cleanly.  Returns None when ``μ̂`` is outside the mean domain or the fit does not
+    converge.
     """
     mu_hat = _f64(mu_hat)
     if mu_hat.size == 0 or not _all_valid(family, mu_hat):
         return None
+    X = _f64(X)
+    w = _EMPTY if weights is None else _f64(weights)
+    off = _EMPTY if offset is None else _f64(offset)
+    with np.errstate(all="ignore"):
+        beta = _small_fit(X, mu_hat, family, link, w, off, np.full(X.shape[1] + 1, np.nan))
+    if beta is not None:
+        return beta if np.all(np.isfinite(beta)) else None
     from simbench.fit.glm import fit_glm
 
     # an exact GLM mean gives a zero Pearson dispersion, hence an infinite information:
     # irrelevant here, only the coefficients are used
     with np.errstate(divide="ignore", invalid="ignore"):
-        fit = fit_glm(_f64(X), mu_hat, family=family, link=link, weights=weights, offset=offset)
+        fit = fit_glm(X, mu_hat, family=family, link=link, weights=weights, offset=offset)
     if fit.status != "ok" or not np.all(np.isfinite(fit.coef)):
         return None
     return np.asarray(fit.coef, dtype=np.float64)
+
+
+# fit_glm's defaults, which the compiled refits share
+_FIT_TOL = 1e-13
+_FIT_MAX_ITER = 100
+
+
+@dataclass(frozen=True)
+class _FitSetup:
+    """The arguments of a compiled refit that depend only on the family and link."""
+
+    fcode: int
+    fpar: float
+    lcode: int
+    lpar: float
+    newton: bool  # the link is not canonical: Newton's method near the optimum
+    separation: str | None  # fit_glm's separation check applies (its kind)
+
+
+def _fit_setup(family, link) -> _FitSetup:
+    from simbench.fit.separation import separation_kind
+
+    return _FitSetup(
+        int(family.code),
+        float(family.param),
+        int(link.code),
+        float(link.param),
+        family.canonical_link != link,
+        separation_kind(family, link),
+    )
+
+
+def _small_fit(X, y, family, link, weights, offset, beta, ly=None, setup=None):
+    """``fit_glm``'s estimate for a GLM with few coefficients, or None to ask ``fit_glm``.
+
+    :func:`simbench.kernels.metrics.glm_fit_small` iterates from ``beta`` (a NaN first
+    entry: from ``fit_glm``'s starting means) over ``fit_glm``'s row kernel.  Its estimate
+    is returned only when the iteration converged and ``fit_glm``'s separation check would
+    not look further (it looks when a fitted mean of a boundary response is near the
+    boundary: the kernel reports the extreme such means); otherwise None, and ``fit_glm``
+    gives the status with its reasons.  ``X`` holds no intercept column; ``y``,
+    ``weights``, ``offset`` are float64 (empty: none); ``ly`` (``irls.row_constants`` of
+    ``y``) and ``setup`` (:func:`_fit_setup`) may be given when already known.
+    """
+    from simbench.kernels.irls import row_constants
+
+    if setup is None:
+        setup = _fit_setup(family, link)
+    if ly is None:
+        ly = row_constants(setup.fcode, setup.lcode, y)
+    bounds = np.empty(5)
+    disp_rows = 0
+    if family.has_dispersion:
+        disp_rows = y.shape[0] if weights.size == 0 else int(np.count_nonzero(weights > 0.0))
+    outcome, _ = _k.glm_fit_small(
+        X, 1, setup.fcode, setup.fpar, setup.lcode, setup.lpar, y, weights, offset, ly, beta,
+        _FIT_TOL, _FIT_MAX_ITER, disp_rows, setup.newton, bounds,
+    )  # fmt: skip
+    if outcome != _k.FIT_CONVERGED:
+        return None
+    if setup.separation is not None:
+        from simbench.fit.separation import suspect_separation
+
+        # the check on the two extreme means decides as it would on every row
+        ybar, mu0, mu1, has0, has1 = bounds
+        if suspect_separation(
+            setup.separation,
+            np.array([0.0, 1.0]),
+            np.array([mu0, mu1]),
+            np.array([has0 > 0.0, has1 > 0.0]),
+            float(ybar),
+        ):
+            return None
+    return beta
 
 
 def linear_projection(X, score, weights=None, offset=None) -> np.ndarray | None:
@@ -512,12 +617,13 @@ def cell_metrics(
         The :data:`METRIC_COLUMNS` and ``beta_hat`` (a list; empty when unavailable).
     """
     family, link = data.family, data.link
+    const = _sample_constants(data)
     mu_train, mu_test = _f64(mu_train), _f64(mu_test)
     row: dict[str, Any] = _nan_row()
 
     if family.is_binary:
         row["auc"] = auc(mu_test, data.y_test, data.weights_test)
-        row["auc_oracle"] = auc(data.mu_test, data.y_test, data.weights_test)
+        row["auc_oracle"] = const.auc_oracle
 
     if coef is not None:
         beta_hat = _f64(coef)
@@ -532,31 +638,99 @@ def cell_metrics(
     row["beta_hat"] = [] if beta_hat is None else beta_hat.tolist()
 
     if beta_hat is not None:
-        row["coef_cos_truth"] = coef_cos_truth(beta_hat, data.beta)
+        has_mle = reference is not None and reference.coef is not None
+        truth_info = None if reference is None else reference.fisher_truth
+        err_truth, err_mle, z_mle, z_truth, cos_truth = _coef_errors(
+            beta_hat,
+            data.beta,
+            reference.coef if has_mle else None,
+            reference.fisher_information if has_mle else None,
+            truth_info,
+        )
+        row["coef_cos_truth"] = cos_truth
+        if not margin:
+            row["coef_err_truth"] = err_truth
+            if truth_info is not None:
+                row["coef_z_truth"] = z_truth
+            if has_mle:
+                row["coef_err_mle"] = err_mle
+                row["coef_z_mle"] = z_mle
     if margin:
         return row
 
-    if beta_hat is not None:
-        row["coef_err_truth"] = coef_err_truth(beta_hat, data.beta)
-        if reference is not None and reference.fisher_truth is not None:
-            row["coef_z_truth"] = coef_z_truth(beta_hat, data.beta, reference.fisher_truth)
-        if reference is not None and reference.coef is not None:
-            row["coef_err_mle"] = coef_err_mle(beta_hat, reference.coef)
-            row["coef_z_mle"] = coef_z_mle(beta_hat, reference.coef, reference.fisher_information)
-
-    row["mu_rel_err"] = mu_rel_err(mu_test, data.mu_test)
-    row["balance"] = balance(data.y, mu_train, data.weights)
-    row["balance_max"] = balance_max(data.X, data.y, mu_train, data.weights)
-    row["dev_train"] = mean_deviance(family, data.y, mu_train, data.weights)
-    row["dev_test"] = mean_deviance(family, data.y_test, mu_test, data.weights_test)
-    row["excess_deviance"] = excess_deviance(
-        family, data.mu_test, mu_test, data.phi, data.weights_test
+    # one pass over each sample; the sums are those of mean_deviance, excess_deviance,
+    # eta_rmse, mu_rel_err, balance and balance_max, bit for bit
+    n, n_test = mu_train.shape[0], mu_test.shape[0]
+    eta_hat = np.empty(n_test)
+    valid, dev, excess, eta_sq, rel = _k.reference_pass(
+        const.fcode, const.fpar, const.lcode, const.lpar, mu_test, data.mu_test,
+        data.eta_test, data.y_test, data.weights_test, eta_hat,
+    )  # fmt: skip
+    row["mu_rel_err"] = rel / n_test
+    train_valid, train_dev, bal, bal_max = _k.training_pass(
+        const.fcode, const.fpar, _f64(data.X), data.y, mu_train, data.weights
     )
-    if _all_valid(family, mu_test):
-        with np.errstate(all="ignore"):
-            eta_hat = _f64(link.g(mu_test))
-        row["eta_rmse"] = eta_rmse(eta_hat, data.eta_test)
-        row["calib_slope"], row["calib_intercept"] = calibration(
-            data.y_test, eta_hat, family, link, data.weights_test
-        )
+    row["balance"] = bal
+    row["balance_max"] = bal_max
+    if train_valid and n > 0:
+        row["dev_train"] = train_dev / n
+    if valid and n_test > 0:
+        row["dev_test"] = dev / n_test
+        row["excess_deviance"] = excess / (data.phi * n_test)
+        row["eta_rmse"] = math.sqrt(eta_sq / n_test)
+        if np.all(np.isfinite(eta_hat)):
+            fit = _small_fit(
+                eta_hat[:, None], data.y_test, family, link, data.weights_test, _EMPTY,
+                np.array([0.0, 1.0]), const.ly_test, const.setup,
+            )  # fmt: skip
+            if fit is not None:
+                row["calib_slope"], row["calib_intercept"] = float(fit[1]), float(fit[0])
+            else:
+                row["calib_slope"], row["calib_intercept"] = _calibration_glm(
+                    data.y_test, eta_hat, family, link, data.weights_test
+                )
     return row
+
+
+@dataclass(frozen=True)
+class _SampleConstants:
+    """What the metrics of every configuration on one dataset share: the kernel codes,
+    the oracle AUC and, for the calibration refit, its setup and the IRLS row constants
+    of the test responses."""
+
+    fcode: int
+    fpar: float
+    lcode: int
+    lpar: float
+    auc_oracle: float
+    ly_test: np.ndarray
+    setup: _FitSetup
+
+
+# per dataset, for as long as the dataset lives (the cells of a group share one)
+_CONSTANTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _sample_constants(data) -> _SampleConstants:
+    try:
+        return _CONSTANTS[data]
+    except (KeyError, TypeError):
+        pass
+    from simbench.kernels.irls import row_constants
+
+    family, link = data.family, data.link
+    fcode, lcode = int(family.code), int(link.code)
+    const = _SampleConstants(
+        fcode=fcode,
+        fpar=float(family.param),
+        lcode=lcode,
+        lpar=float(link.param),
+        auc_oracle=auc(data.mu_test, data.y_test, data.weights_test)
+        if family.is_binary
+        else float("nan"),
+        ly_test=row_constants(fcode, lcode, _f64(data.y_test)),
+        setup=_fit_setup(family, link),
+    )
+    with contextlib.suppress(TypeError):  # a dataset that cannot be weakly referenced
+        _CONSTANTS[data] = const
+    return const

@@ -534,3 +534,125 @@ def test_cell_metrics_margin_loss_and_failed_reference():
         assert np.isnan(row[k]), k
     for k in ("dev_train", "balance", "mu_rel_err", "auc", "coef_z_mle"):
         assert np.isfinite(row[k]), k
+
+
+# ---------------------------------------------------------------------------------------
+# the fused passes and the compiled refits against the separate functions and fit_glm
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "kw"),
+    [
+        ("poisson", {}),
+        ("bernoulli", {}),
+        ("binomial", {"trials": 3}),
+        ("gamma", {"link": "log"}),
+        ("gaussian", {"link": "log", "mean": 3.0}),
+        ("negative_binomial", {"alpha": 0.5}),
+        ("poisson", {"exposure": True}),
+    ],
+)
+def test_cell_metrics_fused_passes_equal_the_separate_metrics(family, kw):
+    # the fused passes sum the same terms in the same order: equal bit for bit
+    data = _dataset(family, **kw)
+    fit, reference, _ = _reference(data)
+    rng = _rng(30)
+    mu_train = fit.predict(data.X, offset=data.offset) * np.exp(rng.normal(0, 0.01, data.n))
+    mu_test = fit.predict(data.X_test, offset=data.offset_test)
+    if data.family.is_binary:
+        mu_train = np.clip(mu_train, 1e-3, 1 - 1e-3)
+    row = M.cell_metrics(data, mu_train, mu_test, coef=fit.coef, reference=reference)
+    fam, w, wt = data.family, data.weights, data.weights_test
+    assert row["dev_train"] == M.mean_deviance(fam, data.y, mu_train, w)
+    assert row["dev_test"] == M.mean_deviance(fam, data.y_test, mu_test, wt)
+    assert row["excess_deviance"] == M.excess_deviance(fam, data.mu_test, mu_test, data.phi, wt)
+    assert row["eta_rmse"] == M.eta_rmse(data.link.g(mu_test), data.eta_test)
+    assert row["mu_rel_err"] == M.mu_rel_err(mu_test, data.mu_test)
+    assert row["balance"] == M.balance(data.y, mu_train, w)
+    assert row["balance_max"] == M.balance_max(data.X, data.y, mu_train, w)
+    assert row["coef_err_truth"] == M.coef_err_truth(fit.coef, data.beta)
+    assert row["coef_z_truth"] == M.coef_z_truth(fit.coef, data.beta, reference.fisher_truth)
+    # an invalid training mean makes only the training deviance NaN
+    bad = mu_train.copy()
+    bad[3] = -1.0 if fam.name != "gaussian" else np.nan
+    row = M.cell_metrics(data, bad, mu_test, coef=fit.coef, reference=reference)
+    assert np.isnan(row["dev_train"]) and np.isfinite(row["dev_test"])
+
+
+def _fit_glm_calibration(y, eta, fam, lnk, w=None):
+    from simbench.fit.glm import fit_glm
+
+    fit = fit_glm(eta[:, None], y, family=fam, link=lnk, weights=w, tol=1e-15, max_iter=300)
+    return fit
+
+
+@pytest.mark.parametrize(
+    ("family", "link", "beta"),
+    [
+        ("poisson", "log", [0.5, 0.4, 0.2]),
+        ("poisson", "sqrt", [2.0, 0.3, -0.2]),
+        ("bernoulli", "logit", [-0.2, 1.0, -0.6]),
+        ("bernoulli", "probit", [-0.2, 0.6, -0.4]),
+        ("bernoulli", "cloglog", [-0.5, 0.5, -0.3]),
+        ("gamma", "log", [0.5, 0.3, 0.2]),
+        ("gamma", "inverse", [0.5, 0.05, -0.05]),
+        ("gaussian", "identity", [1.0, 0.5, -0.5]),
+    ],
+)
+def test_compiled_calibration_is_the_maximum_likelihood_fit(family, link, beta):
+    # the compiled refit stops within rounding of the optimum that fit_glm reaches at a
+    # tolerance tighter than its default
+    fam, lnk, _, y, mu = _glm_data(family, link, np.array(beta), 3000, _rng(31))
+    eta = lnk.g(mu) * 1.1 - 0.05
+    slope, intercept = M.calibration(y, eta, fam, lnk)
+    tight = _fit_glm_calibration(y, eta, fam, lnk)
+    assert tight.status == "ok"
+    se = np.sqrt(np.diag(tight.covariance))
+    assert abs(intercept - tight.coef[0]) < 1e-9 * se[0]
+    assert abs(slope - tight.coef[1]) < 1e-9 * se[1]
+    # weights: integer weights give the fit of repeated rows
+    w = _rng(32).integers(1, 3, size=y.size).astype(float)
+    got = M.calibration(y, eta, fam, lnk, w)
+    tight = _fit_glm_calibration(
+        np.repeat(y, w.astype(int)), np.repeat(eta, w.astype(int)), fam, lnk
+    )
+    np.testing.assert_allclose(got, tight.coef[::-1], rtol=1e-9, atol=1e-12)
+
+
+def test_compiled_refits_hand_failures_to_fit_glm():
+    from simbench import families, links
+
+    bern, logit = families.get("bernoulli"), links.get("logit")
+    rng = _rng(33)
+    eta = rng.normal(size=400)
+    # y separated by eta: fit_glm's status is "separation", so no calibration
+    y = (eta > 0.0).astype(float)
+    assert all(np.isnan(M.calibration(y, eta, bern, logit)))
+    # a constant predictor: the calibration design is singular
+    y = (rng.random(400) < 0.4).astype(float)
+    assert all(np.isnan(M.calibration(y, np.full(400, 0.3), bern, logit)))
+    # an overflowing predictor is fit_glm's input error, as before
+    from simbench.errors import ValidationError
+
+    with pytest.raises(ValidationError):
+        M.calibration(y, np.r_[1e300, eta[1:]], bern, logit)
+    # a projection whose response leaves the mean space: None
+    X = rng.normal(size=(400, 2))
+    assert M.glm_projection(X, np.r_[1.5, np.full(399, 0.5)], bern, logit) is None
+
+
+def test_compiled_refit_matches_fit_glm_on_a_quasi_separated_calibration():
+    # boundary responses fitted near the boundary: the separation check decides, as in
+    # fit_glm (here the classes overlap, so the fit stands)
+    from simbench import families, links
+    from simbench.fit.glm import fit_glm
+
+    bern, logit = families.get("bernoulli"), links.get("logit")
+    rng = _rng(34)
+    eta = rng.normal(scale=6.0, size=2000)
+    y = (rng.random(2000) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    slope, intercept = M.calibration(y, eta, bern, logit)
+    fit = fit_glm(eta[:, None], y, family=bern, link=logit)
+    assert fit.status == "ok"
+    np.testing.assert_allclose([intercept, slope], fit.coef, rtol=1e-9, atol=1e-12)

@@ -18,9 +18,24 @@ a group with positive mass ``g⁺`` and negative mass ``g⁻`` contributes
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from simbench._jit import kernel
+from simbench.kernels import codes
+from simbench.kernels.families import fam_mu_valid, fam_unit_deviance
+from simbench.kernels.irls import (
+    CHUNK,
+    MODE_FISHER,
+    MODE_NEWTON,
+    MODE_START,
+    irls_rows,
+    irls_start_eta,
+)
+from simbench.kernels.links import link_g, link_h
+
+_LOG = codes.LINK_LOG
 
 
 @kernel
@@ -157,3 +172,454 @@ def max_column_imbalance(X, y, mu, weights):
             if not v <= out:  # also propagates NaN
                 out = v
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# fused passes of the per-cell metrics
+# ---------------------------------------------------------------------------------------
+
+
+@kernel
+def reference_pass(fcode, a, lcode, lam, mu_hat, mu_true, eta_true, y, weights, eta_out):
+    """One pass over the reference (test) sample for the mean-function metrics.
+
+    Returns ``(valid, dev, excess, eta_sq, rel)``: whether every ``μ̂`` is finite and in
+    the family's open mean space; ``Σ w d(y, μ̂)``; ``Σ w d(μ*, μ̂)``; ``Σ (g(μ̂) − η*)²``
+    and ``Σ |μ̂ − μ*| / |μ*|``, each summed in index order with the scalar kernels of
+    :func:`~simbench.kernels.families.fam_deviance_sum`, :func:`rmse_diff` and
+    :func:`mean_abs_rel_diff`, so the sums are those of the separate reductions bit for
+    bit.  ``eta_out`` receives ``g(μ̂)``.  The three sums that need a valid ``μ̂`` are
+    meaningless (and the caller discards them) when ``valid`` is False; the relative error
+    is always summed.
+    """
+    n = mu_hat.shape[0]
+    has_w = weights.shape[0] > 0
+    valid = True
+    dev = 0.0
+    excess = 0.0
+    eta_sq = 0.0
+    rel = 0.0
+    for i in range(n):
+        m = mu_hat[i]
+        rel += abs(m - mu_true[i]) / abs(mu_true[i])
+        if not valid:
+            continue
+        if not (math.isfinite(m) and fam_mu_valid(fcode, a, m)):
+            valid = False
+            continue
+        d_y = fam_unit_deviance(fcode, a, y[i], m)
+        d_t = fam_unit_deviance(fcode, a, mu_true[i], m)
+        if has_w:
+            dev += weights[i] * d_y
+            excess += weights[i] * d_t
+        else:
+            dev += d_y
+            excess += d_t
+        # link_g_arr takes the same libm logarithm for the log link
+        e = math.log(m) if lcode == _LOG else link_g(lcode, lam, m)
+        eta_out[i] = e
+        diff = e - eta_true[i]
+        eta_sq += diff * diff
+    return valid, dev, excess, eta_sq, rel
+
+
+@kernel
+def training_pass(fcode, a, X, y, mu, weights):
+    """One pass over the training sample for the metrics that compare ``μ̂`` with ``y``.
+
+    Returns ``(valid, dev, balance, balance_max)``: whether every ``μ̂`` is finite and in
+    the family's open mean space; ``Σ w d(y, μ̂)`` (meaningless when not ``valid``);
+    ``Σ w μ̂ / Σ w y − 1``; and :func:`max_column_imbalance`.  Each is accumulated in the
+    order of its separate reduction, so the values are those of :func:`weighted_sum_ratio`,
+    :func:`max_column_imbalance` and ``fam_deviance_sum`` bit for bit.
+    """
+    n, p = X.shape
+    has_w = weights.shape[0] > 0
+    valid = True
+    dev = 0.0
+    s_mu = 0.0
+    s_y = 0.0
+    num = np.zeros(p + 1)
+    den = np.zeros(p + 1)
+    for i in range(n):
+        w = weights[i] if has_w else 1.0
+        m = mu[i]
+        yi = y[i]
+        s_mu += w * m
+        s_y += w * yi
+        r = w * (m - yi)
+        ay = w * abs(yi)
+        num[0] += r
+        den[0] += ay
+        for j in range(p):
+            x = X[i, j]
+            num[j + 1] += r * x
+            den[j + 1] += ay * abs(x)
+        if valid:
+            if math.isfinite(m) and fam_mu_valid(fcode, a, m):
+                d = fam_unit_deviance(fcode, a, yi, m)
+                dev += weights[i] * d if has_w else d
+            else:
+                valid = False
+    worst = 0.0
+    for j in range(p + 1):
+        if den[j] > 0.0:
+            v = abs(num[j]) / den[j]
+            if not v <= worst:  # also propagates NaN
+                worst = v
+    return valid, dev, s_mu / s_y - 1.0, worst
+
+
+@kernel
+def coefficient_errors(beta_hat, beta_true, beta_mle, info_mle, info_truth):
+    """The coefficient metrics of one estimate, in one call.
+
+    Returns ``(err_truth, err_mle, z_mle, z_truth, cos_truth)``:
+    ``‖β̂ − β*‖₂ / ‖β*‖₂``, ``‖β̂ − β_MLE‖_∞``, ``√(d' I_n d)`` with ``d = β̂ − β_MLE``,
+    the same at the truth with ``I_n(β*)``, and the cosine between the slope vectors.
+    An empty ``beta_mle`` / ``info_mle`` / ``info_truth`` gives NaN for the metrics that
+    need it.  Sums run in index order (quadratic forms row by row).
+    """
+    q = beta_hat.shape[0]
+    sq_t = 0.0
+    sq_d = 0.0
+    dot = 0.0
+    nb = 0.0
+    nt = 0.0
+    for j in range(q):
+        t = beta_true[j]
+        d = beta_hat[j] - t
+        sq_d += d * d
+        sq_t += t * t
+        if j > 0:
+            dot += beta_hat[j] * t
+            nb += beta_hat[j] * beta_hat[j]
+            nt += t * t
+    err_truth = math.sqrt(sq_d) / math.sqrt(sq_t) if sq_t > 0.0 else math.nan
+    den = math.sqrt(nb) * math.sqrt(nt)
+    cos_truth = dot / den if den > 0.0 else math.nan
+    err_mle = math.nan
+    z_mle = math.nan
+    if beta_mle.shape[0] == q:
+        err_mle = 0.0
+        for j in range(q):
+            v = abs(beta_hat[j] - beta_mle[j])
+            if math.isnan(v):
+                err_mle = v
+                break
+            err_mle = max(err_mle, v)
+        if info_mle.shape[0] == q:
+            z_mle = _z_distance(beta_hat, beta_mle, info_mle)
+    z_truth = math.nan
+    if info_truth.shape[0] == q:
+        z_truth = _z_distance(beta_hat, beta_true, info_truth)
+    return err_truth, err_mle, z_mle, z_truth, cos_truth
+
+
+@kernel
+def _z_distance(b, m, info):
+    """``√((b − m)' I (b − m))``, NaN when the form is not finite, 0 when it rounds below 0."""
+    q = b.shape[0]
+    quad = 0.0
+    for j in range(q):
+        row = 0.0
+        for k in range(q):
+            row += info[j, k] * (b[k] - m[k])
+        quad += (b[j] - m[j]) * row
+    if not math.isfinite(quad):
+        return math.nan
+    return math.sqrt(max(quad, 0.0))
+
+
+# ---------------------------------------------------------------------------------------
+# small GLM fits (calibration, GLM projection) without Python per iteration
+# ---------------------------------------------------------------------------------------
+
+# outcomes of glm_fit_small: only a converged fit is a result; for every other outcome the
+# caller asks simbench.fit.glm.fit_glm, which says what went wrong
+FIT_CONVERGED = 0
+FIT_OTHER = 1
+
+# as in simbench.kernels.irls: a pivot of the diagonally scaled information below this is a
+# (numerically) collinear column; a trial deviance may exceed the current one by this
+# relative amount (rounding); at most this many halvings of a step
+_RANK_TOL = 1e-11
+_DEV_SLACK = 1e-12
+_MAX_HALVINGS = 30
+
+
+@kernel
+def _small_pass(X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, ly, eta,
+                W, f, vbuf, A, g):  # fmt: skip
+    """One pass over the rows at ``beta`` (``mode`` as :func:`~simbench.kernels.irls.irls_rows`,
+    whose chunks of rows it evaluates): the deviance, the lower triangle of
+    ``A = Σ W x̃ x̃'`` and ``g = Σ f x̃``, summed row by row (cheap for a few
+    coefficients).  NaN when a row of positive weight leaves the domain."""
+    n, p = X.shape
+    q = p + icpt
+    for j in range(q):
+        g[j] = 0.0
+        for k in range(j + 1):
+            A[j, k] = 0.0
+    dev = 0.0
+    for r0 in range(0, n, CHUNK):
+        r1 = min(n, r0 + CHUNK)
+        d = irls_rows(
+            X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, r0, r1, eta, W, f,
+            ly, vbuf,
+        )  # fmt: skip
+        if not math.isfinite(d):
+            return math.nan
+        dev += d
+        if p == 1 and icpt:
+            # one covariate and the intercept (calibration): the five sums in registers
+            a00 = A[0, 0]
+            a10 = A[1, 0]
+            a11 = A[1, 1]
+            g0 = g[0]
+            g1 = g[1]
+            for i in range(r0, r1):
+                Wi = W[i - r0]
+                fi = f[i - r0]
+                x = X[i, 0]
+                wx = Wi * x
+                a00 += Wi
+                g0 += fi
+                a10 += wx
+                g1 += fi * x
+                a11 += wx * x
+            A[0, 0] = a00
+            A[1, 0] = a10
+            A[1, 1] = a11
+            g[0] = g0
+            g[1] = g1
+            continue
+        for i in range(r0, r1):
+            Wi = W[i - r0]
+            fi = f[i - r0]
+            if icpt:
+                A[0, 0] += Wi
+                g[0] += fi
+            for j in range(p):
+                xj = X[i, j]
+                wx = Wi * xj
+                r = j + icpt
+                g[r] += fi * xj
+                if icpt:
+                    A[r, 0] += wx
+                for k in range(j + 1):
+                    A[r, k + icpt] += wx * X[i, k]
+    return dev
+
+
+@kernel
+def _small_solve(A, g, L, scale, delta):
+    """Solve ``A delta = g`` by a Cholesky factorisation of ``D A D`` (``D = diag(A)^-½``,
+    lower triangle of ``A``).  Returns ``(ok, g' delta)``; not ok when ``A`` is not
+    positive definite or a scaled pivot is below the collinearity tolerance."""
+    q = A.shape[0]
+    for j in range(q):
+        if not (A[j, j] > 0.0 and A[j, j] < math.inf):
+            return False, math.nan
+        scale[j] = 1.0 / math.sqrt(A[j, j])
+    for j in range(q):
+        for k in range(j + 1):
+            acc = A[j, k] * scale[j] * scale[k]
+            for m in range(k):
+                acc -= L[j, m] * L[k, m]
+            if j == k:
+                if not acc > _RANK_TOL:
+                    return False, math.nan
+                L[j, j] = math.sqrt(acc)
+            else:
+                L[j, k] = acc / L[k, k]
+    # L L' u = D g, delta = D u
+    for j in range(q):
+        acc = g[j] * scale[j]
+        for m in range(j):
+            acc -= L[j, m] * delta[m]
+        delta[j] = acc / L[j, j]
+    for j in range(q - 1, -1, -1):
+        acc = delta[j]
+        for m in range(j + 1, q):
+            acc -= L[m, j] * delta[m]
+        delta[j] = acc / L[j, j]
+    dec = 0.0
+    for j in range(q):
+        delta[j] *= scale[j]
+        dec += g[j] * delta[j]
+    return True, dec
+
+
+@kernel
+def glm_fit_small(X, icpt, fcode, a, lcode, lam, y, weights, offset, ly, beta, tol, max_iter,
+                  disp_rows, newton, bounds):  # fmt: skip
+    """Maximum likelihood for a GLM with few coefficients, the whole iteration compiled.
+
+    The iteration of :func:`simbench.fit.glm.fit_glm` over the same row kernel
+    (:func:`~simbench.kernels.irls.irls_rows`, its fused canonical pairs included): Fisher
+    scoring with step-halving on the deviance, turning to Newton's method for
+    non-canonical links once a step is within a standard error and back where the observed
+    information is not positive definite, with the same convergence rule (relative
+    deviance change below ``tol``, next step shorter than ``tol`` standard errors).  No
+    chord steps, subsampled passes or diagnostics, and the cross-product is summed row by
+    row: for the GLMs that the metrics refit on every cell (calibration, GLM projection),
+    where ``fit_glm``'s Python between passes costs more than the passes.
+
+    Parameters
+    ----------
+    X, icpt, fcode, a, lcode, lam, y, weights, offset, ly
+        As :func:`~simbench.kernels.irls.irls_rows` (``ly``: ``irls.row_constants``).
+    beta : (q,) float64
+        The starting point, replaced by the estimate; a NaN first entry starts instead
+        from ``fit_glm``'s starting means
+        (:func:`~simbench.kernels.irls.irls_start_eta`).
+    tol, max_iter
+        As ``fit_glm``.
+    disp_rows : int
+        Rows of positive weight for families with a dispersion, else 0.
+    newton : bool
+        Whether the link is not the family's canonical one.
+    bounds : (5,) float64
+        Receives what the separation check of ``fit_glm`` looks at, without a pass over
+        the means: ``Σ w y / Σ w`` over the rows of positive weight; among those rows the
+        smallest fitted mean where ``y = 0`` and the largest where ``y = 1``; and whether
+        there are such rows (1.0 or 0.0).
+
+    Returns
+    -------
+    (outcome, iterations)
+        :data:`FIT_CONVERGED`, or :data:`FIT_OTHER` for no valid start, a singular
+        information, no convergence within ``max_iter`` iterations, or a step that no
+        halving makes acceptable.
+    """
+    n, p = X.shape
+    q = p + icpt
+    m = min(n, CHUNK)
+    W = np.empty(m)
+    f = np.empty(m)
+    vbuf = np.empty(m)
+    A = np.empty((q, q))
+    g = np.empty(q)
+    A_t = np.empty((q, q))
+    g_t = np.empty(q)
+    L = np.empty((q, q))
+    scale = np.empty(q)
+    delta = np.empty(q)
+    cand = np.empty(q)
+    eta = np.empty(n)
+    eta_t = np.empty(n)
+    if math.isnan(beta[0]):
+        if not math.isfinite(irls_start_eta(fcode, a, lcode, lam, y, weights, eta)):
+            return FIT_OTHER, 0
+        # the regression step from the starting means: A beta = sum W z x~
+        dev = _small_pass(
+            X, icpt, beta, MODE_START, fcode, a, lcode, lam, y, weights, offset, ly, eta,
+            W, f, vbuf, A, g,
+        )  # fmt: skip
+        if not math.isfinite(dev):
+            return FIT_OTHER, 0
+        ok, _ = _small_solve(A, g, L, scale, beta)
+        if not ok:
+            return FIT_OTHER, 0
+    mode = MODE_FISHER
+    dev = _small_pass(
+        X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, ly, eta, W, f, vbuf,
+        A, g,
+    )  # fmt: skip
+    if not math.isfinite(dev):
+        return FIT_OTHER, 0
+    ok, dec = _small_solve(A, g, L, scale, delta)
+    if not ok:
+        return FIT_OTHER, 0
+    dev_prev = math.inf
+    dec_prev = math.inf
+    it = 1
+    while True:
+        dscale = abs(dev) + 0.1
+        phi = dscale / disp_rows if disp_rows > 0 else 1.0
+        if abs(dev - dev_prev) <= tol * dscale and (
+            dec <= tol * tol * phi or (dec <= tol * phi and dec > 0.5 * dec_prev)
+        ):
+            break
+        if it >= max_iter:
+            return FIT_OTHER, it
+        if newton and mode == MODE_FISHER and dec <= phi:
+            mode = MODE_NEWTON  # the passes from the next point on
+        t = 1.0
+        accepted = False
+        dev_c = math.nan
+        for _ in range(_MAX_HALVINGS + 1):
+            for j in range(q):
+                cand[j] = beta[j] + t * delta[j]
+            dev_c = _small_pass(
+                X, icpt, cand, mode, fcode, a, lcode, lam, y, weights, offset, ly, eta_t,
+                W, f, vbuf, A_t, g_t,
+            )  # fmt: skip
+            if math.isfinite(dev_c) and dev_c <= dev + _DEV_SLACK * dscale:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            if dec <= tol * phi:
+                break  # at the rounding floor of the deviance
+            if mode == MODE_NEWTON:
+                # no Newton step lowers the deviance: Fisher scoring for good, from here
+                mode = MODE_FISHER
+                newton = False
+                _small_pass(
+                    X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, ly, eta,
+                    W, f, vbuf, A, g,
+                )  # fmt: skip
+                ok, dec = _small_solve(A, g, L, scale, delta)
+                if not ok:
+                    return FIT_OTHER, it
+                continue
+            return FIT_OTHER, it
+        ok, dec_c = _small_solve(A_t, g_t, L, scale, delta)
+        if not ok and mode == MODE_NEWTON:
+            # the observed information is not positive definite here: Fisher scoring
+            mode = MODE_FISHER
+            newton = False
+            dev_c = _small_pass(
+                X, icpt, cand, mode, fcode, a, lcode, lam, y, weights, offset, ly, eta_t,
+                W, f, vbuf, A_t, g_t,
+            )  # fmt: skip
+            ok, dec_c = _small_solve(A_t, g_t, L, scale, delta)
+        if not ok:
+            return FIT_OTHER, it
+        for j in range(q):
+            beta[j] = cand[j]
+        A, A_t = A_t, A
+        g, g_t = g_t, g
+        eta, eta_t = eta_t, eta
+        dev_prev, dev = dev, dev_c
+        dec_prev, dec = dec, dec_c
+        it += 1
+    has_w = weights.shape[0] > 0
+    sw = 0.0
+    swy = 0.0
+    lo0 = math.inf
+    hi0 = -math.inf
+    lo1 = math.inf
+    hi1 = -math.inf
+    for i in range(n):
+        w = weights[i] if has_w else 1.0
+        if not w > 0.0:
+            continue
+        sw += w
+        swy += w * y[i]
+        e = eta[i]
+        if y[i] == 0.0:
+            lo0 = min(lo0, e)
+            hi0 = max(hi0, e)
+        elif y[i] == 1.0:
+            lo1 = min(lo1, e)
+            hi1 = max(hi1, e)
+    bounds[0] = swy / sw
+    # h is monotone: the extreme means are those of the extreme linear predictors
+    bounds[1] = min(link_h(lcode, lam, lo0), link_h(lcode, lam, hi0)) if lo0 <= hi0 else 1.0
+    bounds[2] = max(link_h(lcode, lam, lo1), link_h(lcode, lam, hi1)) if lo1 <= hi1 else 0.0
+    bounds[3] = 1.0 if lo0 <= hi0 else 0.0
+    bounds[4] = 1.0 if lo1 <= hi1 else 0.0
+    return FIT_CONVERGED, it
