@@ -1,4 +1,5 @@
-"""Metric reductions: AUC, error summaries and the weighted Gram matrix.
+"""Metric reductions: AUC, error summaries, the weighted Gram matrix, the fused per-cell
+passes over the training and reference samples, and small GLM refits.
 
 Every function here is a serial loop in a fixed order, so a metric never depends on the
 number of threads or on the worker that computed it (the sweep's determinism contract).
@@ -14,6 +15,12 @@ other).  With ``P = Σ w y`` and ``N = Σ w (1 - y)``,
 computed in O(n log n) by sorting the scores once and walking the groups of tied scores:
 a group with positive mass ``g⁺`` and negative mass ``g⁻`` contributes
 ``g⁺ (negative mass below the group) + ½ g⁺ g⁻``.
+
+The per-cell passes (:func:`reference_pass`, :func:`training_pass`) compute several metrics
+in one pass over a sample, each sum with the same scalar kernels and in the same order as
+its separate reduction, so they agree with those bit for bit.  :func:`glm_fit_small` runs
+the whole Fisher-scoring iteration of a GLM with a few coefficients (calibration, GLM
+projection) in one call, over the row kernel of :mod:`simbench.kernels.irls`.
 """
 
 from __future__ import annotations
