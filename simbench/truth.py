@@ -16,7 +16,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import optimize, special
 
 from . import families, links
 from .errors import ValidationError
@@ -155,6 +154,8 @@ def _log_mgf(s: Scenario, slopes: np.ndarray) -> float:
     if s.design == "mixed":
         pc = (s.p + 1) // 2
         return 0.5 * float(np.sum(slopes[:pc] ** 2)) + log_cosh(slopes[pc:])
+    from scipy import special  # slow to import; only this design and error messages use it
+
     return float(special.logsumexp(np.concatenate([[0.0], slopes])) - math.log(s.levels))
 
 
@@ -206,6 +207,8 @@ def _fmt_interval(lo: float, hi: float) -> str:
 
 
 def _domain_error(s: Scenario, b0, lo, hi, pop, detail: str) -> ValidationError:
+    from scipy import special
+
     atoms, weights, _, _, sd = pop
     if b0 is not None:
         if sd > 0.0:
@@ -321,6 +324,8 @@ def _solve_intercept(s, link, lo, hi, pop) -> float:
         return left
     if f_right == 0.0:
         return right
+    from scipy import optimize  # slow to import, and most scenarios never get here
+
     return float(optimize.brentq(f, left, right, xtol=1e-14, rtol=4 * np.finfo(float).eps))
 
 

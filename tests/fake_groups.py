@@ -120,6 +120,28 @@ def warmed(task):
 warmed.warmup = _warm
 
 
+def _prepare(task):
+    _prepare.calls = getattr(_prepare, "calls", 0) + 1
+    time.sleep(float(os.environ.get("FAKE_PREPARE_S", "0")))
+
+
+def prepared(task):
+    """Reports in every row how many tasks its prepare hook has seen in this process."""
+    for cell in task.cells:
+        row = _metrics(task, cell)
+        row["prepares"] = getattr(_prepare, "calls", 0)
+        row["warmups"] = getattr(_unused_warm, "calls", 0)
+        yield row
+
+
+def _unused_warm():
+    _unused_warm.calls = getattr(_unused_warm, "calls", 0) + 1
+
+
+prepared.prepare = _prepare
+prepared.warmup = _unused_warm
+
+
 def calm(task):
     """Ignores the behaviours: an ok row for every cell (for --rerun-failed tests)."""
     for cell in task.cells:

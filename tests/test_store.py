@@ -84,6 +84,46 @@ def test_rows_to_table_types_and_missing_keys():
     assert values[0] == [1.0, 2.5] and math.isnan(values[1][1])
 
 
+def test_plain_and_numpy_values_give_the_same_table():
+    # plain Python values go to Arrow as they are, numpy values through conversion: the
+    # same table either way
+    import numpy as np
+
+    plain = [
+        {"x": 0.5, "n": 3, "ok": True, "b": [1.0, 2.0], "t": "a", "h": [[1.0], [2.0]]},
+        {"x": None, "n": 4, "ok": False, "b": [], "t": None, "h": []},
+    ]
+    numpy_rows = [
+        {
+            "x": np.float32(0.5),
+            "n": np.int64(3),
+            "ok": np.bool_(True),
+            "b": np.array([1.0, 2.0]),
+            "t": "a",
+            "h": [np.array([1.0]), (2.0,)],
+        },
+        {"x": None, "n": np.int64(4), "ok": False, "b": (), "t": None, "h": []},
+    ]
+    assert rows_to_table(plain).equals(rows_to_table(numpy_rows))
+
+
+def test_deduplication_without_pandas_matches_pandas():
+    import numpy as np
+
+    from simbench.sweep.store import _keep_indices, _keep_indices_pandas
+
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 200):
+        ids = [f"c{k}" for k in rng.integers(0, max(1, n // 3), size=n)]
+        statuses = list(rng.choice(["ok", "error", "timeout", "diverged", "skipped"], size=n))
+        part = rng.integers(0, 3, size=n)
+        row = np.arange(n)
+        np.testing.assert_array_equal(
+            _keep_indices(ids, statuses, part, row),
+            _keep_indices_pandas(ids, statuses, part, row),
+        )
+
+
 def test_inconsistent_column_is_stored_as_json_text():
     table = rows_to_table([{"odd": 1.5}, {"odd": "abc"}, {"odd": [1, "x"]}])
     assert table.schema.field("odd").type == pa.string()

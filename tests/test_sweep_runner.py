@@ -120,6 +120,21 @@ def test_warmup_runs_once_per_worker_before_any_cell(tmp_path):
     assert (df["warmups"] >= 1).all()
 
 
+def test_prepare_runs_before_every_task_outside_its_timeout(tmp_path, monkeypatch):
+    # a hook slower than the timeout times nothing out: it runs before the task's clock;
+    # and it replaces the once-per-process warm-up
+    monkeypatch.setenv("FAKE_PREPARE_S", "0.3")
+    spec = make_spec(["a", "b"], replicates=2)
+    for name, executor in (("serial", SerialExecutor()), ("local", LocalExecutor(jobs=1))):
+        report, df = run(spec, tmp_path / name, "fake_groups:prepared", executor, timeout=0.2)
+        assert report.exit_code == 0 and (df["status"] == "ok").all()
+        assert (df["warmups"] == 0).all()
+        # one call per group (four of them), before its rows
+        seen = sorted(set(df["prepares"]))
+        assert len(seen) == 4 and seen == list(range(seen[0], seen[0] + 4))
+        assert (df.groupby(["s_n", "replicate"])["prepares"].nunique() == 1).all()
+
+
 # --------------------------------------------------------------------------- failures
 
 

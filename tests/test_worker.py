@@ -197,3 +197,34 @@ def test_run_group_streams_and_offers_a_process_warm_up():
     # the runner streams rows from a generator function and calls .warmup() per process
     assert inspect.isgeneratorfunction(worker.run_group)
     assert callable(worker.run_group.warmup)
+
+
+def test_prepare_compiles_what_a_task_needs_before_its_cells():
+    worker.clear_warm_cache()
+    task = _task(["newton", "irls", "hinge"])
+    worker.run_group.prepare(task)
+    rows = list(worker.run_group(task))
+    assert [r["status"] for r in rows] == ["ok", "ok", "skipped"]
+    # every structure was warm when its cell came: nothing compiled on the cells' time
+    assert rows[0]["compile_seconds"] == 0.0 and rows[1]["compile_seconds"] == 0.0
+    # a task whose structures are all warm: a few look-ups
+    import time
+
+    t0 = time.perf_counter()
+    worker.run_group.prepare(task)
+    assert time.perf_counter() - t0 < 0.05
+
+
+def test_a_reused_config_id_with_other_settings_is_not_trusted():
+    # the per-process cache of validated configurations checks the settings, not just the id
+    (irls,) = _cells(["irls"])
+    other = NetworkConfig.from_dict({"name": "other", **CONFIGS["newton"]})
+    own = CellTask(cell_id="clash", config=other.to_dict(), config_id=other.id, init_seed=7)
+    clash = CellTask(cell_id="clash", config=other.to_dict(), config_id=irls.config_id,
+                     init_seed=7)  # fmt: skip
+    base = _task(["irls"]).__dict__
+    expected = next(iter(worker.run_group(GroupTask(**{**base, "cells": (own,)}))))
+    first, second = worker.run_group(GroupTask(**{**base, "cells": (irls, clash)}))
+    keys = [k for k in expected if k not in TIMING | {"cell_id"}]
+    assert not all(_same(first[k], expected[k]) for k in keys)  # the two configs differ
+    assert all(_same(second[k], expected[k]) for k in keys)

@@ -104,6 +104,26 @@ def is_streaming(fn: Callable) -> bool:
     return not inspect.isfunction(target) and inspect.isgeneratorfunction(call)
 
 
+def preparation(fn: Callable) -> Callable[[GroupTask], None] | None:
+    """The group function's ``prepare(task)`` hook, wrapped so that it never raises, or None.
+
+    A group function may offer ``fn.prepare(task)``, called before each task and outside
+    its timeout (to compile what the task's cells need); it then replaces the once-per-
+    process ``fn.warmup()``.  What ``prepare`` raises is left for the task to meet again.
+    """
+    prepare = getattr(fn, "prepare", None)
+    if not callable(prepare):
+        return None
+
+    def guarded(task: GroupTask) -> None:
+        try:
+            prepare(task)
+        except Exception:  # the task itself reports what goes wrong
+            pass
+
+    return guarded
+
+
 class CellTimeout(BaseException):
     """Raised inside a serial cell by the timeout alarm.
 
@@ -236,14 +256,17 @@ class SerialExecutor(Executor):
     def __init__(self) -> None:
         self._queue: collections.deque[GroupTask] = collections.deque()
         self._fn: Callable | None = None
+        self._prepare: Callable | None = None
         self._timeout: float | None = None
 
     def start(self, group_fn, timeout):
         self._fn = resolve_group_fn(group_fn)
         self._timeout = timeout
-        warm = getattr(self._fn, "warmup", None)
-        if callable(warm):
-            warm()
+        self._prepare = preparation(self._fn)
+        if self._prepare is None:
+            warm = getattr(self._fn, "warmup", None)
+            if callable(warm):
+                warm()
 
     def submit(self, task):
         self._queue.append(task)
@@ -280,6 +303,8 @@ class SerialExecutor(Executor):
 
     def _run(self, task: GroupTask, use_alarm: bool):
         progress = _Progress(task)
+        if self._prepare is not None:
+            self._prepare(task)  # before the alarm: compiling is not the task's time
         events = stream_group(self._fn, task)
         budget = None
         while True:
@@ -376,8 +401,9 @@ def _worker_main(conn, group_fn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     try:
         fn = resolve_group_fn(group_fn)
+        prepare = preparation(fn)
         warm = getattr(fn, "warmup", None)
-        if callable(warm):
+        if prepare is None and callable(warm):
             warm()
     except BaseException as exc:
         conn.send(("fatal", _error_text(exc), traceback.format_exc(limit=20)))
@@ -387,6 +413,8 @@ def _worker_main(conn, group_fn) -> None:
             task = conn.recv()
             if task is None:
                 return
+            if prepare is not None:
+                prepare(task)  # before the "start" event, which starts the task's clock
             for event in stream_group(fn, task):
                 conn.send(event)
     except (EOFError, BrokenPipeError, ConnectionResetError):

@@ -52,8 +52,10 @@ process is handled the same way by the executor.  A generator lets the executor 
 row as soon as it exists and time each cell; a function returning a list works but its
 rows are lost if the group does not finish.
 
-Optionally ``run_group.warmup()`` (an attribute of the function) is called once per worker
-process before any task and outside any timeout, e.g. to compile kernels.
+Optionally ``run_group.prepare(task)`` (an attribute of the function) is called before each
+task, outside its timeout, e.g. to compile what the task's cells need; a function without
+it may offer ``run_group.warmup()``, called once per worker process before any task and
+outside any timeout.
 
 Group functions are named by a ``"package.module:function"`` string (so they pickle into
 worker processes) or passed as a picklable module-level callable.
@@ -63,7 +65,10 @@ Testing hooks (environment variables, not part of the CLI)
 ``SIMBENCH_GROUP_FN``
     Group function used when none is given (tests run the CLI with fake ones).
 ``SIMBENCH_FLUSH_ROWS`` / ``SIMBENCH_FLUSH_SECONDS``
-    Write a part every this many rows (default 64) / seconds (default 2).
+    Write a part every this many rows (default 1024) / seconds (default 2).  The clock
+    bounds what a killed run loses; the row count only caps the buffer, high enough that
+    a fast sweep writes a few parts rather than one per few dozen cells (each part costs a
+    file, two fsyncs and its share of the final compaction).
 ``SIMBENCH_START_METHOD``
     multiprocessing start method of the local executor (default ``forkserver``).
 """
@@ -215,7 +220,7 @@ class Runner:
         self.fail_fast = fail_fast
         self.rerun_failed = rerun_failed
         self.progress = progress
-        self.flush_rows = int(_env_number("SIMBENCH_FLUSH_ROWS", 64, int))
+        self.flush_rows = int(_env_number("SIMBENCH_FLUSH_ROWS", 1024, int))
         self.flush_seconds = float(_env_number("SIMBENCH_FLUSH_SECONDS", 2.0))
 
     # -- planning (writes nothing)

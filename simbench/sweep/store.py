@@ -155,6 +155,23 @@ def _plain_value(v: Any) -> Any:
     return v
 
 
+# values Arrow converts as they are; a column of anything else (numpy arrays and scalars
+# that are not Python floats, tuples) goes through _plain_value first
+_PLAIN_TYPES = frozenset({float, int, str, bool, type(None)})
+
+
+def _plain_column(values: list) -> list:
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_TYPES:
+        return values
+    if kinds <= _PLAIN_TYPES | {list}:
+        # lists as the worker writes them (of Python floats) need no conversion either
+        inner = {type(x) for v in values if type(v) is list for x in v}
+        if inner <= _PLAIN_TYPES:
+            return values
+    return [_plain_value(v) for v in values]
+
+
 def rows_to_table(rows: list[Mapping[str, Any]]):
     """An Arrow table from row dicts with possibly different keys (missing -> null).
 
@@ -169,7 +186,7 @@ def rows_to_table(rows: list[Mapping[str, Any]]):
             columns.setdefault(k, None)
     arrays, names = [], []
     for name in columns:
-        values = [_plain_value(row.get(name)) for row in rows]
+        values = _plain_column([row.get(name) for row in rows])
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
@@ -256,6 +273,22 @@ def _concat(tables):
 
 def _keep_indices(cell_ids, statuses, part, row) -> np.ndarray:
     """Indices of the row kept per cell_id (see "Duplicates" in the module docstring)."""
+    n = len(cell_ids)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    if not all(type(c) is str for c in cell_ids):  # a damaged part: pandas sorts anything
+        return _keep_indices_pandas(cell_ids, statuses, part, row)
+    good = np.fromiter((s not in FAILED_STATUSES for s in statuses), dtype=bool, count=n)
+    ids = np.array(cell_ids, dtype=str)
+    # a stable sort by (cell_id, good, part, row); the last row of each cell_id is kept
+    order = np.lexsort((np.asarray(row), np.asarray(part), good, ids))
+    ids = ids[order]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return np.sort(order[last])
+
+
+def _keep_indices_pandas(cell_ids, statuses, part, row) -> np.ndarray:
     import pandas as pd
 
     frame = pd.DataFrame(

@@ -34,9 +34,12 @@ sample of the group's data, at most once per process for each (network structure
 link); its wall time is the cell's ``compile_seconds`` (0 when that structure was already
 warm, a few milliseconds of tiny-fit time otherwise included).  With Numba's on-disk cache
 a warm-up in a fresh process mostly loads compiled code, so ``compile_seconds`` then
-measures loading rather than compiling.  ``run_group.warmup`` (called by the runner once per
-worker process, before any task and outside any timeout) compiles the common training,
-IRLS and metric kernels, so a first cell is neither charged nor timed out for them.
+measures loading rather than compiling.  ``run_group.prepare(task)`` (called by the
+executors before each task, outside its timeout) does the same warm-ups for the task's own
+structures on its own data, and once per process runs the data, reference-fit and metric
+kernels, so a first cell is neither charged nor timed out for compiling, and a sweep loads
+only the compiled code it uses.  ``run_group.warmup()`` warms a fixed set of common
+structures instead (for callers without tasks, e.g. measuring compile time).
 
 Runner interface
 ----------------
@@ -47,6 +50,7 @@ handed over as soon as its cell finishes, and the executor times each cell separ
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -65,6 +69,8 @@ __all__ = ["clear_warm_cache", "run_group", "warm_up"]
 
 # per-process record of warmed (structure, family, link) keys
 _WARM: set[tuple] = set()
+# whether this process has run the data, reference-fit and metric kernels once
+_COMMON_WARM = False
 _WARM_ROWS = 64
 _WARM_EPOCHS = 2
 _REFERENCE_TOL = 1e-14
@@ -78,25 +84,75 @@ def _structure_key(config, family, link) -> tuple:
     (mini-batches, dropout, early stopping, L2) may.  Erring towards more keys only costs an
     extra millisecond-scale warm-up.
     """
-    d = config.to_dict()
+    return (*_structure(config), family, link)
+
+
+def _structure(config) -> tuple:
     return (
-        d.get("optimizer"),
-        tuple(d.get("hidden") or ()),
-        tuple(d.get("activation") or ()),
-        str(d.get("output")),
-        str(d.get("loss")),
-        d.get("batch_size") is None,
-        bool(d.get("dropout")),
-        bool(d.get("early_stopping")),
-        bool(d.get("l2")),
-        family,
-        link,
+        config.optimizer,
+        tuple(config.hidden or ()),
+        tuple(config.activation or ()),
+        str(config.output),
+        str(config.loss),
+        config.batch_size is None,
+        bool(config.dropout),
+        bool(config.early_stopping),
+        bool(config.l2),
     )
+
+
+class _Config:
+    """A cell's configuration as the worker uses it: validated once per process."""
+
+    __slots__ = ("config", "plain", "resolved", "structure")
+
+    def __init__(self, plain: dict, config) -> None:
+        self.plain = plain
+        self.config = config
+        self.structure = _structure(config)
+        self.resolved: dict[tuple, tuple] = {}  # (family, link) -> (output, loss, reason)
+
+    def resolve(self, family, link) -> tuple:
+        """``(output, loss, reason)``: what the configuration fits on this family and link,
+        and why it does not apply (None when it does; the data's own check comes apart)."""
+        key = (family, link)
+        hit = self.resolved.get(key)
+        if hit is None:
+            try:
+                output, loss = self.config.resolve(family, link)
+                reason = loss.why_not(family) if hasattr(loss, "why_not") else None
+            except ValidationError as exc:
+                output, loss, reason = None, None, str(exc)
+            hit = self.resolved[key] = (output, loss, reason)
+        return hit
+
+
+# per process: validated configurations by config_id (every cell of a sweep that shares a
+# configuration shares one), compared with the cell's dict so that an id reused for other
+# settings is never trusted
+_CONFIGS: dict[str, _Config] = {}
+
+
+def _config(cell) -> _Config:
+    """The validated configuration of a cell (raises its ValidationError)."""
+    from simbench.fit.network import NetworkConfig
+
+    plain = cell.config
+    key = getattr(cell, "config_id", None)
+    hit = _CONFIGS.get(key) if key is not None else None
+    if hit is not None and hit.plain == plain:
+        return hit
+    entry = _Config(dict(plain), NetworkConfig.from_dict(dict(plain)))
+    if key is not None:
+        _CONFIGS[key] = entry
+    return entry
 
 
 def clear_warm_cache() -> None:
     """Forget which structures this process has warmed up (for tests)."""
+    global _COMMON_WARM
     _WARM.clear()
+    _COMMON_WARM = False
 
 
 def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> float:
@@ -108,9 +164,12 @@ def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> 
     0.0 when already warm.  Errors of the warm-up are swallowed: the timed fit that follows
     raises them again, where they are recorded.
     """
+    return _warm(_structure_key(config, family, link), config, family, link, X, y, weights, offset)
+
+
+def _warm(key, config, family, link, X=None, y=None, weights=None, offset=None) -> float:
     from simbench.fit.network import NetworkConfig, train
 
-    key = _structure_key(config, family, link)
     if key in _WARM:
         return 0.0
     t0 = time.perf_counter()
@@ -163,12 +222,23 @@ def _error_text(exc: BaseException) -> str:
     return text if len(text) <= 2000 else text[:2000] + "..."
 
 
+_WORKER_NAME: tuple[int, str] = (-1, "")
+
+
+def _worker_name() -> str:
+    global _WORKER_NAME
+    pid = os.getpid()
+    if _WORKER_NAME[0] != pid:  # once per process (a forked child has its own pid)
+        _WORKER_NAME = (pid, f"{socket.gethostname()}:{pid}")
+    return _WORKER_NAME[1]
+
+
 def _base_row(cell, shared: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "cell_id": cell.cell_id,
         "status": "error",
         "error": None,
-        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "worker": _worker_name(),
         "started_at": utcnow(),
     }
     row.update(dict.fromkeys(metrics.METRIC_COLUMNS, math.nan))
@@ -221,29 +291,36 @@ def _reference(data) -> tuple[metrics.Reference, dict[str, Any]]:
 
 
 def _run_cell(cell, data, reference, shared, record_history: bool) -> dict[str, Any]:
-    from simbench.fit.network import NetworkConfig, train
+    from simbench.fit.network import train
 
     row = _base_row(cell, shared)
     try:
-        config = NetworkConfig.from_dict(dict(cell.config))
+        entry = _config(cell)
     except Exception as exc:
         row["error"] = _error_text(exc)
         return row
+    config = entry.config
     family, link = data.family, data.link
-    try:
-        output, loss = config.resolve(family, link)
-        reason = loss.why_not(family) if hasattr(loss, "why_not") else None
-        if reason is None:
+    output, loss, reason = entry.resolve(family, link)
+    if reason is None:
+        try:
             loss.check_y(data.y)
-    except ValidationError as exc:
-        reason = str(exc)
+        except ValidationError as exc:
+            reason = str(exc)
     if reason is not None:
         row.update(status="skipped", error=reason)
         return row
 
     try:
-        row["compile_seconds"] = warm_up(
-            config, family, link, data.X, data.y, data.weights, data.offset
+        row["compile_seconds"] = _warm(
+            (*entry.structure, family, link),
+            config,
+            family,
+            link,
+            data.X,
+            data.y,
+            data.weights,
+            data.offset,
         )
         kwargs: dict[str, Any] = {}
         track = record_history and reference.coef is not None and _has_coefficients(config)
@@ -328,14 +405,14 @@ def run_group(task, emit: Callable[[dict], None] | None = None) -> Iterator[dict
     Failures of the data simulation or the reference fit's bookkeeping are failures of
     every cell: each gets an ``error`` row.
     """
-    from simbench.data import Scenario, simulate
+    from simbench.data import simulate
 
     record_history = bool(
         getattr(task, "record_history", False)
         or (getattr(task, "options", None) or {}).get("record_history", False)
     )
     try:
-        data = simulate(Scenario.from_dict(dict(task.scenario)), task.data_seed)
+        data = simulate(_scenario(task.scenario), task.data_seed)
         reference, shared = _reference(data)
     except Exception as exc:
         for cell in task.cells:
@@ -392,4 +469,74 @@ def _process_warmup() -> None:
     metrics.auc(s, y)
 
 
+def _warm_common(data) -> None:
+    """Run the data, reference-fit and metric kernels once, on a dataset's own arrays (so
+    with the specialisations the cells use): both coefficient paths of the metrics (own
+    coefficients, GLM projection) and the AUC of a network's and of the true means."""
+    reference, _ = _reference(data)
+    metrics.cell_metrics(data, data.mu, data.mu_test, coef=data.beta, reference=reference)
+    metrics.cell_metrics(data, data.mu, data.mu_test, reference=reference)
+    metrics.auc(np.array(data.mu_test), data.y_test, data.weights_test)
+    metrics.auc(data.mu_test, data.y_test, data.weights_test)
+
+
+def _prepare(task) -> None:
+    """Compile what a task needs, before its clock starts (the runner's ``prepare`` hook).
+
+    The executors call this before each task, outside its timeout.  The first time in a
+    process it runs the data, reference-fit and metric kernels (:func:`_warm_common`); then,
+    for every structure of the task's configurations not yet warm on the scenario's family
+    and link, :func:`warm_up` on the task's own data, exactly as its first cell would.  A
+    task whose structures are all warm costs a few dictionary look-ups, so a sweep loads
+    only the compiled code it uses.  Errors are left for the task itself to report.
+    """
+    global _COMMON_WARM
+    from simbench.data import simulate
+
+    try:
+        scenario = _scenario(task.scenario)
+        family, link = scenario.get_family(), scenario.get_link()
+    except Exception:  # the task reports it
+        return
+    cold = []
+    for cell in task.cells:
+        try:
+            entry = _config(cell)
+        except Exception:
+            continue
+        if entry.resolve(family, link)[2] is not None:
+            continue
+        key = (*entry.structure, family, link)
+        if key not in _WARM:
+            cold.append((key, entry))
+    if _COMMON_WARM and not cold:
+        return
+    try:
+        data = simulate(scenario, task.data_seed)
+    except Exception:
+        return
+    if not _COMMON_WARM:
+        _COMMON_WARM = True
+        with contextlib.suppress(Exception), np.errstate(all="ignore"):
+            _warm_common(data)
+    for key, entry in cold:
+        _warm(key, entry.config, family, link, data.X, data.y, data.weights, data.offset)
+
+
+# per process: validated scenarios, keyed by the text of their canonical dict
+_SCENARIOS: dict[str, tuple[dict, Any]] = {}
+
+
+def _scenario(plain: dict):
+    """The validated Scenario of a task, built once per process per scenario."""
+    from simbench.data import Scenario
+
+    key = repr(sorted(plain.items()))
+    hit = _SCENARIOS.get(key)
+    if hit is None:
+        hit = _SCENARIOS[key] = (plain, Scenario.from_dict(dict(plain)))
+    return hit[1]
+
+
 run_group.warmup = _process_warmup  # type: ignore[attr-defined]
+run_group.prepare = _prepare  # type: ignore[attr-defined]
