@@ -432,7 +432,7 @@ def test_poisson_zero_group_is_separation():
 def test_strong_but_overlapping_signal_is_not_separation(family):
     rng = np.random.default_rng(19)
     X = rng.uniform(-1, 1, (400, 2))
-    eta = 12.0 * X[:, 0]  # fitted means reach 1e-5 of the boundary: the LP check runs
+    eta = 12.0 * X[:, 0]  # fitted means reach 1e-5 of the boundary: the separation check runs
     y = (
         (rng.random(400) < 1 / (1 + np.exp(-eta))).astype(float)
         if family == "bernoulli"

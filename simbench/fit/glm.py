@@ -35,6 +35,7 @@ Separation (no MLE) is detected by :mod:`simbench.fit.separation`; the iteration
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,10 @@ from simbench.fit.scoring import (
     fisher_scoring,
 )
 from simbench.fit.separation import (
-    find_separation,
+    Separation,
+    Undecided,
+    check_separation,
+    lp_seconds,
     separation_kind,
     separation_message,
     suspect_separation,
@@ -158,7 +162,8 @@ class GLMFit:
         Both convergence criteria met and ``status == "ok"``.
     status : str
         ``"ok"``, ``"not_converged"``, ``"separation"``, ``"rank_deficient"`` or
-        ``"domain_error"``.
+        ``"domain_error"``.  A fit that looks separated but whose separation check ran out of
+        time is ``"not_converged"`` (its message starts with "separation undecided").
     message : str
         What happened, in words ("" when ``status == "ok"``).
     fisher_information : ndarray (q, q)
@@ -553,10 +558,12 @@ def fit_glm(
     lcode, lpar = int(lnk.code), float(lnk.param)
     wpos = np.ones(n, dtype=bool) if wa.size == 0 else wa > 0
     nw = int(wpos.sum())
+    started = time.perf_counter()  # the separation check's time bound scales with the fit's
     res = fisher_scoring(
         k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter),
         nw if fam.has_dispersion else 0, not canonical,
     )  # fmt: skip
+    irls_seconds = time.perf_counter() - started
     common: dict[str, Any] = {
         "family": fam,
         "link": lnk,
@@ -572,9 +579,9 @@ def fit_glm(
         return _failed(q, "rank_deficient", msg, common, n=nw)
     if res.outcome == NO_START:
         if sep_kind is not None:
-            found = find_separation(Xa, icpt, ya, wpos, sep_kind)
-            if found is not None:
-                msg = separation_message(sep_kind, *found, ya, wpos)
+            found = check_separation(sep_kind, Xa, icpt, ya, wpos, seconds=lp_seconds(irls_seconds))
+            if isinstance(found, Separation):
+                msg = separation_message(sep_kind, found, ya, wpos)
                 return _failed(q, "separation", msg, common, n=nw)
         return _failed(
             q,
@@ -625,14 +632,24 @@ def fit_glm(
             f"the information matrix became singular at column {names[res.column]!r} during "
             "the iterations (working weights vanished or exploded)"
         )
+    undecided = False
     if sep_kind is not None and (
         status != "ok" or suspect_separation(sep_kind, ya, mu, wpos, ybar)
     ):
-        found = find_separation(Xa, icpt, ya, wpos, sep_kind)
-        if found is not None:
+        # the final iterate proves overlap in most suspect fits (near-boundary means are
+        # common when p/n is large); linear programs only where it does not
+        found = check_separation(
+            sep_kind, Xa, icpt, ya, wpos, seconds=lp_seconds(irls_seconds),
+            beta=res.beta, u=u_row, W=W_row,
+        )  # fmt: skip
+        if isinstance(found, Separation):
             status = "separation"
-            message = separation_message(sep_kind, *found, ya, wpos)
-    if status == "not_converged" and _at_boundary(fam, lnk, mu[wpos]):
+            message = separation_message(sep_kind, found, ya, wpos)
+        elif isinstance(found, Undecided):
+            # not shown to be the MLE, nor to lie on the boundary: say only that it is undecided
+            status, undecided = "not_converged", True
+            message = found.message + (f". {message[0].upper()}{message[1:]}" if message else "")
+    if status == "not_converged" and not undecided and _at_boundary(fam, lnk, mu[wpos]):
         status = "domain_error"
         message = (
             f"the fitted means run into the boundary of the mean space ({fam.mu_domain}, "
