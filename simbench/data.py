@@ -685,10 +685,15 @@ def simulate(scenario: Scenario | Mapping[str, Any], seed: int | np.random.SeedS
     beta, sd_u = truth(s)
     family, link = s.get_family(), s.get_link()
     phi = float(s.dispersion) if family.has_dispersion else 1.0
-    st = {k: _child(root, v) for k, v in _STREAMS.items()}
-    train = _draw_sample(s, family, link, phi, beta, sd_u, s.n, st["x"], st["y"], st["exposure"])
-    test = _draw_sample(
-        s, family, link, phi, beta, sd_u, s.n_test, st["x_test"], st["y_test"], st["exposure_test"]
+    # each stream is a child sequence of its own, so the ones a scenario does not draw from
+    # (the exposures, usually) need not be built
+    st = {k: _child(root, v) for k, v in _STREAMS.items() if s.exposure or "exposure" not in k}
+    train = _draw_sample(
+        s, family, link, phi, beta, sd_u, s.n, st["x"], st["y"], st.get("exposure")
     )
+    test = _draw_sample(
+        s, family, link, phi, beta, sd_u, s.n_test, st["x_test"], st["y_test"],
+        st.get("exposure_test"),
+    )  # fmt: skip
     train, test = [_frozen(a) for a in train], [_frozen(a) for a in test]
     return Dataset(*train, *test, beta=_frozen(beta), family=family, link=link, phi=phi, scenario=s)

@@ -213,6 +213,11 @@ def test_prepare_compiles_what_a_task_needs_before_its_cells():
     t0 = time.perf_counter()
     worker.run_group.prepare(task)
     assert time.perf_counter() - t0 < 0.05
+    # only what the cells use: the GLM projection when a network needs it, the AUC for
+    # binary data
+    assert worker._WARM_PARTS == {"common"}
+    worker.run_group.prepare(_task(["mlp"], family="bernoulli"))
+    assert worker._WARM_PARTS == {"common", "auc", "projection"}
 
 
 def test_a_reused_config_id_with_other_settings_is_not_trusted():

@@ -69,8 +69,6 @@ __all__ = ["clear_warm_cache", "run_group", "warm_up"]
 
 # per-process record of warmed (structure, family, link) keys
 _WARM: set[tuple] = set()
-# whether this process has run the data, reference-fit and metric kernels once
-_COMMON_WARM = False
 _WARM_ROWS = 64
 _WARM_EPOCHS = 2
 _REFERENCE_TOL = 1e-14
@@ -150,9 +148,8 @@ def _config(cell) -> _Config:
 
 def clear_warm_cache() -> None:
     """Forget which structures this process has warmed up (for tests)."""
-    global _COMMON_WARM
     _WARM.clear()
-    _COMMON_WARM = False
+    _WARM_PARTS.clear()
 
 
 def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> float:
@@ -469,28 +466,45 @@ def _process_warmup() -> None:
     metrics.auc(s, y)
 
 
-def _warm_common(data) -> None:
-    """Run the data, reference-fit and metric kernels once, on a dataset's own arrays (so
-    with the specialisations the cells use): both coefficient paths of the metrics (own
-    coefficients, GLM projection) and the AUC of a network's and of the true means."""
-    reference, _ = _reference(data)
-    metrics.cell_metrics(data, data.mu, data.mu_test, coef=data.beta, reference=reference)
-    metrics.cell_metrics(data, data.mu, data.mu_test, reference=reference)
-    metrics.auc(np.array(data.mu_test), data.y_test, data.weights_test)
-    metrics.auc(data.mu_test, data.y_test, data.weights_test)
+def _needs_projection(config, output, loss, link) -> bool:
+    """Whether a configuration's coefficients are its GLM projection (as in _run_cell)."""
+    if bool(loss.binary_only):  # a margin loss: a least-squares projection, no kernel
+        return False
+    return not _has_coefficients(config) or output != link
+
+
+def _warm_part(part: str, data) -> None:
+    """Run one group of the non-training kernels once, on a dataset's own arrays and with
+    writable predictions, as a cell passes them (Numba compiles one specialisation per
+    read-only flag): the reference fit and the metrics of a network's own coefficients
+    ("common"), the AUC of binary families ("auc"), the GLM projection ("projection")."""
+    mu, mu_test = np.array(data.mu), np.array(data.mu_test)
+    if part == "common":
+        reference, _ = _reference(data)
+        metrics.cell_metrics(data, mu, mu_test, coef=np.array(data.beta), reference=reference)
+    elif part == "auc":
+        metrics.auc(mu_test, data.y_test, data.weights_test)
+        metrics.auc(data.mu_test, data.y_test, data.weights_test)
+    elif part == "projection":
+        metrics.glm_projection(
+            data.X_test, mu_test, data.family, data.link, data.weights_test, data.offset_test
+        )
+
+
+# the parts of _warm_part already run in this process
+_WARM_PARTS: set[str] = set()
 
 
 def _prepare(task) -> None:
     """Compile what a task needs, before its clock starts (the runner's ``prepare`` hook).
 
-    The executors call this before each task, outside its timeout.  The first time in a
-    process it runs the data, reference-fit and metric kernels (:func:`_warm_common`); then,
-    for every structure of the task's configurations not yet warm on the scenario's family
-    and link, :func:`warm_up` on the task's own data, exactly as its first cell would.  A
-    task whose structures are all warm costs a few dictionary look-ups, so a sweep loads
-    only the compiled code it uses.  Errors are left for the task itself to report.
+    The executors call this before each task, outside its timeout.  It runs, once per
+    process, the data, reference-fit and metric kernels the task's cells will use
+    (:func:`_warm_part`), and, for every structure of the task's configurations not yet
+    warm on the scenario's family and link, :func:`warm_up` on the task's own data, as its
+    first cell would.  A task that needs nothing new costs a few dictionary look-ups, so a
+    sweep loads only the compiled code it uses.  Errors are left for the task to report.
     """
-    global _COMMON_WARM
     from simbench.data import simulate
 
     try:
@@ -498,27 +512,32 @@ def _prepare(task) -> None:
         family, link = scenario.get_family(), scenario.get_link()
     except Exception:  # the task reports it
         return
+    parts = {"common", "auc"} if family.is_binary else {"common"}
     cold = []
     for cell in task.cells:
         try:
             entry = _config(cell)
         except Exception:
             continue
-        if entry.resolve(family, link)[2] is not None:
+        output, loss, reason = entry.resolve(family, link)
+        if reason is not None:
             continue
+        if _needs_projection(entry.config, output, loss, link):
+            parts.add("projection")
         key = (*entry.structure, family, link)
         if key not in _WARM:
             cold.append((key, entry))
-    if _COMMON_WARM and not cold:
+    parts -= _WARM_PARTS
+    if not parts and not cold:
         return
     try:
         data = simulate(scenario, task.data_seed)
     except Exception:
         return
-    if not _COMMON_WARM:
-        _COMMON_WARM = True
+    for part in sorted(parts):
+        _WARM_PARTS.add(part)
         with contextlib.suppress(Exception), np.errstate(all="ignore"):
-            _warm_common(data)
+            _warm_part(part, data)
     for key, entry in cold:
         _warm(key, entry.config, family, link, data.X, data.y, data.weights, data.offset)
 
