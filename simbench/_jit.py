@@ -23,6 +23,10 @@ Policy
   outer index), :mod:`simbench.kernels.simd` writes the vector operations out as
   intrinsics: plain multiplications and additions in a stated order, the same result on
   every machine.
+* ``parallel=True`` only for the fixed-chunk loops of :mod:`simbench.kernels.network`, each
+  with a serial twin that gives the same bits (chunks reduced in order).  Which of the two
+  runs, on how many threads, and BLAS's thread count inside a fit are the thread policy of
+  :mod:`simbench._threads`: a fit never runs more threads than there are CPUs free for it.
 * ``cache=True``: compiled code is written next to the module, so only the first process
   on a machine pays for compilation.  Caveat: Numba keys a cache entry on the file of the
   function itself, not on the files of the kernels it calls; after editing a leaf kernel

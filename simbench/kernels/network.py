@@ -43,6 +43,8 @@ compiler inlines and strips of the value (for Poisson-log the value's ``log y`` 
 Determinism.  Full-data evaluations split the rows into fixed chunks of ``CHUNK`` rows
 (a constant, not a function of the thread count), reduce each chunk serially and add the
 chunk results in chunk order, so results are bit-identical whatever the number of threads.
+Whether the chunks run on Numba's threads, and on how many, is decided per call by
+:func:`region_threads`, the thread policy of :mod:`simbench._threads`.
 There is no randomness in this module: permutations and dropout masks come in as arrays.
 
 Activations over a batch.  ``tanh`` and ``sigmoid`` are evaluated by a branch-free
@@ -55,8 +57,9 @@ an MLP step.  They agree with ``act_fd`` to a few ulp (tested); the other activa
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, prange
+from numba import get_num_threads, prange, set_num_threads
 
+from simbench import _threads
 from simbench._jit import kernel
 from simbench.kernels.activations import act_fd
 from simbench.kernels.codes import (
@@ -400,23 +403,48 @@ def _reduce_chunks(parts, totals, grad_out):
 _SEEN: set[tuple] = set()
 
 
-def use_threads(kind: str, n_chunks: int, *arrays) -> bool:
-    """Whether to run the chunks in parallel.
+def region_threads(kind: str, n_chunks: int, *arrays) -> int:
+    """Threads to run ``n_chunks`` fixed chunks on; 1 means serially.
 
-    Only when there are several chunks and more than one thread: a parallel region costs
-    microseconds on an idle machine and milliseconds on an oversubscribed one (sweep
-    workers), which would dominate small fits.  Serial and parallel runs give bit-identical
-    results, so the choice changes only the speed — which allows one exception: the first
+    The thread policy of :mod:`simbench._threads`: at most Numba's current thread count, at
+    least two chunks per thread, and no more threads than CPUs free of other work, so that a
+    region never waits for a time slice.  Serial and parallel runs give bit-identical
+    results, so the choice changes only the speed, which allows one exception: the first
     call for a kind of input arrays (their writeable flags, which Numba types) takes the
     parallel variant anyway, so that a warm-up on a few rows compiles both variants and the
     timed fit on all rows compiles nothing.
     """
-    threads = get_num_threads() > 1
+    threads = get_num_threads()
+    if threads < 2:
+        return 1
     key = (kind, *(a.flags.writeable for a in arrays))
-    if threads and key not in _SEEN:
+    if key not in _SEEN:
         _SEEN.add(key)
-        return True
-    return n_chunks >= 4 and threads
+        return threads
+    return _threads.region_threads(n_chunks, threads)
+
+
+def use_threads(kind: str, n_chunks: int, *arrays) -> bool:
+    """Whether to run the chunks in parallel (:func:`region_threads` above 1).  A caller that
+    then runs the parallel variant itself runs it on Numba's current thread count."""
+    return region_threads(kind, n_chunks, *arrays) > 1
+
+
+def _run_chunks(threads: int, parallel, serial, *args):
+    """Run ``parallel(*args)`` on ``threads`` threads, or ``serial(*args)`` if 1."""
+    if threads < 2:
+        return serial(*args)
+    before = get_num_threads()
+    if threads >= before:
+        out = parallel(*args)
+    else:
+        set_num_threads(threads)  # thread-local: only this caller's regions
+        try:
+            out = parallel(*args)
+        finally:
+            set_num_threads(before)
+    _threads.parallel_used(threads)
+    return out
 
 
 def glm_loss_grad(
@@ -436,12 +464,12 @@ def glm_loss_grad(
     nch = max(1, -(-n // CHUNK))
     parts = np.empty((nch, p + 1))
     totals = np.empty(nch)
-    run = (
-        _glm_chunks_parallel
-        if use_threads("loss", nch, X, y, weights, offset)
-        else _glm_chunks_serial
-    )
-    run(theta, X, y, weights, offset, logy, lcode, a, hcode, lam, need_value, parts, totals)
+    _run_chunks(
+        region_threads("loss", nch, X, y, weights, offset),
+        _glm_chunks_parallel,
+        _glm_chunks_serial,
+        theta, X, y, weights, offset, logy, lcode, a, hcode, lam, need_value, parts, totals,
+    )  # fmt: skip
     return _reduce_chunks(parts, totals, grad_out)
 
 
@@ -474,10 +502,8 @@ def _glm_eta_serial(theta, X, offset, out):
 
 def glm_eta(theta, X, offset, out):
     """``out = theta[0] + X theta[1:] (+ offset)``; rows are independent, so any split is exact."""
-    run = (
-        _glm_eta_parallel if use_threads("eta", X.shape[0] // CHUNK, X, offset) else _glm_eta_serial
-    )
-    run(theta, X, offset, out)
+    threads = region_threads("eta", X.shape[0] // CHUNK, X, offset)
+    _run_chunks(threads, _glm_eta_parallel, _glm_eta_serial, theta, X, offset, out)
 
 
 @kernel
@@ -575,12 +601,12 @@ def glm_newton_terms(theta, X, y, weights, offset, lcode, a, hcode, lam, kind, g
     gs = np.empty((nch, p + 1))
     Hs = np.empty((nch, p + 1, p + 1))
     totals = np.empty(nch)
-    run = (
-        _newton_chunks_parallel
-        if use_threads("newton", nch, X, y, weights, offset)
-        else _newton_chunks_serial
-    )
-    run(theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals)
+    _run_chunks(
+        region_threads("newton", nch, X, y, weights, offset),
+        _newton_chunks_parallel,
+        _newton_chunks_serial,
+        theta, X, y, weights, offset, size, lcode, a, hcode, lam, kind, gs, Hs, totals,
+    )  # fmt: skip
     return _reduce_newton(gs, Hs, totals, g_out, H_out)
 
 

@@ -1,0 +1,277 @@
+"""The thread policy: a fit never runs more threads than there are CPUs free for it.
+
+Two pools of threads can serve one fit: Numba's (the parallel chunk kernels of
+:mod:`simbench.kernels.network`, on the GNU OpenMP layer where it is available) and the BLAS
+library's (OpenBLAS with pthreads in the NumPy and SciPy wheels).  What goes wrong when both
+start a thread per CPU, as measured on 2 CPUs:
+
+* After a parallel region, OpenMP's workers busy-wait (about 15 ms here) before they sleep.
+  A region that finds its worker spinning costs about 2 µs; one that must wake it, about
+  70 µs; one whose worker cannot get a CPU waits for a time slice (5-12 ms were seen for a
+  region of 10 µs of work).  Spinning is what makes short regions pay (a short spin count or
+  a passive wait policy lost the whole parallel gain), so the workers must find free CPUs.
+* SciPy's L-BFGS-B solves a small triangular system (LAPACK ``dtrtrs``, at most 20 x 20)
+  every iteration, and OpenBLAS runs ``dtrtrs`` through its threaded driver whatever the
+  size: every iteration wakes a BLAS worker, which then spins (``sched_yield``) until its
+  timeout, against the OpenMP worker, the main thread and other processes.  No other call
+  in any fit reaches a threaded BLAS routine (a breakpoint on OpenBLAS's ``exec_blas``
+  caught only this one, for every optimiser, with and without hidden layers, n up to 1e5,
+  p up to 50): BLAS threads never help a fit, they only compete.
+* Together, an L-BFGS fit at n = 1e4, p = 5 took 68-550 ms where one thread of each took
+  2-3 ms.  With other processes busy on the machine, Numba's threads alone made Adam at
+  n = 1e5 up to 6x slower than one thread, though 2x faster on an idle machine.
+
+Policy
+------
+1. Inside a fit (:func:`fit_threads`, entered by ``train``), BLAS runs on one thread; the
+   previous counts are restored when the last fit in the process ends.  ``fit_glm`` needs
+   no scope of its own: it runs no parallel region and reaches no threaded BLAS routine
+   (and inside ``train``, with the ``irls`` optimiser, it is in ``train``'s scope).
+2. A parallel region runs on ``min(numba threads, chunks // 2, free CPUs)`` threads, and not
+   at all if that is below 2 (:func:`region_threads`).  Numba's thread count
+   (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``; one per job in a sweep) is the ceiling;
+   at least two chunks per thread keep a region's cost small against its work; the free
+   CPUs are those not taken by threads running elsewhere on the machine at the time
+   (:func:`free_cpus`), so the workers never wait for a time slice.
+
+Results do not depend on any of this: the chunks are fixed and reduced in order, whatever
+runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+__all__ = ["cpu_count", "fit_threads", "free_cpus", "region_threads"]
+
+# At least this many fixed chunks (of 2048 rows) per thread: a region's start and end then
+# cost a few per cent of its work when the workers are awake.
+MIN_CHUNKS_PER_THREAD = 2
+# How long a load sample is reused: the load of a shared machine changes over seconds, and a
+# sample costs 20-200 µs, against fits of milliseconds.
+SAMPLE_SECONDS = 0.1
+# How long after a parallel region this process's own OpenMP workers may still be spinning
+# (and so be counted as running): libgomp's default of 300,000 spins took 15 ms here, and
+# takes more or less time with the cost of a spin on other CPUs.
+SPIN_SECONDS = 0.05
+
+_LOADAVG = "/proc/loadavg"
+_TASKS = "/proc/self/task"
+
+_lock = threading.Lock()
+_sample: tuple[float, int] = (-float("inf"), 0)  # (time, free CPUs)
+_last_parallel = -float("inf")  # when a parallel region was last chosen or ended
+_last_threads = 1  # threads of that region
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _running_total() -> int | None:
+    """Threads running or waiting for a CPU on the whole machine, this one included (the
+    fourth field of ``/proc/loadavg``, an instantaneous count); None where unavailable."""
+    try:
+        with open(_LOADAVG, "rb") as fh:
+            return int(fh.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _running_here() -> int:
+    """Threads of this process running or waiting for a CPU, the calling one excluded."""
+    running = 0
+    try:
+        names = os.listdir(_TASKS)
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            with open(f"{_TASKS}/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        # the state follows the command name, which is in parentheses and may hold spaces
+        if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"R":
+            running += 1
+    return max(0, running - 1)
+
+
+def free_cpus(now: float | None = None) -> int:
+    """CPUs not taken by threads running elsewhere (other processes, or other threads of
+    this one), sampled at most every ``SAMPLE_SECONDS``.
+
+    ``CPUs - (running on the machine - 1 - own spinning workers)``: the running count
+    includes the caller, and, shortly after a parallel region, this process's OpenMP workers
+    still spinning (``SPIN_SECONDS``), which are the threads the next region will use, so
+    they are not counted against it (at most ``threads - 1`` of this process's running
+    threads are taken for them).  Where the machine's count is unavailable (not Linux), every
+    CPU counts as free.
+    """
+    global _sample
+    now = time.monotonic() if now is None else now
+    taken, value = _sample
+    if now - taken < SAMPLE_SECONDS:
+        return value
+    cpus = cpu_count()
+    total = _running_total()
+    if total is None:
+        value = cpus
+    else:
+        elsewhere = total - 1
+        if elsewhere > 0 and now - _last_parallel < SPIN_SECONDS:
+            elsewhere -= min(_running_here(), _last_threads - 1)
+        value = max(1, cpus - max(0, elsewhere))
+    _sample = (now, value)
+    return value
+
+
+def region_threads(n_chunks: int, threads: int) -> int:
+    """Threads for a parallel region over ``n_chunks`` fixed chunks, at most ``threads``
+    (Numba's current count); 1 means run the chunks serially.  See the policy above."""
+    t = min(threads, n_chunks // MIN_CHUNKS_PER_THREAD)
+    if t < 2:
+        return 1
+    t = min(t, free_cpus())
+    if t >= 2:
+        parallel_used(t)
+        return t
+    return 1
+
+
+def parallel_used(threads: int) -> None:
+    """Note that a parallel region on ``threads`` threads runs or has just ended, so that the
+    next load samples do not count its spinning workers as load."""
+    global _last_parallel, _last_threads
+    _last_parallel = time.monotonic()
+    _last_threads = threads
+
+
+# ---- BLAS inside fits -----------------------------------------------------------------------
+
+_blas_depth = 0  # fits running in this process (nested and concurrent ones included)
+_blas_saved: list[tuple[_Blas, int]] = []  # (library, its thread count before the first fit)
+_libraries: list[_Blas] | None = None
+
+
+class _Blas:
+    """The thread count of one loaded BLAS library.
+
+    OpenBLAS with its own threads (the NumPy and SciPy wheels) is read and set through its C
+    entry points, about 1 µs a call; threadpoolctl's generic path costs about 6 µs a call,
+    and from version 3.8 lets only one Python thread at a time change OpenBLAS's limit,
+    where fits in several threads share the one process-wide count here (the first fit in
+    sets it, the last out restores it).  Other libraries go through threadpoolctl.
+    """
+
+    __slots__ = ("_get", "_set", "lib")
+
+    def __init__(self, lib) -> None:
+        self.lib = lib
+        self._get = self._set = None
+        if lib.internal_api == "openblas" and getattr(lib, "threading_layer", "") == "pthreads":
+            for prefix in ("", "scipy_"):
+                for suffix in ("", "64_", "_64"):
+                    get = getattr(lib.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                    put = getattr(lib.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                    if get is not None and put is not None:
+                        self._get, self._set = get, put
+                        return
+
+    def get(self) -> int:
+        return int(self._get() if self._get is not None else self.lib.num_threads)
+
+    def set(self, n: int) -> None:
+        if self._set is not None:
+            self._set(n)
+        else:
+            self.lib.set_num_threads(n)
+
+
+def _blas_libraries() -> list[_Blas]:
+    """The BLAS libraries loaded in this process, found once (with threadpoolctl).
+
+    SciPy's BLAS, which L-BFGS-B and Numba's ``np.dot`` call, is loaded first, so that it is
+    among them whatever the caller has imported."""
+    global _libraries
+    if _libraries is None:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+        from threadpoolctl import ThreadpoolController
+
+        found = ThreadpoolController().select(user_api="blas").lib_controllers
+        _libraries = [_Blas(lib) for lib in found]
+    return _libraries
+
+
+def fit_threads() -> _FitScope:
+    """Context (or decorator, ``@fit_threads()``) around one fit: BLAS runs on one thread
+    inside it.
+
+    BLAS threads never help a fit (its matrix products are small) and compete with Numba's
+    (see the module notes).  Re-entrant and safe across threads: the first fit to enter sets
+    every BLAS library to one thread, the last to leave restores the counts it found.  On
+    leaving a fit that used a parallel region, notes that its OpenMP workers spin from now
+    on (:func:`parallel_used`), so that the next fit's load sample does not mistake them for
+    other work.
+    """
+    return _FitScope()
+
+
+class _FitScope:
+    """One fit's scope (see :func:`fit_threads`)."""
+
+    __slots__ = ("_entered",)
+
+    def __enter__(self) -> _FitScope:
+        global _blas_depth
+        self._entered = time.monotonic()
+        with _lock:
+            if _blas_depth == 0:
+                _blas_saved.clear()
+                for lib in _blas_libraries():
+                    n = lib.get()
+                    if n != 1:
+                        _blas_saved.append((lib, n))
+                        lib.set(1)
+            _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _blas_depth
+        if _last_parallel >= self._entered:
+            parallel_used(_last_threads)  # its workers spin from now on, not from its start
+        with _lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for lib, n in _blas_saved:
+                    lib.set(n)
+                _blas_saved.clear()
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with _FitScope():
+                return fn(*args, **kwargs)
+
+        return wrapped
+
+
+def blas_threads() -> list[int]:
+    """The thread count of every BLAS library loaded (for tests and diagnostics)."""
+    return [lib.get() for lib in _blas_libraries()]
+
+
+def reset() -> None:
+    """Forget the load sample and the last parallel region (tests)."""
+    global _sample, _last_parallel, _last_threads
+    _sample = (-float("inf"), 0)
+    _last_parallel = -float("inf")
+    _last_threads = 1
