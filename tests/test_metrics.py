@@ -132,6 +132,20 @@ def test_auc_is_invariant_to_row_order_and_monotone_maps():
     assert M.auc(np.exp(s), y) == M.auc(s, y)
 
 
+def test_the_auc_sort_is_a_stable_sort():
+    rng = _rng(8)
+    pool = np.array([-np.inf, np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-300, 1.0, -1.0, 1e308])
+    for trial in range(200):
+        n = int(rng.integers(1, 3000))
+        x = [
+            rng.normal(size=n),
+            np.round(rng.normal(size=n), 1),  # ties, and -0.0 next to 0.0
+            rng.choice(pool, size=n),
+            1.0 / (1.0 + np.exp(-3.0 * rng.normal(size=n))),
+        ][trial % 4]
+        np.testing.assert_array_equal(K.stable_argsort(x), np.argsort(x, kind="stable"))
+
+
 # ---------------------------------------------------------------------------------------
 # reductions
 # ---------------------------------------------------------------------------------------

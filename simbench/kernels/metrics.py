@@ -65,7 +65,7 @@ def auc_score(score, y, weights):
         return np.nan
     # a stable sort keeps rows of equal score in input order, so the sums below are
     # accumulated in an order fixed by the data alone
-    order = np.argsort(score, kind="mergesort")
+    order = stable_argsort(score)
     acc = 0.0
     neg_below = 0.0
     i = 0
@@ -84,6 +84,58 @@ def auc_score(score, y, weights):
         neg_below += group_neg
         i = j
     return acc / (pos_total * neg_total)
+
+
+_SIGN = np.uint64(0x8000000000000000)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_RADIX_BITS = 11
+_RADIX_MASK = np.uint64((1 << _RADIX_BITS) - 1)
+
+
+@kernel
+def stable_argsort(x):
+    """The permutation that sorts ``x`` (no NaN), equal values kept in input order.
+
+    A least-significant-digit radix sort of the IEEE bit patterns, mapped to unsigned
+    integers that order as the numbers do (negatives: every bit flipped; others: the sign
+    bit set), in digits of 11 bits; a digit that every key shares (the sign and exponent
+    bits, mostly) costs a count and no pass.  Linear in ``n`` and free of data-dependent
+    branches: on fresh scores a comparison sort (``np.argsort``) mispredicts its branches
+    and ran 4-5x slower at n = 2000.  The order is that of a stable comparison sort
+    (``-0.0`` and ``0.0`` are one key).
+    """
+    n = x.shape[0]
+    bits = x.view(np.uint64)
+    keys = np.empty(n, dtype=np.uint64)
+    spare_keys = np.empty(n, dtype=np.uint64)
+    order = np.empty(n, dtype=np.int64)
+    spare = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = bits[i]
+        if b == _SIGN:  # -0.0 is 0.0
+            b = np.uint64(0)
+        keys[i] = (b ^ _ALL) if (b & _SIGN) else (b | _SIGN)
+        order[i] = i
+    size = 1 << _RADIX_BITS
+    count = np.empty(size + 1, dtype=np.int64)
+    for shift in range(0, 64, _RADIX_BITS):
+        s = np.uint64(shift)
+        count[:] = 0
+        for i in range(n):
+            count[((keys[i] >> s) & _RADIX_MASK) + 1] += 1
+        if count[((keys[0] >> s) & _RADIX_MASK) + 1] == n:
+            continue  # every key has this digit: the order stands
+        for k in range(size):
+            count[k + 1] += count[k]
+        for i in range(n):
+            d = (keys[i] >> s) & _RADIX_MASK
+            at = count[d]
+            count[d] = at + 1
+            spare_keys[at] = keys[i]
+            spare[at] = order[i]
+        keys, spare_keys = spare_keys, keys
+        order, spare = spare, order
+    return order
 
 
 @kernel
