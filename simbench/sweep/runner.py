@@ -220,6 +220,7 @@ class Runner:
         self.fail_fast = fail_fast
         self.rerun_failed = rerun_failed
         self.progress = progress
+        self._cells: list[Cell] | None = None
         self.flush_rows = int(_env_number("SIMBENCH_FLUSH_ROWS", 1024, int))
         self.flush_seconds = float(_env_number("SIMBENCH_FLUSH_SECONDS", 2.0))
 
@@ -227,7 +228,9 @@ class Runner:
     def plan(self) -> Plan:
         """Cells, cache state and groups of this run; checks the directory is compatible."""
         self.store.check_compatible(self.spec)
-        cells = expand_cells(self.spec, quick=self.quick)
+        if self._cells is None:  # hashing every cell's identity and seeds: once per runner
+            self._cells = expand_cells(self.spec, quick=self.quick)
+        cells = list(self._cells)
         wanted = {c.cell_id for c in cells}
         stored = {k: v for k, v in self.store.stored_statuses().items() if k in wanted}
         to_run, to_skip = [], []
