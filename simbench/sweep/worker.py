@@ -146,10 +146,17 @@ def _config(cell) -> _Config:
     return entry
 
 
+def _known(cell) -> bool:
+    """Whether the cell's configuration is the one cached under its id."""
+    hit = _CONFIGS.get(getattr(cell, "config_id", None))
+    return hit is not None and hit.plain == cell.config
+
+
 def clear_warm_cache() -> None:
     """Forget which structures this process has warmed up (for tests)."""
     _WARM.clear()
     _WARM_PARTS.clear()
+    _PREPARED.clear()
 
 
 def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> float:
@@ -493,6 +500,10 @@ def _warm_part(part: str, data) -> None:
 
 # the parts of _warm_part already run in this process
 _WARM_PARTS: set[str] = set()
+# tasks (scenario, configuration ids) that _prepare found ready: every group of a sweep
+# that shares a scenario looks the same (and a cell whose settings differ from those cached
+# under its id is not ready, see _config)
+_PREPARED: set[tuple] = set()
 
 
 def _prepare(task) -> None:
@@ -508,6 +519,9 @@ def _prepare(task) -> None:
     from simbench.data import simulate
 
     try:
+        memo = (_scenario_key(task.scenario), tuple(c.config_id for c in task.cells))
+        if memo in _PREPARED and all(_known(c) for c in task.cells):
+            return
         scenario = _scenario(task.scenario)
         family, link = scenario.get_family(), scenario.get_link()
     except Exception:  # the task reports it
@@ -540,17 +554,22 @@ def _prepare(task) -> None:
             _warm_part(part, data)
     for key, entry in cold:
         _warm(key, entry.config, family, link, data.X, data.y, data.weights, data.offset)
+    _PREPARED.add(memo)
 
 
 # per process: validated scenarios, keyed by the text of their canonical dict
 _SCENARIOS: dict[str, tuple[dict, Any]] = {}
 
 
+def _scenario_key(plain: dict) -> str:
+    return repr(sorted(plain.items()))
+
+
 def _scenario(plain: dict):
     """The validated Scenario of a task, built once per process per scenario."""
     from simbench.data import Scenario
 
-    key = repr(sorted(plain.items()))
+    key = _scenario_key(plain)
     hit = _SCENARIOS.get(key)
     if hit is None:
         hit = _SCENARIOS[key] = (plain, Scenario.from_dict(dict(plain)))
