@@ -180,13 +180,21 @@ def rows_to_table(rows: list[Mapping[str, Any]]):
     """
     import pyarrow as pa
 
-    columns: dict[str, None] = {}
-    for row in rows:
-        for k in row:
-            columns.setdefault(k, None)
+    if not rows:
+        return pa.table({})
+    first = tuple(rows[0])
+    if all(tuple(row) == first for row in rows):
+        # the usual case, rows with the same keys in the same order: transposed in one go
+        values = zip(*(row.values() for row in rows), strict=True)
+        columns = dict(zip(first, map(list, values), strict=True))
+    else:
+        names_seen: dict[str, None] = {}
+        for row in rows:
+            names_seen.update(dict.fromkeys(row))
+        columns = {name: [row.get(name) for row in rows] for name in names_seen}
     arrays, names = [], []
-    for name in columns:
-        values = _plain_column([row.get(name) for row in rows])
+    for name, raw in columns.items():
+        values = _plain_column(raw)
         try:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
