@@ -133,13 +133,27 @@ def _weights_or_empty(weights) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 
+def _ro(a) -> np.ndarray:
+    """``a`` as a read-only float64 C array (a view when it already is one, else a copy).
+
+    The metric kernels are always called with read-only arrays (outputs aside), whether
+    they come from a dataset (read-only) or a fit (writable): Numba compiles one
+    specialisation per read-only flag, and one is enough.
+    """
+    a = _f64(a)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 def _coef_errors(beta_hat, beta_true, beta_mle=None, info_mle=None, info_truth=None):
     return _k.coefficient_errors(
-        _f64(beta_hat),
-        _f64(beta_true),
-        _EMPTY if beta_mle is None else _f64(beta_mle),
-        _EMPTY2 if info_mle is None else _f64(info_mle),
-        _EMPTY2 if info_truth is None else _f64(info_truth),
+        _ro(beta_hat),
+        _ro(beta_true),
+        _ro(_EMPTY if beta_mle is None else beta_mle),
+        _ro(_EMPTY2 if info_mle is None else info_mle),
+        _ro(_EMPTY2 if info_truth is None else info_truth),
     )
 
 
@@ -290,7 +304,7 @@ def auc(score, y, weights=None) -> float:
     ``y`` is a 0/1 label or a binomial proportion (with ``w`` the trials).  O(n log n).
     NaN if a score is NaN or a class is empty.
     """
-    return float(_k.auc_score(_f64(score), _f64(y), _weights_or_empty(weights)))
+    return float(_k.auc_score(_ro(score), _ro(y), _ro(_weights_or_empty(weights))))
 
 
 # ---------------------------------------------------------------------------------------
@@ -426,9 +440,11 @@ def _small_fit(X, y, family, link, weights, offset, beta, ly=None, setup=None):
     disp_rows = 0
     if family.has_dispersion:
         disp_rows = y.shape[0] if weights.size == 0 else int(np.count_nonzero(weights > 0.0))
+    # the data read-only and ly writable, as fit_glm passes them to the row kernel: the
+    # reference fit has compiled that specialisation of it already
     outcome, _ = _k.glm_fit_small(
-        X, 1, setup.fcode, setup.fpar, setup.lcode, setup.lpar, y, weights, offset, ly, beta,
-        _FIT_TOL, _FIT_MAX_ITER, disp_rows, setup.newton, bounds,
+        _ro(X), 1, setup.fcode, setup.fpar, setup.lcode, setup.lpar, _ro(y), _ro(weights),
+        _ro(offset), ly, beta, _FIT_TOL, _FIT_MAX_ITER, disp_rows, setup.newton, bounds,
     )  # fmt: skip
     if outcome != _k.FIT_CONVERGED:
         return None
@@ -668,14 +684,14 @@ def cell_metrics(
     # eta_rmse, mu_rel_err, balance and balance_max, bit for bit
     n, n_test = mu_train.shape[0], mu_test.shape[0]
     eta_hat = np.empty(n_test)
-    valid, dev, excess, eta_sq, rel = _k.reference_pass(
-        const.fcode, const.fpar, const.lcode, const.lpar, mu_test, data.mu_test,
-        data.eta_test, data.y_test, data.weights_test, eta_hat,
+    (valid, dev, excess, eta_sq, rel, train_valid, train_dev, bal, bal_max) = (
+        _k.mean_function_passes(
+            const.fcode, const.fpar, const.lcode, const.lpar, _ro(mu_test),
+            _ro(data.mu_test), _ro(data.eta_test), _ro(data.y_test), _ro(data.weights_test),
+            eta_hat, _ro(data.X), _ro(data.y), _ro(mu_train), _ro(data.weights),
+        )
     )  # fmt: skip
     row["mu_rel_err"] = rel / n_test
-    train_valid, train_dev, bal, bal_max = _k.training_pass(
-        const.fcode, const.fpar, _f64(data.X), data.y, mu_train, data.weights
-    )
     row["balance"] = bal
     row["balance_max"] = bal_max
     if train_valid and n > 0:

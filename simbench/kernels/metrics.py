@@ -16,9 +16,9 @@ computed in O(n log n) by sorting the scores once and walking the groups of tied
 a group with positive mass ``g⁺`` and negative mass ``g⁻`` contributes
 ``g⁺ (negative mass below the group) + ½ g⁺ g⁻``.
 
-The per-cell passes (:func:`reference_pass`, :func:`training_pass`) compute several metrics
-in one pass over a sample, each sum with the same scalar kernels and in the same order as
-its separate reduction, so they agree with those bit for bit.  :func:`glm_fit_small` runs
+The per-cell passes (:func:`mean_function_passes`) compute several metrics in one pass over
+each sample, each sum with the same scalar kernels and in the same order as its separate
+reduction, so they agree with those bit for bit.  :func:`glm_fit_small` runs
 the whole Fisher-scoring iteration of a GLM with a few coefficients (calibration, GLM
 projection) in one call, over the row kernel of :mod:`simbench.kernels.irls`.
 """
@@ -239,59 +239,56 @@ def max_column_imbalance(X, y, mu, weights):
 
 
 @kernel
-def reference_pass(fcode, a, lcode, lam, mu_hat, mu_true, eta_true, y, weights, eta_out):
-    """One pass over the reference (test) sample for the mean-function metrics.
+def mean_function_passes(fcode, a, lcode, lam, mu_test, mu_true, eta_true, y_test, w_test,
+                         eta_out, X, y, mu, weights):  # fmt: skip
+    """One pass over the reference (test) sample and one over the training sample, for the
+    metrics of a configuration's mean function.
 
-    Returns ``(valid, dev, excess, eta_sq, rel)``: whether every ``μ̂`` is finite and in
-    the family's open mean space; ``Σ w d(y, μ̂)``; ``Σ w d(μ*, μ̂)``; ``Σ (g(μ̂) − η*)²``
-    and ``Σ |μ̂ − μ*| / |μ*|``, each summed in index order with the scalar kernels of
-    :func:`~simbench.kernels.families.fam_deviance_sum`, :func:`rmse_diff` and
-    :func:`mean_abs_rel_diff`, so the sums are those of the separate reductions bit for
-    bit.  ``eta_out`` receives ``g(μ̂)``.  The three sums that need a valid ``μ̂`` are
-    meaningless (and the caller discards them) when ``valid`` is False; the relative error
-    is always summed.
+    Reference sample (``mu_test`` the predictions, ``mu_true``/``eta_true`` the truth):
+    whether every ``μ̂`` is finite and in the family's open mean space, ``Σ w d(y, μ̂)``,
+    ``Σ w d(μ*, μ̂)``, ``Σ (g(μ̂) − η*)²`` (``eta_out`` receives ``g(μ̂)``) and
+    ``Σ |μ̂ − μ*| / |μ*|``.  Training sample (``mu`` the predictions): the validity flag
+    and ``Σ w d(y, μ̂)`` again, ``Σ w μ̂ / Σ w y − 1`` and :func:`max_column_imbalance`.
+
+    Each sum uses the scalar kernels and the order of its separate reduction
+    (``fam_deviance_sum``, ``link_g_arr``, :func:`rmse_diff`, :func:`mean_abs_rel_diff`,
+    :func:`weighted_sum_ratio`, :func:`max_column_imbalance`), so the values are theirs bit
+    for bit.  The sums that need valid means are meaningless (and the caller discards them)
+    when a validity flag is False; the relative error and the balances are always summed.
+    One kernel for both samples, so its family and link dispatch is compiled once.
+
+    Returns ``(valid_test, dev_test, excess, eta_sq, rel, valid_train, dev_train, balance,
+    balance_max)``.
     """
-    n = mu_hat.shape[0]
-    has_w = weights.shape[0] > 0
-    valid = True
-    dev = 0.0
+    n_test = mu_test.shape[0]
+    has_wt = w_test.shape[0] > 0
+    valid_test = True
+    dev_test = 0.0
     excess = 0.0
     eta_sq = 0.0
     rel = 0.0
-    for i in range(n):
-        m = mu_hat[i]
+    for i in range(n_test):
+        m = mu_test[i]
         rel += abs(m - mu_true[i]) / abs(mu_true[i])
-        if not valid:
+        if not valid_test:
             continue
         if not (math.isfinite(m) and fam_mu_valid(fcode, a, m)):
-            valid = False
+            valid_test = False
             continue
-        d_y = fam_unit_deviance(fcode, a, y[i], m)
+        d_y = fam_unit_deviance(fcode, a, y_test[i], m)
         d_t = fam_unit_deviance(fcode, a, mu_true[i], m)
-        if has_w:
-            dev += weights[i] * d_y
-            excess += weights[i] * d_t
+        if has_wt:
+            dev_test += w_test[i] * d_y
+            excess += w_test[i] * d_t
         else:
-            dev += d_y
+            dev_test += d_y
             excess += d_t
         # link_g_arr takes the same libm logarithm for the log link
         e = math.log(m) if lcode == _LOG else link_g(lcode, lam, m)
         eta_out[i] = e
         diff = e - eta_true[i]
         eta_sq += diff * diff
-    return valid, dev, excess, eta_sq, rel
 
-
-@kernel
-def training_pass(fcode, a, X, y, mu, weights):
-    """One pass over the training sample for the metrics that compare ``μ̂`` with ``y``.
-
-    Returns ``(valid, dev, balance, balance_max)``: whether every ``μ̂`` is finite and in
-    the family's open mean space; ``Σ w d(y, μ̂)`` (meaningless when not ``valid``);
-    ``Σ w μ̂ / Σ w y − 1``; and :func:`max_column_imbalance`.  Each is accumulated in the
-    order of its separate reduction, so the values are those of :func:`weighted_sum_ratio`,
-    :func:`max_column_imbalance` and ``fam_deviance_sum`` bit for bit.
-    """
     n, p = X.shape
     has_w = weights.shape[0] > 0
     valid = True
@@ -326,7 +323,9 @@ def training_pass(fcode, a, X, y, mu, weights):
             v = abs(num[j]) / den[j]
             if not v <= worst:  # also propagates NaN
                 worst = v
-    return valid, dev, s_mu / s_y - 1.0, worst
+    return (
+        valid_test, dev_test, excess, eta_sq, rel, valid, dev, s_mu / s_y - 1.0, worst
+    )  # fmt: skip
 
 
 @kernel
