@@ -425,10 +425,6 @@ def test_fits_give_identical_results_on_one_and_two_threads(monkeypatch):
         assert fits[1].loss_value == fits[2].loss_value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train does not enter fit_threads() yet; once it does, delete this marker",
-)
 def test_train_runs_inside_a_fit_scope(monkeypatch):
     """Every thread choice made during ``train`` is made inside its fit scope (BLAS on one
     thread), the L-BFGS path (SciPy's BLAS calls between the regions) included."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simbench._threads import fit_threads
 from simbench.errors import ValidationError
 from simbench.fit.config import NetworkConfig
 from simbench.fit.objective import Objective, init_params, layer_offsets, predict_eta
@@ -221,6 +222,7 @@ def _valid_start(obj: Objective, theta: np.ndarray, bias_index: int) -> None:
 # ---- training -------------------------------------------------------------------------------
 
 
+@fit_threads()
 def train(
     X,
     y,
@@ -278,7 +280,9 @@ def train(
     -----
     The objective is the mean loss plus ``l2 / 2 * ||W||^2``; see
     :mod:`simbench.fit.optimizers` for the stopping rules and
-    :mod:`simbench.fit.objective` for the initialisers.
+    :mod:`simbench.fit.objective` for the initialisers.  During the call BLAS runs on one
+    thread and Numba's parallel evaluations on the threads the machine has free
+    (:mod:`simbench._threads`); the results do not depend on either.
     """
     from simbench import families
 

@@ -95,8 +95,6 @@ class Objective:
     ----------
     net : simbench.kernels.training.Net
         The network and its data as one record for the compiled training loop.
-    parallel : bool
-        Whether full-data evaluations run their chunks on Numba's threads.
     """
 
     def __init__(self, sizes, activations, output, loss, X, y, weights, offset, l2=0.0):
@@ -124,10 +122,6 @@ class Objective:
             for l in range(self.n_hidden + 1):
                 fan_out = int(self.sizes[l + 1])
                 self.penal[int(self.offs[l]) + fan_out : int(self.offs[l + 1])] = l2
-        nch = max(1, -(-self.n // k.CHUNK))
-        self.parallel = self.n_hidden == 0 and k.use_threads(
-            "loss", nch, self.X, self.y, self.weights, self.offset
-        )
         self.net = self._net(self.X, self.y, self.weights, self.offset, self.logy, self.wscale)
 
     def _net(self, X, y, weights, offset, logy, wscale) -> Net:
@@ -154,6 +148,19 @@ class Objective:
         X = _frozen(np.empty((0, self.X.shape[1])))
         e = _frozen(np.empty(0))
         return self._net(X, e, e, e, e, 0.0)
+
+    def region_threads(self, kind: str = "loss") -> int:
+        """Threads for the full-data evaluations of a compiled run, by the thread policy
+        (:func:`simbench.kernels.network.region_threads`): ``"loss"`` for value and gradient,
+        ``"newton"`` for Newton's terms; 1 (serial) for networks with hidden layers, whose
+        evaluations have no parallel variant."""
+        if self.n_hidden:
+            return 1
+        if kind == "newton":
+            nch = max(1, min(16, -(-self.n // k.CHUNK)))
+        else:
+            nch = max(1, -(-self.n // k.CHUNK))
+        return k.region_threads(kind, nch, self.X, self.y, self.weights, self.offset)
 
     def output_bias_index(self) -> int:
         return int(self.offs[self.n_hidden])

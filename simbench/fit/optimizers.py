@@ -36,6 +36,7 @@ import numpy as np
 
 from simbench.fit.objective import Objective
 from simbench.kernels import minibatch as k
+from simbench.kernels import network as knet
 from simbench.kernels import training as kt
 
 __all__ = ["Monitor", "Outcome", "row_order", "run", "shuffle_rows"]
@@ -312,9 +313,10 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
             if not full and todo - done - pending > 0:
                 at_start = bits.state
                 draws = _halves(bits.random_raw((todo - done - pending) * words))
-            code = kt.first_order_block(
-                obj.net, vnet, steps, st, masks[done:] if rate else masks, draws, 2 * words,
-                todo - done, ref, monitor.track_information,
+            code = _on_threads(
+                obj.region_threads(), kt.first_order_block, obj.net, vnet, steps, st,
+                masks[done:] if rate else masks, draws, 2 * words, todo - done, ref,
+                monitor.track_information,
             )  # fmt: skip
             _collect(hist, st)
             used = int(st.ints[kt.I_MASKS_USED])
@@ -332,8 +334,16 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     return _finish(monitor, st, theta, _REASONS[code])
 
 
+def _on_threads(threads: int, run, net, val, steps, *args):
+    """``run(net, val, steps, *args)`` with its full-data evaluations on ``threads`` threads
+    (1: serially), the count chosen by the thread policy for this call."""
+    steps = steps._replace(parallel=threads > 1)
+    return knet._run_chunks(threads, run, run, net, val, steps, *args)
+
+
 def _steps(cfg, obj, batch_size: int) -> kt.Steps:
-    """The optimiser record of ``cfg`` (``kind`` is unused by Newton)."""
+    """The optimiser record of ``cfg`` (``kind`` is unused by Newton; ``parallel`` is set
+    per call by :func:`_on_threads`)."""
     rate = cfg.dropout
     return kt.Steps(
         kind=_STEP_CODES.get(cfg.optimizer, k.OPT_SGD),
@@ -349,7 +359,7 @@ def _steps(cfg, obj, batch_size: int) -> kt.Steps:
         tol=float(cfg.tol),
         ftol=float(cfg.ftol),
         patience=int(cfg.patience),
-        parallel=obj.parallel,
+        parallel=False,
     )
 
 
@@ -471,9 +481,10 @@ def _newton(obj, theta, cfg, monitor) -> Outcome:
     val = monitor.validation
     vnet = obj.empty_net() if val is None else val.net
     ref = _EMPTY if monitor.track_beta is None else monitor.track_beta
-    code = kt.newton_run(
-        obj.net, vnet, _steps(cfg, obj, 0), st, ref, monitor.track_information
-    )
+    code = _on_threads(
+        obj.region_threads("newton"), kt.newton_run, obj.net, vnet, _steps(cfg, obj, 0), st,
+        ref, monitor.track_information,
+    )  # fmt: skip
     _collect(monitor.history, st)
     note = ""
     if code == kt.STOP_NO_DECREASE:
