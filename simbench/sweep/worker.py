@@ -142,8 +142,19 @@ def _config(cell) -> _Config:
         return hit
     entry = _Config(dict(plain), NetworkConfig.from_dict(dict(plain)))
     if key is not None:
-        _CONFIGS[key] = entry
+        _bounded(_CONFIGS)[key] = entry
     return entry
+
+
+def _bounded(cache):
+    """``cache``, emptied first when it has grown past what any sweep needs (a process may
+    run many sweeps)."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    return cache
+
+
+_CACHE_LIMIT = 4096
 
 
 def _known(cell) -> bool:
@@ -554,7 +565,7 @@ def _prepare(task) -> None:
             _warm_part(part, data)
     for key, entry in cold:
         _warm(key, entry.config, family, link, data.X, data.y, data.weights, data.offset)
-    _PREPARED.add(memo)
+    _bounded(_PREPARED).add(memo)
 
 
 # per process: validated scenarios, keyed by the text of their canonical dict
@@ -572,7 +583,7 @@ def _scenario(plain: dict):
     key = _scenario_key(plain)
     hit = _SCENARIOS.get(key)
     if hit is None:
-        hit = _SCENARIOS[key] = (plain, Scenario.from_dict(dict(plain)))
+        hit = _bounded(_SCENARIOS)[key] = (plain, Scenario.from_dict(dict(plain)))
     return hit[1]
 
 
