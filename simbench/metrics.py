@@ -134,12 +134,19 @@ def _weights_or_empty(weights) -> np.ndarray:
 
 
 def _ro(a) -> np.ndarray:
-    """``a`` as a read-only float64 C array (a view when it already is one, else a copy).
+    """``a`` as a read-only float64 C array: itself, a read-only view, or a converted copy.
 
     The metric kernels are always called with read-only arrays (outputs aside), whether
     they come from a dataset (read-only) or a fit (writable): Numba compiles one
     specialisation per read-only flag, and one is enough.
     """
+    if (
+        type(a) is np.ndarray
+        and not a.flags.writeable
+        and a.dtype == np.float64
+        and a.flags.c_contiguous
+    ):
+        return a  # a dataset's arrays
     a = _f64(a)
     if a.flags.writeable:
         a = a.view()
