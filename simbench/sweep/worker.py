@@ -458,13 +458,12 @@ _PROCESS_WARM_CONFIGS = (
 
 
 def _process_warmup() -> None:
-    """Compile (or load from Numba's cache) the common kernels once per worker process.
+    """Compile (or load from Numba's cache) the kernels of the common structures.
 
-    The runner calls this before any task and outside any timeout, so a first cell is
-    neither charged nor timed out for compiling the training, IRLS and metric kernels: a
-    small simulated group goes through the reference fit, :func:`warm_up` of the common
-    network structures and every metric.  The arrays are a Dataset's (read-only), as in
-    the real cells, so the specialisations compiled here are the ones they use.
+    ``run_group.warmup()``: for callers that warm a process without a task at hand (the
+    executors call :func:`_prepare` before each task instead, which compiles only what the
+    task uses).  A small simulated group goes through the reference fit, :func:`warm_up`
+    of a fixed set of network structures on two families, and every metric.
     """
     from simbench.data import Scenario, simulate
     from simbench.fit.network import NetworkConfig
@@ -493,8 +492,8 @@ def _needs_projection(config, output, loss, link) -> bool:
 
 def _warm_part(part: str, data) -> None:
     """Run one group of the non-training kernels once, on a dataset's own arrays and with
-    writable predictions, as a cell passes them (Numba compiles one specialisation per
-    read-only flag): the reference fit and the metrics of a network's own coefficients
+    predictions in fresh arrays, as a cell has them (Numba compiles one specialisation
+    per array type): the reference fit and the metrics of a network's own coefficients
     ("common"), the AUC of binary families ("auc"), the GLM projection ("projection")."""
     mu, mu_test = np.array(data.mu), np.array(data.mu_test)
     if part == "common":
