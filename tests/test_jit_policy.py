@@ -444,3 +444,24 @@ def test_train_runs_inside_a_fit_scope(monkeypatch):
         train(X, y, {"hidden": [], "optimizer": optimizer, "epochs": 3}, family="poisson")
     assert depths, "no thread choice was made: the test would prove nothing"
     assert all(d > 0 for d in depths), depths
+
+
+def test_a_large_first_call_on_a_busy_machine_runs_serially(monkeypatch):
+    """Only a warm-up's few rows take the parallel variant on a first call; a user's first
+    fit on all rows follows the policy."""
+    from simbench.kernels import network as k
+
+    numba = _two_threads()
+    X, y, w = _poisson(50, 2, 7)
+    X.flags.writeable = False
+    _machine(monkeypatch, cpus=2, running_total=3)
+    monkeypatch.setattr(k, "_SEEN", set())  # every kind of arrays unseen in this process
+    numba.set_num_threads(2)
+    try:
+        assert k.region_threads("loss", 1, X, y, w) == 2  # small first call: compile both
+        assert k.region_threads("loss", 1, X, y, w) == 1  # small again: serial
+        assert k.region_threads("newton", 40, X, y, w) == 1  # large first call: busy, serial
+        _machine(monkeypatch, cpus=2, running_total=1)
+        assert k.region_threads("newton", 40, X, y, w) == 2  # a CPU free: parallel
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)

@@ -411,8 +411,10 @@ def region_threads(kind: str, n_chunks: int, *arrays) -> int:
     region never waits for a time slice.  Serial and parallel runs give bit-identical
     results, so the choice changes only the speed, which allows one exception: the first
     call for a kind of input arrays (their writeable flags, which Numba types) takes the
-    parallel variant anyway, so that a warm-up on a few rows compiles both variants and the
-    timed fit on all rows compiles nothing.
+    parallel variant if it is too small for threads anyway, so that a warm-up on a few rows
+    compiles both variants and the timed fit on all rows compiles nothing.  A large first
+    call follows the policy (a user's first fit on a busy machine would otherwise run on
+    threads that wait for time slices).
     """
     threads = get_num_threads()
     if threads < 2:
@@ -420,7 +422,8 @@ def region_threads(kind: str, n_chunks: int, *arrays) -> int:
     key = (kind, *(a.flags.writeable for a in arrays))
     if key not in _SEEN:
         _SEEN.add(key)
-        return threads
+        if n_chunks < 2 * _threads.MIN_CHUNKS_PER_THREAD:
+            return threads  # a warm-up's few rows
     return _threads.region_threads(n_chunks, threads)
 
 
