@@ -18,7 +18,7 @@ the stopping rules see the true objective rather than a noisy running average of
 losses.  All randomness (permutations, dropout masks) is drawn here from Generators that
 the caller seeds; the kernels get arrays.
 
-The first-order methods run in compiled code (:func:`simbench.kernels.training.first_order_block`),
+The first-order methods run in compiled code (:mod:`simbench.kernels.training`),
 the rules above included, many epochs per call: Python only draws the next block's
 permutation words and dropout masks and collects the history.  L-BFGS (scipy's L-BFGS-B)
 and Newton call the :class:`Monitor` here once per iteration.  Both sides measure the
@@ -296,6 +296,7 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     ref = _EMPTY if track is None else track
     bits = shuffle_rng.bit_generator
     hist = monitor.history
+    epochs = kt.first_order_block(obj.n_hidden == 0, not full)
     code = kt.STOP_NONE
     while code == kt.STOP_NONE:
         left = cfg.epochs - int(st.ints[kt.I_EPOCH])
@@ -314,7 +315,7 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
                 at_start = bits.state
                 draws = _halves(bits.random_raw((todo - done - pending) * words))
             code = _on_threads(
-                obj.region_threads(), kt.first_order_block, obj.net, vnet, steps, st,
+                obj.region_threads(), epochs, obj.net, vnet, steps, st,
                 masks[done:] if rate else masks, draws, 2 * words, todo - done, ref,
                 monitor.track_information,
             )  # fmt: skip

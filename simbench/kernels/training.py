@@ -1,14 +1,15 @@
 """Whole training runs of the first-order methods in compiled code.
 
-:func:`first_order_block` runs epochs of gd, sgd, momentum, Nesterov or Adam (full batch or
-mini-batches, with dropout) and everything between them that the stopping rules need: the
-full objective and its gradient norm after every epoch, the relative change of the
-objective, the validation loss and patience of early stopping, the divergence check and the
-recorded history.  It returns to Python only when a stopping rule fires, when the epochs of
-the block are done, or when the random draws handed to it run out; the Python side
-(:mod:`simbench.fit.optimizers`) draws the next block's permutation words and dropout masks
-and carries on.  So an epoch of a small problem costs its arithmetic, not a round trip
-through the interpreter.
+The ``*_epochs`` kernels (one per path, :func:`first_order_block` picks it) run epochs of
+gd, sgd, momentum, Nesterov or Adam (full batch or mini-batches, with dropout) and
+everything between them that the stopping rules need: the full objective and its gradient
+norm after every epoch, the relative change of the objective, the validation loss and
+patience of early stopping, the divergence check and the recorded history.
+:func:`newton_run` does the same for Newton's method with its line search, whole.  They
+return to Python only when a stopping rule fires, when the epochs of the block are done, or
+when the random draws handed to them run out; the Python side (:mod:`simbench.fit.optimizers`)
+draws the next block's permutation words and dropout masks and carries on.  So an epoch of a
+small problem costs its arithmetic, not a round trip through the interpreter.
 
 Records.  A network bound to its data is a :class:`Net` (layout, output and loss codes,
 arrays, the weight scale and the penalty); the optimiser and its stopping rules are a
@@ -63,6 +64,10 @@ __all__ = [
     "Steps",
     "coef_distance",
     "first_order_block",
+    "glm_batch_epochs",
+    "glm_epochs",
+    "mlp_batch_epochs",
+    "mlp_epochs",
     "newton_run",
     "newton_terms",
     "norm2",
@@ -228,16 +233,17 @@ def coef_distance(theta, sizes, offs, beta_ref, info):
     return math.sqrt(max(0.0, s))
 
 
-@kernel
-def objective(net, theta, grad, mask, keep_inv, parallel, parts, totals):
+@kernel(inline=True)
+def objective(net, theta, grad, mask, keep_inv, parallel, parts, totals, glm):
     """``F(theta) = sum w l / sum w + penalty``; its gradient into ``grad``.
 
-    Networks without hidden layers are evaluated in the fixed chunks of
+    With ``glm`` (a network without hidden layers) the fixed chunks of
     :func:`simbench.kernels.network.glm_loss_grad` (``parts`` and ``totals`` are its work
-    space, on Numba's threads if ``parallel``); others by ``mlp_loss_grad`` with the dropout
-    ``mask`` (empty: none).
+    space, on Numba's threads if ``parallel``); otherwise ``mlp_loss_grad`` with the dropout
+    ``mask`` (empty: none).  Inlined: a caller passing ``glm`` as a constant compiles only
+    its own branch.
     """
-    if net.sizes.size == 2:
+    if glm:
         if parallel:
             _glm_chunks_parallel(
                 theta, net.X, net.y, net.weights, net.offset, net.logy, net.lcode, net.a,
@@ -259,18 +265,18 @@ def objective(net, theta, grad, mask, keep_inv, parallel, parts, totals):
     return total * net.wscale + add_penalty(theta, net.penal, grad)
 
 
-@kernel
-def _validation_loss(val, theta, grad, parts, totals, no_mask):
+@kernel(inline=True)
+def _validation_loss(val, theta, grad, parts, totals, no_mask, glm):
     """The mean validation loss without the penalty (the early-stopping criterion)."""
-    f = objective(val, theta, grad, no_mask, 1.0, False, parts, totals)
+    f = objective(val, theta, grad, no_mask, 1.0, False, parts, totals, glm)
     s = 0.0
     for k in range(theta.size):
         s += val.penal[k] * theta[k] * theta[k]
     return f - 0.5 * s
 
 
-@kernel
-def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwork, no_mask):
+@kernel(inline=True)
+def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwork, no_mask, glm):
     """Record epoch ``epoch`` in the history and apply the stopping rules; return a
     ``STOP_*`` code (see :class:`simbench.fit.optimizers.Monitor`, whose rules these are)."""
     ints = st.ints
@@ -300,7 +306,7 @@ def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwo
     fl[F_LAST] = f
     if has_val:
         vgrad, vparts, vtotals = vwork
-        vl = _validation_loss(val, theta, vgrad, vparts, vtotals, no_mask)
+        vl = _validation_loss(val, theta, vgrad, vparts, vtotals, no_mask, glm)
         st.h_val[r] = vl
         if vl < fl[F_BEST_VAL]:
             fl[F_BEST_VAL] = vl
@@ -339,9 +345,16 @@ def _step_failed(st, epoch, has_val, tracking):
     return STOP_DIVERGED
 
 
-@kernel
-def first_order_block(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+@kernel(inline=True)
+def _first_order(
+    glm, batches, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info
+):
     """Run at most ``n_epochs`` epochs of ``steps`` on ``net``, continuing the run in ``st``.
+
+    The body of the ``*_epochs`` kernels below, inlined into each with its own constants
+    ``glm`` (no hidden layers) and ``batches`` (mini-batches), so each compiles only its
+    path: a sweep of networks without hidden layers never compiles the MLP passes, a
+    full-batch one never the mini-batch epoch.
 
     Parameters
     ----------
@@ -383,43 +396,34 @@ def first_order_block(net, val, steps, st, masks, draws, draws_per_epoch, n_epoc
     nv = val.X.shape[0]
     vch = max(1, -(-nv // 2048))
     vwork = (np.empty(q), np.empty((vch, q)), np.empty(vch))
-    full = steps.batch_size == 0
     ints[I_RECORDED] = 0
     ints[I_MASKS_USED] = 0
     if ints[I_OBSERVED] == 0:
         ints[I_OBSERVED] = 1
-        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals)
+        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals, glm)
         why = _observe(
-            st, steps, val, has_val, 0, f, norm2(grad), track_ref, info, net, vwork, no_mask
-        )
+            st, steps, val, has_val, 0, f, norm2(grad), track_ref, info, net, vwork, no_mask,
+            glm,
+        )  # fmt: skip
         if why != STOP_NONE:
             return why
     epoch = ints[I_EPOCH]
     used = 0
     w = 0
     while used < n_epochs and epoch < steps.epochs:
-        if not full and ints[I_PENDING] == 0:
-            at = shuffle(st.perm, draws[w : w + draws_per_epoch], n - 1)
-            w += draws_per_epoch
-            if at > 0:
-                ints[I_SHUFFLE_AT] = at
-                return STOP_NEED_DRAWS
+        if batches:
+            if ints[I_PENDING] == 0:
+                at = shuffle(st.perm, draws[w : w + draws_per_epoch], n - 1)
+                w += draws_per_epoch
+                if at > 0:
+                    ints[I_SHUFFLE_AT] = at
+                    return STOP_NEED_DRAWS
         ints[I_PENDING] = 0
         epoch += 1
         mask = masks[used] if steps.dropout else no_mask
         used += 1
         ints[I_MASKS_USED] = used
-        if full:
-            if steps.dropout:
-                objective(net, theta, grad, mask, steps.keep_inv, steps.parallel, parts, totals)
-            if not _all_finite(grad):
-                return _step_failed(st, epoch, has_val, tracking)
-            ints[I_T] += 1
-            opt_step(
-                steps.kind, theta, grad, st.m, st.v, ints[I_T], steps.lr, steps.momentum,
-                steps.beta1, steps.beta2, steps.eps,
-            )  # fmt: skip
-        else:
+        if batches:
             _, t, ok = minibatch_epoch(
                 theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
                 net.penal, net.X, net.y, net.weights, net.offset, st.perm, steps.batch_size,
@@ -429,13 +433,71 @@ def first_order_block(net, val, steps, st, masks, draws, draws_per_epoch, n_epoc
             ints[I_T] = t
             if not ok:
                 return _step_failed(st, epoch, has_val, tracking)
-        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals)
+        else:
+            if steps.dropout:
+                objective(
+                    net, theta, grad, mask, steps.keep_inv, steps.parallel, parts, totals, glm
+                )
+            if not _all_finite(grad):
+                return _step_failed(st, epoch, has_val, tracking)
+            ints[I_T] += 1
+            opt_step(
+                steps.kind, theta, grad, st.m, st.v, ints[I_T], steps.lr, steps.momentum,
+                steps.beta1, steps.beta2, steps.eps,
+            )  # fmt: skip
+        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals, glm)
         why = _observe(
-            st, steps, val, has_val, epoch, f, norm2(grad), track_ref, info, net, vwork, no_mask
-        )
+            st, steps, val, has_val, epoch, f, norm2(grad), track_ref, info, net, vwork, no_mask,
+            glm,
+        )  # fmt: skip
         if why != STOP_NONE:
             return why
     return STOP_NONE
+
+
+@kernel
+def glm_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+    """Full-batch epochs of a network without hidden layers (see :func:`_first_order`)."""
+    return _first_order(
+        True, False, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
+        info,
+    )  # fmt: skip
+
+
+@kernel
+def glm_batch_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+    """Mini-batch epochs of a network without hidden layers (see :func:`_first_order`)."""
+    return _first_order(
+        True, True, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
+        info,
+    )  # fmt: skip
+
+
+@kernel
+def mlp_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+    """Full-batch epochs of a network with hidden layers (see :func:`_first_order`)."""
+    return _first_order(
+        False, False, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
+        info,
+    )  # fmt: skip
+
+
+@kernel
+def mlp_batch_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+    """Mini-batch epochs of a network with hidden layers (see :func:`_first_order`)."""
+    return _first_order(
+        False, True, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
+        info,
+    )  # fmt: skip
+
+
+def first_order_block(glm: bool, batches: bool):
+    """The compiled epochs for a network with (``glm`` False) or without hidden layers, by
+    mini-batches or on the full data: one of the four ``*_epochs`` kernels, all with the
+    arguments and result documented at :func:`_first_order`."""
+    if glm:
+        return glm_batch_epochs if batches else glm_epochs
+    return mlp_batch_epochs if batches else mlp_epochs
 
 
 # Newton: a step that finds no decrease of F along the direction ends the run (not a
@@ -507,7 +569,7 @@ def newton_run(net, val, steps, st, track_ref, info):
     ``F(theta + alpha d) <= F + ARMIJO alpha g'd + 1e-15 |F|`` (the slack lets a step
     through at the floating-point floor, where ``F`` cannot decrease measurably; ``ftol``
     then ends the run); ``STOP_NO_DECREASE`` when none of ``MAX_HALVINGS`` steps does.
-    Every iteration is observed as an epoch (:func:`first_order_block`'s rules).
+    Every iteration is observed as an epoch (:func:`_first_order`'s rules).
     """
     theta = st.theta
     g = st.grad
@@ -535,15 +597,20 @@ def newton_run(net, val, steps, st, track_ref, info):
     vch = max(1, -(-nv // 2048))
     vwork = (np.empty(q), np.empty((vch, q)), np.empty(vch))
     ints[I_RECORDED] = 0
-    f = newton_terms(net, theta, HESS_OBSERVED, steps.parallel, g, H, gs, Hs, totals)
-    why = _observe(st, steps, val, has_val, 0, f, norm2(g), track_ref, info, net, vwork, no_mask)
+    # the kinds as run-time values: literal constants would compile newton_terms twice
+    observed = np.int64(HESS_OBSERVED)
+    expected = np.int64(HESS_EXPECTED)
+    f = newton_terms(net, theta, observed, steps.parallel, g, H, gs, Hs, totals)
+    why = _observe(
+        st, steps, val, has_val, 0, f, norm2(g), track_ref, info, net, vwork, no_mask, True
+    )
     epoch = 0
     while why == STOP_NONE and epoch < steps.epochs:
         epoch += 1
         how = DIR_OBSERVED
         if not _descent(H, g, L, dsc, d):
             how = DIR_EXPECTED
-            newton_terms(net, theta, HESS_EXPECTED, steps.parallel, ge, He, gs, Hs, totals)
+            newton_terms(net, theta, expected, steps.parallel, ge, He, gs, Hs, totals)
             if not _descent(He, g, L, dsc, d):
                 how = DIR_DAMPED
                 scale = 1.0
@@ -574,7 +641,7 @@ def newton_run(net, val, steps, st, track_ref, info):
         for _ in range(MAX_HALVINGS):
             for k in range(q):
                 trial[k] = theta[k] + alpha * d[k]
-            ft = objective(net, trial, vgrad, no_mask, 1.0, steps.parallel, parts, ltotals)
+            ft = objective(net, trial, vgrad, no_mask, 1.0, steps.parallel, parts, ltotals, True)
             if math.isfinite(ft) and ft <= f + ARMIJO * alpha * slope + 1e-15 * abs(f):
                 accepted = True
                 break
@@ -582,8 +649,9 @@ def newton_run(net, val, steps, st, track_ref, info):
         if not accepted:
             return STOP_NO_DECREASE
         theta[:] = trial
-        f = newton_terms(net, theta, HESS_OBSERVED, steps.parallel, g, H, gs, Hs, totals)
+        f = newton_terms(net, theta, observed, steps.parallel, g, H, gs, Hs, totals)
         why = _observe(
-            st, steps, val, has_val, epoch, f, norm2(g), track_ref, info, net, vwork, no_mask
-        )
+            st, steps, val, has_val, epoch, f, norm2(g), track_ref, info, net, vwork, no_mask,
+            True,
+        )  # fmt: skip
     return why

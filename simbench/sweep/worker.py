@@ -51,6 +51,7 @@ handed over as soon as its cell finishes, and the executor times each cell separ
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -63,6 +64,7 @@ import numpy as np
 from simbench import metrics
 from simbench.errors import ValidationError
 from simbench.kernels.metrics import gram_with_intercept as _gram_kernel
+from simbench.sweep.claims import run_shared
 from simbench.sweep.store import utcnow
 
 __all__ = ["clear_warm_cache", "run_group", "warm_up"]
@@ -524,7 +526,10 @@ def _prepare(task) -> None:
     (:func:`_warm_part`), and, for every structure of the task's configurations not yet
     warm on the scenario's family and link, :func:`warm_up` on the task's own data, as its
     first cell would.  A task that needs nothing new costs a few dictionary look-ups, so a
-    sweep loads only the compiled code it uses.  Errors are left for the task to report.
+    sweep loads only the compiled code it uses.  Workers that start together divide the
+    compiling between them (:func:`simbench.sweep.claims.run_shared`): each unit is compiled
+    by one and loaded from Numba's cache by the others.  Errors are left for the task to
+    report.
     """
     from simbench.data import simulate
 
@@ -558,12 +563,20 @@ def _prepare(task) -> None:
         data = simulate(scenario, task.data_seed)
     except Exception:
         return
-    for part in sorted(parts):
+
+    def warm_part(part):
         _WARM_PARTS.add(part)
         with contextlib.suppress(Exception), np.errstate(all="ignore"):
             _warm_part(part, data)
-    for key, entry in cold:
+
+    def warm_structure(key, entry):
         _warm(key, entry.config, family, link, data.X, data.y, data.weights, data.offset)
+
+    # workers starting together share the compiling: each claims units the others have not;
+    # a structure compiles the same code on every family and link, so it is claimed without
+    units = [(("part", part), functools.partial(warm_part, part)) for part in sorted(parts)]
+    units += [(key[:-2], functools.partial(warm_structure, key, entry)) for key, entry in cold]
+    run_shared(units)
     _bounded(_PREPARED).add(memo)
 
 

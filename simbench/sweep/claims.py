@@ -1,0 +1,146 @@
+"""Compile each thing once across worker processes: a claim per unit of warm-up.
+
+Workers that start together need the same compiled kernels, and each would compile them
+all: on 2 CPUs that doubles nothing but the waiting.  Numba's on-disk cache lets one
+process load what another compiled, so the workers share the work instead: before a unit
+of warm-up (a structure to train, a group of metric kernels) a worker claims it with a file
+created exclusively; a unit another live worker has claimed is put off until that worker
+has finished it, when it loads from the cache instead of compiling.  Each worker finishes
+its own claims before it waits for others', so no two wait for each other.
+
+Claims only order the work: a claim whose owner died or that is older than
+:data:`STALE_SECONDS` is ignored, a unit is always run by every worker that needs it (from
+the cache when someone compiled it first), and a failure here only means compiling again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+
+__all__ = ["STALE_SECONDS", "claims_dir", "run_shared"]
+
+# A claim older than this is someone's leftover (a compile takes seconds to a minute).
+STALE_SECONDS = 300.0
+# How often a worker looks whether a unit it waits for is done.
+POLL_SECONDS = 0.02
+
+
+def claims_dir() -> Path:
+    """Where the claims live: one directory per user and compiled-code cache, since units
+    are shared only between processes that share a cache."""
+    import numba
+
+    import simbench
+
+    where = os.environ.get("NUMBA_CACHE_DIR") or str(Path(simbench.__file__).parent)
+    tag = hashlib.sha1(f"{where}|{numba.__version__}".encode()).hexdigest()[:16]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"simbench-compile-{uid}" / tag
+
+
+def _name(key: Hashable) -> str:
+    return hashlib.sha1(repr(key).encode()).hexdigest()[:24]
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended (an unreaped zombie has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+    except (OSError, ValueError):
+        return True
+
+
+def _owner(claim: Path) -> int | None:
+    """The live owner of a fresh claim, or None (no claim, a dead owner, or stale)."""
+    try:
+        text = claim.read_text()
+        age = time.time() - claim.stat().st_mtime
+        pid = int(text)
+    except (OSError, ValueError):
+        return None
+    if age > STALE_SECONDS or pid == os.getpid() or not _alive(pid):
+        return None
+    return pid
+
+
+def _try_claim(directory: Path, name: str) -> bool:
+    """Claim a unit; False when another live worker holds it and has not finished."""
+    if _fresh(directory / f"{name}.done"):
+        return True  # just compiled by another worker: running it loads from the cache
+    claim = directory / f"{name}.claim"
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _owner(claim) is not None:
+                return False
+            with contextlib.suppress(OSError):
+                claim.unlink()  # a dead or stale claim: take it over
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return True
+    return True  # could not settle it: run the unit anyway
+
+
+def _fresh(marker: Path) -> bool:
+    """Whether a marker exists and is younger than :data:`STALE_SECONDS` (older ones may
+    predate a cleared cache, so they no longer say that anything is compiled)."""
+    try:
+        return time.time() - marker.stat().st_mtime <= STALE_SECONDS
+    except OSError:
+        return False
+
+
+def _finish(directory: Path, name: str) -> None:
+    with contextlib.suppress(OSError):
+        (directory / f"{name}.done").touch()
+    with contextlib.suppress(OSError):
+        (directory / f"{name}.claim").unlink()
+
+
+def _wait(directory: Path, name: str) -> None:
+    """Wait while another live worker holds the unit's claim (bounded by its staleness)."""
+    claim = directory / f"{name}.claim"
+    while not _fresh(directory / f"{name}.done") and _owner(claim) is not None:
+        time.sleep(POLL_SECONDS)
+
+
+def run_shared(units: Iterable[tuple[Hashable, Callable[[], object]]]) -> None:
+    """Run every ``(key, fn)`` unit, those claimed by other live workers last, after they
+    are done (see the module notes).  ``fn`` should not raise; if it does, the unit's claim
+    is released and the exception propagates."""
+    try:
+        directory = claims_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:  # nowhere to share: plain order
+        for _, fn in units:
+            fn()
+        return
+    later = []
+    for key, fn in units:
+        name = _name(key)
+        if not _try_claim(directory, name):
+            later.append((name, fn))
+            continue
+        try:
+            fn()
+        finally:
+            _finish(directory, name)
+    for name, fn in later:
+        _wait(directory, name)
+        fn()

@@ -1,0 +1,117 @@
+"""Compile sharing between worker processes: units claimed by another live worker run last,
+once it has finished them; dead or stale claims are taken over; nothing is ever skipped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from simbench.sweep import claims
+
+
+@pytest.fixture
+def where(tmp_path, monkeypatch):
+    monkeypatch.setattr(claims, "claims_dir", lambda: tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def other_worker():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def _units(order):
+    return [(key, lambda key=key: order.append(key)) for key in ("a", "b", "c")]
+
+
+def test_units_claimed_elsewhere_run_last_once_done(where, other_worker):
+    name = claims._name("b")
+    (where / f"{name}.claim").write_text(str(other_worker))
+    order: list[str] = []
+    runner = threading.Thread(target=claims.run_shared, args=(_units(order),))
+    runner.start()
+    time.sleep(0.3)
+    assert order == ["a", "c"]  # b waits for the other worker
+    (where / f"{name}.done").touch()
+    runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert order == ["a", "c", "b"]
+    # this worker's own units are marked done and their claims released
+    for key in ("a", "c"):
+        assert (where / f"{claims._name(key)}.done").exists()
+        assert not (where / f"{claims._name(key)}.claim").exists()
+
+
+def test_a_claim_whose_owner_left_is_waited_for_no_longer(where, other_worker):
+    name = claims._name("b")
+    (where / f"{name}.claim").write_text(str(other_worker))
+    order: list[str] = []
+    runner = threading.Thread(target=claims.run_shared, args=(_units(order),))
+    runner.start()
+    time.sleep(0.2)
+    os.kill(other_worker, 9)
+    runner.join(timeout=5)
+    assert order == ["a", "c", "b"]
+
+
+@pytest.mark.parametrize("stale", ["dead", "old", "garbled"])
+def test_dead_stale_or_garbled_claims_are_taken_over(where, stale):
+    name = claims._name("b")
+    claim = where / f"{name}.claim"
+    if stale == "dead":
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        claim.write_text(str(proc.pid))
+    elif stale == "old":
+        claim.write_text(str(os.getppid()))
+        old = time.time() - claims.STALE_SECONDS - 10
+        os.utime(claim, (old, old))
+    else:
+        claim.write_text("not a pid")
+    order: list[str] = []
+    claims.run_shared(_units(order))
+    assert order == ["a", "b", "c"]
+
+
+def test_a_failing_unit_releases_its_claim(where):
+    def boom():
+        raise RuntimeError("compile failed")
+
+    with pytest.raises(RuntimeError):
+        claims.run_shared([("x", boom)])
+    assert not (where / f"{claims._name('x')}.claim").exists()
+
+
+def test_without_a_place_for_claims_units_run_in_order(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(claims, "claims_dir", lambda: blocker / "sub")
+    order: list[str] = []
+    claims.run_shared(_units(order))
+    assert order == ["a", "b", "c"]
+
+
+def test_an_old_done_marker_no_longer_counts(where, other_worker):
+    # an old marker may predate a cleared cache: the unit is claimed and waited for again
+    name = claims._name("b")
+    done = where / f"{name}.done"
+    done.touch()
+    old = time.time() - claims.STALE_SECONDS - 10
+    os.utime(done, (old, old))
+    (where / f"{name}.claim").write_text(str(other_worker))
+    order: list[str] = []
+    runner = threading.Thread(target=claims.run_shared, args=(_units(order),))
+    runner.start()
+    time.sleep(0.3)
+    assert order == ["a", "c"]
+    done.touch()
+    runner.join(timeout=5)
+    assert order == ["a", "c", "b"]
