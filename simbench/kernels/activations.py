@@ -57,9 +57,14 @@ def _tanh_d(x):
 
 @kernel
 def _softplus(x):
-    """``log(1 + e^x)``; ``x + log1p(e^-x)`` for positive ``x`` avoids overflow."""
-    if x > 0.0:
-        return x + math.log1p(math.exp(-x))
+    """``log(1 + e^x)``, as ``log1p(exp(x))`` up to ``x = 36`` and ``x + e^-x`` beyond (where
+    ``e^-x`` is below half an ulp of ``x``, and ``exp`` would overflow from 709 on).
+
+    A composition of monotone functions, so it never decreases from one float to the next;
+    ``x + log1p(e^-x)``, the usual form for positive ``x``, adds an increasing and a
+    decreasing term and can step down by an ulp."""
+    if x > 36.0:
+        return x + math.exp(-x)
     return math.log1p(math.exp(x))
 
 
