@@ -32,6 +32,10 @@ def _data(family: str, seed: int = 3):
     return X, y, np.linspace(0.5, 1.5, N), 0.1 * rng.standard_normal(N)
 
 
+def _outcome(fit):
+    return fit.epochs_run, fit.status, fit.converged, fit.message, fit.best_epoch
+
+
 def _assert_same(a, b):
     assert np.array_equal(a.params, b.params)
     assert a.history.keys() == b.history.keys()
@@ -39,13 +43,7 @@ def _assert_same(a, b):
         assert np.array_equal(
             np.array(a.history[key]), np.array(b.history[key]), equal_nan=True
         ), key
-    assert (a.epochs_run, a.status, a.converged, a.message, a.best_epoch) == (
-        b.epochs_run,
-        b.status,
-        b.converged,
-        b.message,
-        b.best_epoch,
-    )
+    assert _outcome(a) == _outcome(b)
     assert a.grad_norm == b.grad_norm and a.loss_value == b.loss_value
 
 
@@ -212,13 +210,7 @@ def test_compiled_newton_agrees_with_the_lapack_newton(family, extra):
     # paths agree to rounding and end at the same epoch
     cfg = {"hidden": [], "optimizer": "newton", "epochs": 50, **extra}
     a, b = _both(family, cfg, track=True, offset=True)
-    assert (a.epochs_run, a.status, a.converged, a.message, a.best_epoch) == (
-        b.epochs_run,
-        b.status,
-        b.converged,
-        b.message,
-        b.best_epoch,
-    )
+    assert _outcome(a) == _outcome(b)
     np.testing.assert_allclose(a.params, b.params, rtol=1e-12, atol=1e-14)
     for key in a.history:
         np.testing.assert_allclose(a.history[key], b.history[key], rtol=1e-9, atol=1e-12)

@@ -40,6 +40,7 @@ from simbench.kernels.irls import (
     irls_rows,
     irls_start_eta,
 )
+from simbench.kernels.linalg import newton_direction
 from simbench.kernels.links import link_g, link_h
 
 _LOG = codes.LINK_LOG
@@ -472,41 +473,12 @@ def _small_pass(X, icpt, beta, mode, fcode, a, lcode, lam, y, weights, offset, l
 
 @kernel
 def _small_solve(A, g, L, scale, delta):
-    """Solve ``A delta = g`` by a Cholesky factorisation of ``D A D`` (``D = diag(A)^-½``,
-    lower triangle of ``A``).  Returns ``(ok, g' delta)``; not ok when ``A`` is not
-    positive definite or a scaled pivot is below the collinearity tolerance."""
-    q = A.shape[0]
-    for j in range(q):
-        if not (A[j, j] > 0.0 and A[j, j] < math.inf):
-            return False, math.nan
-        scale[j] = 1.0 / math.sqrt(A[j, j])
-    for j in range(q):
-        for k in range(j + 1):
-            acc = A[j, k] * scale[j] * scale[k]
-            for m in range(k):
-                acc -= L[j, m] * L[k, m]
-            if j == k:
-                if not acc > _RANK_TOL:
-                    return False, math.nan
-                L[j, j] = math.sqrt(acc)
-            else:
-                L[j, k] = acc / L[k, k]
-    # L L' u = D g, delta = D u
-    for j in range(q):
-        acc = g[j] * scale[j]
-        for m in range(j):
-            acc -= L[j, m] * delta[m]
-        delta[j] = acc / L[j, j]
-    for j in range(q - 1, -1, -1):
-        acc = delta[j]
-        for m in range(j + 1, q):
-            acc -= L[m, j] * delta[m]
-        delta[j] = acc / L[j, j]
-    dec = 0.0
-    for j in range(q):
-        delta[j] *= scale[j]
-        dec += g[j] * delta[j]
-    return True, dec
+    """Solve ``A delta = g`` by the scaled Cholesky factorisation of
+    :func:`simbench.kernels.linalg.newton_direction` (lower triangle of ``A``).  Returns
+    ``(ok, g' delta)``; not ok when ``A`` is not positive definite or a scaled pivot is below
+    the collinearity tolerance."""
+    column, dec = newton_direction(A, g, L, scale, delta, _RANK_TOL)
+    return column < 0, dec
 
 
 @kernel
