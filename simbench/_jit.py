@@ -40,6 +40,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -84,6 +85,22 @@ def kernel_nocache(fn=None, *, parallel: bool = False):
     go stale silently.  Every use says why.
     """
     return kernel(fn, cache=False, parallel=parallel)
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` itself if it is read-only, else a read-only view of it.
+
+    Numba compiles one version of a kernel per kind of array it is given, and a writeable
+    array is another kind than a read-only one.  Data sets hand out read-only arrays, users'
+    arrays are writeable: the entry points pass every input array through this, so the
+    kernels see one kind and a compilation (or a cache entry) made by a sweep also serves
+    the Python API.
+    """
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def cache_dirs() -> list[Path]:

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from simbench._jit import readonly
 from simbench.kernels import metrics as _k
 
 #: Scalar metric columns of a result row, in table order.
@@ -147,11 +148,7 @@ def _ro(a) -> np.ndarray:
         and a.flags.c_contiguous
     ):
         return a  # a dataset's arrays
-    a = _f64(a)
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
+    return readonly(_f64(a))
 
 
 def _coef_errors(beta_hat, beta_true, beta_mle=None, info_mle=None, info_truth=None):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from reference.training import dropout_mask, train_reference
 
+from simbench import families
 from simbench.fit import optimizers as opt
 from simbench.fit.network import train
 from simbench.kernels import training as kt
@@ -258,3 +259,33 @@ def test_newton_reports_a_step_that_cannot_decrease():
     b = train_reference(X, y, cfg, family="bernoulli", seed=0)
     assert a.message == b.message
     assert a.epochs_run == b.epochs_run
+
+
+def test_entry_points_hand_kernels_read_only_arrays(monkeypatch):
+    # one kind of array whoever calls: a sweep's data sets (read-only) and a user's arrays
+    # (writeable) then share every compiled kernel and cache entry
+    from simbench.fit import glm as fit_glm_module
+    from simbench.fit.glm import fit_glm
+    from simbench.fit.objective import Objective
+
+    X, y, w, off = _data("poisson")
+    assert X.flags.writeable and y.flags.writeable
+    seen = {}
+    real = fit_glm_module.fisher_scoring
+
+    def spy(k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, *rest):
+        seen.update(X=X, y=y, w=w, off=off)
+        return real(k, X, icpt, fcode, fpar, lcode, lpar, y, w, off, *rest)
+
+    monkeypatch.setattr(fit_glm_module, "fisher_scoring", spy)
+    fit_glm(X, y, family="poisson")
+    fit = fit_glm(X, y, family="poisson", weights=w, offset=off)
+    assert fit.status == "ok"
+    assert not any(a.flags.writeable for a in seen.values())
+    assert X.flags.writeable and y.flags.writeable  # the caller's arrays are left alone
+    from simbench.fit.config import NetworkConfig
+
+    output, loss = NetworkConfig().resolve(families.get("poisson"), None)
+    obj = Objective((P, 1), (), output, loss, X, y, w, None)
+    assert not any(a.flags.writeable for a in (obj.X, obj.y, obj.weights, obj.offset, obj.logy))
+    assert not any(a.flags.writeable for a in (obj.net.X, obj.empty_net().X))

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simbench import families as _families
+from simbench._jit import readonly
 from simbench.errors import ValidationError
 from simbench.fit.scoring import (
     CONVERGED,
@@ -553,6 +554,8 @@ def fit_glm(
         raise ValidationError("no coefficients to fit: X has no columns and fit_intercept=False")
     names = (("intercept",) if icpt else ()) + feature_names
 
+    # read-only views: the kernels then compile once for users' arrays and data sets alike
+    Xa, ya, wa, oa = readonly(Xa), readonly(ya), readonly(wa), readonly(oa)
     k = _irls()
     fcode, fpar = int(fam.code), float(fam.param)
     lcode, lpar = int(lnk.code), float(lnk.param)

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from simbench._jit import readonly
 from simbench.kernels import codes
 from simbench.kernels import minibatch as mb
 from simbench.kernels import network as k
@@ -84,10 +85,8 @@ class Objective:
         The loss of (y, eta) through ``output``.
     X, y, weights, offset : ndarray
         Training data; ``weights`` and ``offset`` may be None.  Arrays are used as given
-        (the caller validates and makes them contiguous float64), through read-only views:
-        Numba compiles one version of a kernel per kind of array it is given, writeable or
-        not, so the kernels see one kind whether the data came from a user's arrays or a
-        simulated (read-only) data set, and one compilation serves both.
+        (the caller validates and makes them contiguous float64), through read-only views
+        (:func:`simbench._jit.readonly`: one compilation serves users' arrays and data sets).
     l2 : float
         Weight decay on the weights (not the biases).
 
@@ -108,12 +107,12 @@ class Objective:
         self.loss = loss
         self.hcode, self.lam = int(output.code), float(output.param)
         self.lcode, self.a = int(loss.code), float(loss.param)
-        self.X, self.y = _frozen(X), _frozen(y)
-        self.weights = _frozen(EMPTY if weights is None else weights)
-        self.offset = _frozen(EMPTY if offset is None else offset)
+        self.X, self.y = readonly(X), readonly(y)
+        self.weights = readonly(EMPTY if weights is None else weights)
+        self.offset = readonly(EMPTY if offset is None else offset)
         # log y once per data set: the Poisson-log value without a logarithm per row
         logy = k.poisson_log_y(self.lcode, self.hcode, y) if len(sizes) == 2 else EMPTY
-        self.logy = _frozen(logy)
+        self.logy = readonly(logy)
         self.n = X.shape[0]
         total_w = float(self.weights.sum()) if weights is not None else float(self.n)
         self.wscale = 1.0 / total_w if total_w > 0 else math.inf
@@ -145,8 +144,8 @@ class Objective:
     def empty_net(self) -> Net:
         """This network on no rows, with arrays of the same kinds as :attr:`net`'s (the
         compiled loop's stand-in for an absent validation set)."""
-        X = _frozen(np.empty((0, self.X.shape[1])))
-        e = _frozen(np.empty(0))
+        X = readonly(np.empty((0, self.X.shape[1])))
+        e = readonly(np.empty(0))
         return self._net(X, e, e, e, e, 0.0)
 
     def region_threads(self, kind: str = "loss") -> int:
@@ -274,15 +273,6 @@ class Objective:
             False,
         )
         return t, ok
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    """A read-only view of ``a`` (see :class:`Objective`)."""
-    if not a.flags.writeable:
-        return a
-    view = a.view()
-    view.flags.writeable = False
-    return view
 
 
 def predict_eta(sizes, acts, theta, X, offset) -> np.ndarray:
