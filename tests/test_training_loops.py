@@ -41,9 +41,9 @@ def _assert_same(a, b):
     assert np.array_equal(a.params, b.params)
     assert a.history.keys() == b.history.keys()
     for key in a.history:
-        assert np.array_equal(
-            np.array(a.history[key]), np.array(b.history[key]), equal_nan=True
-        ), key
+        assert np.array_equal(np.array(a.history[key]), np.array(b.history[key]), equal_nan=True), (
+            key
+        )
     assert _outcome(a) == _outcome(b)
     assert a.grad_norm == b.grad_norm and a.loss_value == b.loss_value
 

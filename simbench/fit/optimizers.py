@@ -157,9 +157,7 @@ class Monitor:
         if self.layout is None:
             return math.nan
         sizes, offs = self.layout
-        return float(
-            kt.coef_distance(theta, sizes, offs, self.track_beta, self.track_information)
-        )
+        return float(kt.coef_distance(theta, sizes, offs, self.track_beta, self.track_information))
 
     def finish(self, theta: np.ndarray, reason: str | None, note: str = "") -> Outcome:
         """The outcome for a loop that stopped for ``reason`` (None: the epochs ran out)."""
@@ -280,7 +278,6 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     the one an epoch-by-epoch loop would use.  Leftover draws of a block that stopped early
     are never needed: the run is over.
     """
-    q = obj.n_params
     n = obj.n
     full = cfg.batch_size is None or cfg.batch_size >= n
     rate = cfg.dropout

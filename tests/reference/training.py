@@ -15,9 +15,8 @@ scipy): the compiled one solves them by its own, so the two agree to rounding.
 
 from __future__ import annotations
 
-from unittest import mock
-
 import math
+from unittest import mock
 
 import numpy as np
 
@@ -136,7 +135,8 @@ def newton(obj, theta, cfg, monitor):
 def train_reference(*args, **kwargs):
     """:func:`simbench.train` with the reference loops of the first-order methods and
     Newton's method."""
-    with mock.patch.object(opt, "_first_order", first_order), mock.patch.object(
-        opt, "_newton", newton
+    with (
+        mock.patch.object(opt, "_first_order", first_order),
+        mock.patch.object(opt, "_newton", newton),
     ):
         return fit_network.train(*args, **kwargs)
