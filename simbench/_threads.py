@@ -31,8 +31,9 @@ Policy
    at all if that is below 2 (:func:`region_threads`).  Numba's thread count
    (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``; one per job in a sweep) is the ceiling;
    at least two chunks per thread keep a region's cost small against its work; the free
-   CPUs are those not taken by threads running elsewhere on the machine at the time
-   (:func:`free_cpus`), so the workers never wait for a time slice.
+   CPUs are those not taken by work elsewhere on the machine, neither at the time nor on
+   average over the last second or so (:func:`free_cpus`), so that the workers do not wait
+   for time slices.
 
 Results do not depend on any of this: the chunks are fixed and reduced in order, whatever
 runs them.
@@ -40,6 +41,7 @@ runs them.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -57,11 +59,25 @@ SAMPLE_SECONDS = 0.1
 # takes more or less time with the cost of a spin on other CPUs.
 SPIN_SECONDS = 0.05
 
+# The average load of the last moments is measured over the time since a reading of the
+# machine's and this process's CPU time taken LOAD_WINDOW to 2 * LOAD_WINDOW ago (at least
+# MIN_WINDOW; readings older than STALE_SECONDS say nothing about now).  The machine's CPU
+# time is counted in clock ticks (10 ms), so other work may use up to BUSY_TOLERANCE of a
+# CPU on average and the CPU still count as free.
+LOAD_WINDOW = 0.5
+MIN_WINDOW = 0.2
+STALE_SECONDS = 5.0
+BUSY_TOLERANCE = 0.1
+
 _LOADAVG = "/proc/loadavg"
+_STAT = "/proc/stat"
 _TASKS = "/proc/self/task"
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 _lock = threading.Lock()
 _sample: tuple[float, int] = (-float("inf"), 0)  # (time, free CPUs)
+_readings: list[tuple[float, float, float]] = []  # (time, machine busy, own CPU seconds)
 _last_parallel = -float("inf")  # when a parallel region was last chosen or ended
 _last_threads = 1  # threads of that region
 
@@ -84,6 +100,22 @@ def _running_total() -> int | None:
         return None
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since it started (the first line of
+    ``/proc/stat``: every state but idle and waiting for I/O); None where unavailable."""
+    try:
+        with open(_STAT, "rb") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS_PER_SECOND
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _own_seconds() -> float:
+    """CPU seconds this process has used, all its threads included."""
+    return time.process_time()
+
+
 def _running_here() -> int:
     """Threads of this process running or waiting for a CPU, the calling one excluded."""
     running = 0
@@ -103,16 +135,38 @@ def _running_here() -> int:
     return max(0, running - 1)
 
 
-def free_cpus(now: float | None = None) -> int:
-    """CPUs not taken by threads running elsewhere (other processes, or other threads of
-    this one), sampled at most every ``SAMPLE_SECONDS``.
+def _used_elsewhere(now: float) -> float | None:
+    """CPUs used on average by work outside this process over the last moments (see
+    ``LOAD_WINDOW``), or None if there is no reading old enough (a process's first sample)."""
+    busy = _busy_seconds()
+    if busy is None:
+        return None
+    reading = (now, busy, _own_seconds())
+    if not _readings or now - _readings[-1][0] > STALE_SECONDS:
+        _readings[:] = [reading]
+        return None
+    if now - _readings[-1][0] >= LOAD_WINDOW:
+        _readings[:] = [_readings[-1], reading]
+    then, busy0, own0 = _readings[0]
+    if now - then < MIN_WINDOW:
+        return None
+    return max(0.0, (busy - busy0) - (reading[2] - own0)) / (now - then)
 
-    ``CPUs - (running on the machine - 1 - own spinning workers)``: the running count
-    includes the caller, and, shortly after a parallel region, this process's OpenMP workers
-    still spinning (``SPIN_SECONDS``), which are the threads the next region will use, so
-    they are not counted against it (at most ``threads - 1`` of this process's running
-    threads are taken for them).  Where the machine's count is unavailable (not Linux), every
-    CPU counts as free.
+
+def free_cpus(now: float | None = None) -> int:
+    """CPUs not taken by work running elsewhere (other processes, or other threads of this
+    one), sampled at most every ``SAMPLE_SECONDS``.
+
+    Two measures, the smaller one taken.  Now: ``CPUs - (running on the machine - 1 - own
+    spinning workers)``; the running count includes the caller, and, shortly after a
+    parallel region, this process's OpenMP workers still spinning (``SPIN_SECONDS``), which
+    are the threads the next region will use, so they are not counted against it (at most
+    ``threads - 1`` of this process's running threads are taken for them).  Lately: ``CPUs -
+    CPUs used elsewhere on average`` over the last moments (:func:`_used_elsewhere`), whole
+    CPUs only (a CPU is free if at most ``BUSY_TOLERANCE`` of it was used): work that runs in
+    bursts, between which the machine looks idle for an instant, leaves no CPU free, since a
+    region whose worker meets such a burst waits for a time slice.  Where the machine's
+    counts are unavailable (not Linux), every CPU counts as free.
     """
     global _sample
     now = time.monotonic() if now is None else now
@@ -120,14 +174,17 @@ def free_cpus(now: float | None = None) -> int:
     if now - taken < SAMPLE_SECONDS:
         return value
     cpus = cpu_count()
+    value = cpus
     total = _running_total()
-    if total is None:
-        value = cpus
-    else:
+    if total is not None:
         elsewhere = total - 1
         if elsewhere > 0 and now - _last_parallel < SPIN_SECONDS:
             elsewhere -= min(_running_here(), _last_threads - 1)
-        value = max(1, cpus - max(0, elsewhere))
+        value = cpus - max(0, elsewhere)
+    lately = _used_elsewhere(now)
+    if lately is not None:
+        value = min(value, math.floor(cpus - lately + BUSY_TOLERANCE))
+    value = max(1, value)
     _sample = (now, value)
     return value
 
@@ -270,8 +327,9 @@ def blas_threads() -> list[int]:
 
 
 def reset() -> None:
-    """Forget the load sample and the last parallel region (tests)."""
+    """Forget the load samples and the last parallel region (tests)."""
     global _sample, _last_parallel, _last_threads
     _sample = (-float("inf"), 0)
+    _readings.clear()
     _last_parallel = -float("inf")
     _last_threads = 1

@@ -127,12 +127,14 @@ def _poisson(n, p, seed):
 
 def _machine(monkeypatch, cpus, running_total, running_here=0):
     """Make the policy see ``cpus`` CPUs and ``running_total`` running threads on the machine
-    (the caller included), ``running_here`` of them other threads of this process."""
+    (the caller included), ``running_here`` of them other threads of this process, and no
+    record of the machine's CPU time (so no average load)."""
     from simbench import _threads
 
     monkeypatch.setattr(_threads, "cpu_count", lambda: cpus)
     monkeypatch.setattr(_threads, "_running_total", lambda: running_total)
     monkeypatch.setattr(_threads, "_running_here", lambda: running_here)
+    monkeypatch.setattr(_threads, "_busy_seconds", lambda: None)
     _threads.reset()
 
 
@@ -197,6 +199,32 @@ def test_own_spinning_workers_are_not_counted_as_load(monkeypatch):
     _machine(monkeypatch, cpus=2, running_total=3, running_here=1)
     _threads.parallel_used(2)
     assert _threads.free_cpus() == 1
+
+
+def test_work_in_bursts_leaves_no_cpu_free(monkeypatch):
+    """At every instant sampled nothing else runs, but other work used half a CPU on
+    average: the second CPU is not free."""
+    from simbench import _threads
+
+    _machine(monkeypatch, cpus=2, running_total=1)
+    cpu = {"machine": 100.0, "own": 10.0}  # CPU seconds used so far
+    monkeypatch.setattr(_threads, "_busy_seconds", lambda: cpu["machine"])
+    monkeypatch.setattr(_threads, "_own_seconds", lambda: cpu["own"])
+
+    def after(seconds, own, elsewhere):
+        cpu["own"] += own
+        cpu["machine"] += own + elsewhere
+        after.t += seconds
+        return _threads.free_cpus(now=after.t)
+
+    after.t = 1000.0
+    assert after(0.0, 0.0, 0.0) == 2  # a process's first sample: no average yet
+    assert after(0.1, 0.1, 0.0) == 2  # too short a window to judge: the instant decides
+    assert after(0.2, 0.2, 0.15) == 1  # 0.15 of 0.3 s elsewhere: half a CPU busy
+    assert after(0.3, 0.3, 0.0) == 1  # over 0.6 s, still a quarter of a CPU busy
+    assert after(0.6, 0.6, 0.02) == 2  # the last 0.6 s: 0.03 CPU busy, within the tolerance
+    assert after(0.6, 0.0, 0.6) == 1  # idle here, one CPU busy elsewhere
+    assert after(30.0, 0.1, 0.0) == 2  # readings that old say nothing: the instant decides
 
 
 def test_the_load_is_sampled_at_most_every_sample_period(monkeypatch):
