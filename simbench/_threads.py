@@ -33,7 +33,8 @@ Policy
    at least two chunks per thread keep a region's cost small against its work; the free
    CPUs are those not taken by work elsewhere on the machine, neither at the time nor on
    average over the last second or so (:func:`free_cpus`), so that the workers do not wait
-   for time slices.
+   for time slices.  A fit that starts with its workers asleep (:func:`warm`) also needs
+   enough work per thread and region to repay waking them (``COLD_ELEMENTS``).
 
 Results do not depend on any of this: the chunks are fixed and reduced in order, whatever
 runs them.
@@ -46,7 +47,7 @@ import os
 import threading
 import time
 
-__all__ = ["cpu_count", "fit_threads", "free_cpus", "region_threads"]
+__all__ = ["cpu_count", "fit_threads", "free_cpus", "region_threads", "warm"]
 
 # At least this many fixed chunks (of 2048 rows) per thread: a region's start and end then
 # cost a few per cent of its work when the workers are awake.
@@ -54,6 +55,17 @@ MIN_CHUNKS_PER_THREAD = 2
 # How long a load sample is reused: the load of a shared machine changes over seconds, and a
 # sample costs 20-200 µs, against fits of milliseconds.
 SAMPLE_SECONDS = 0.1
+# A region whose workers are asleep must first wake them: about 70 µs on an idle machine,
+# and here (a virtual machine whose idle CPUs are halted) 1.5 ms after 50 ms of sleep and
+# 7 ms plus 4 ms for the next region after 0.1 s or more, where an awake worker costs 2 µs.
+# So a fit starting cold runs its regions on threads only if each thread gets at least
+# COLD_ELEMENTS elements of X (rows x (columns + 1)) per region, enough for the repeated
+# regions of a fit to repay the wake; a region that runs once (a prediction) needs
+# COLD_ELEMENTS_ONCE.  Warm means a parallel region or a fit ended less than WARM_SECONDS
+# ago: workers still spinning, or fits in quick succession that share one wake.
+COLD_ELEMENTS = 100_000
+COLD_ELEMENTS_ONCE = 1_000_000
+WARM_SECONDS = 0.02
 # How long after a parallel region this process's own OpenMP workers may still be spinning
 # (and so be counted as running): libgomp's default of 300,000 spins took 15 ms here, and
 # takes more or less time with the cost of a spin on other CPUs.
@@ -61,12 +73,11 @@ SPIN_SECONDS = 0.05
 
 # The average load of the last moments is measured over the time since a reading of the
 # machine's and this process's CPU time taken LOAD_WINDOW to 2 * LOAD_WINDOW ago (at least
-# MIN_WINDOW; readings older than STALE_SECONDS say nothing about now).  The machine's CPU
-# time is counted in clock ticks (10 ms), so other work may use up to BUSY_TOLERANCE of a
-# CPU on average and the CPU still count as free.
+# MIN_WINDOW; a process that sampled nothing for longer has no average, and the instant
+# decides).  The machine's CPU time is counted in clock ticks (10 ms), so other work may
+# use up to BUSY_TOLERANCE of a CPU on average and the CPU still count as free.
 LOAD_WINDOW = 0.5
 MIN_WINDOW = 0.2
-STALE_SECONDS = 5.0
 BUSY_TOLERANCE = 0.1
 
 _LOADAVG = "/proc/loadavg"
@@ -80,6 +91,7 @@ _sample: tuple[float, int] = (-float("inf"), 0)  # (time, free CPUs)
 _readings: list[tuple[float, float, float]] = []  # (time, machine busy, own CPU seconds)
 _last_parallel = -float("inf")  # when a parallel region was last chosen or ended
 _last_threads = 1  # threads of that region
+_last_fit = -float("inf")  # when a fit (fit_threads) last ended
 
 
 def cpu_count() -> int:
@@ -142,7 +154,7 @@ def _used_elsewhere(now: float) -> float | None:
     if busy is None:
         return None
     reading = (now, busy, _own_seconds())
-    if not _readings or now - _readings[-1][0] > STALE_SECONDS:
+    if not _readings or now - _readings[-1][0] > 2 * LOAD_WINDOW:
         _readings[:] = [reading]
         return None
     if now - _readings[-1][0] >= LOAD_WINDOW:
@@ -161,12 +173,13 @@ def free_cpus(now: float | None = None) -> int:
     spinning workers)``; the running count includes the caller, and, shortly after a
     parallel region, this process's OpenMP workers still spinning (``SPIN_SECONDS``), which
     are the threads the next region will use, so they are not counted against it (at most
-    ``threads - 1`` of this process's running threads are taken for them).  Lately: ``CPUs -
-    CPUs used elsewhere on average`` over the last moments (:func:`_used_elsewhere`), whole
-    CPUs only (a CPU is free if at most ``BUSY_TOLERANCE`` of it was used): work that runs in
-    bursts, between which the machine looks idle for an instant, leaves no CPU free, since a
-    region whose worker meets such a burst waits for a time slice.  Where the machine's
-    counts are unavailable (not Linux), every CPU counts as free.
+    ``threads - 1`` of this process's running threads are taken for them).  Lately:
+    ``CPUs - CPUs used by other processes on average`` over the last moments
+    (:func:`_used_elsewhere`), whole CPUs only (a CPU is free if at most ``BUSY_TOLERANCE``
+    of it was used): work that runs in bursts, between which the machine looks idle for an
+    instant, leaves no CPU free, since a region whose worker meets such a burst waits for a
+    time slice.  Where the machine's counts are unavailable (not Linux), every CPU counts as
+    free.
     """
     global _sample
     now = time.monotonic() if now is None else now
@@ -189,10 +202,21 @@ def free_cpus(now: float | None = None) -> int:
     return value
 
 
-def region_threads(n_chunks: int, threads: int) -> int:
-    """Threads for a parallel region over ``n_chunks`` fixed chunks, at most ``threads``
-    (Numba's current count); 1 means run the chunks serially.  See the policy above."""
+def warm(now: float | None = None) -> bool:
+    """Whether this process's OpenMP workers are awake, or about to be reused by fits in
+    quick succession (a parallel region or a fit ended less than ``WARM_SECONDS`` ago)."""
+    now = time.monotonic() if now is None else now
+    return now - max(_last_parallel, _last_fit) < WARM_SECONDS
+
+
+def region_threads(n_chunks: int, threads: int, elements: int, repeated: bool = True) -> int:
+    """Threads for a parallel region over ``n_chunks`` fixed chunks holding ``elements``
+    elements of X (rows x (columns + 1)), at most ``threads`` (Numba's current count); 1
+    means run the chunks serially.  ``repeated``: the caller runs such regions many times
+    (a fit's evaluations), not once (a prediction).  See the policy above."""
     t = min(threads, n_chunks // MIN_CHUNKS_PER_THREAD)
+    if t >= 2 and not warm():
+        t = min(t, elements // (COLD_ELEMENTS if repeated else COLD_ELEMENTS_ONCE))
     if t < 2:
         return 1
     t = min(t, free_cpus())
@@ -300,9 +324,10 @@ class _FitScope:
         return self
 
     def __exit__(self, *exc) -> None:
-        global _blas_depth
+        global _blas_depth, _last_fit
         if _last_parallel >= self._entered:
             parallel_used(_last_threads)  # its workers spin from now on, not from its start
+        _last_fit = time.monotonic()
         with _lock:
             _blas_depth -= 1
             if _blas_depth == 0:
@@ -328,8 +353,9 @@ def blas_threads() -> list[int]:
 
 def reset() -> None:
     """Forget the load samples and the last parallel region (tests)."""
-    global _sample, _last_parallel, _last_threads
+    global _sample, _last_parallel, _last_threads, _last_fit
     _sample = (-float("inf"), 0)
     _readings.clear()
     _last_parallel = -float("inf")
     _last_threads = 1
+    _last_fit = -float("inf")

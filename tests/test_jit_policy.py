@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,16 +126,19 @@ def _poisson(n, p, seed):
     return X, y, rng.uniform(0.5, 2.0, n)
 
 
-def _machine(monkeypatch, cpus, running_total, running_here=0):
+def _machine(monkeypatch, cpus, running_total, running_here=0, warm=None):
     """Make the policy see ``cpus`` CPUs and ``running_total`` running threads on the machine
     (the caller included), ``running_here`` of them other threads of this process, and no
-    record of the machine's CPU time (so no average load)."""
+    record of the machine's CPU time (so no average load); ``warm``: whether the workers
+    count as awake (None: as the policy finds)."""
     from simbench import _threads
 
     monkeypatch.setattr(_threads, "cpu_count", lambda: cpus)
     monkeypatch.setattr(_threads, "_running_total", lambda: running_total)
     monkeypatch.setattr(_threads, "_running_here", lambda: running_here)
     monkeypatch.setattr(_threads, "_busy_seconds", lambda: None)
+    if warm is not None:
+        monkeypatch.setattr(_threads, "warm", lambda now=None: warm)
     _threads.reset()
 
 
@@ -159,31 +163,59 @@ def _record_parallel(monkeypatch):
 def test_a_region_takes_no_more_threads_than_cpus_free_of_other_work(monkeypatch):
     from simbench import _threads
 
+    big = 10**8  # elements: work enough for any number of threads
     # 2 CPUs, only this thread running: both CPUs are ours
     _machine(monkeypatch, cpus=2, running_total=1)
     assert _threads.free_cpus() == 2
-    assert _threads.region_threads(n_chunks=50, threads=2) == 2
+    assert _threads.region_threads(n_chunks=50, threads=2, elements=big) == 2
     # one thread of another process running: a second thread of ours would wait for it
     _machine(monkeypatch, cpus=2, running_total=2)
     assert _threads.free_cpus() == 1
-    assert _threads.region_threads(n_chunks=50, threads=2) == 1
+    assert _threads.region_threads(n_chunks=50, threads=2, elements=big) == 1
     # more load than CPUs: still the calling thread alone, never zero
     _machine(monkeypatch, cpus=2, running_total=7)
-    assert _threads.region_threads(n_chunks=50, threads=2) == 1
+    assert _threads.region_threads(n_chunks=50, threads=2, elements=big) == 1
     # a larger machine: as many threads as free CPUs, within Numba's count
     _machine(monkeypatch, cpus=8, running_total=4)
-    assert _threads.region_threads(n_chunks=50, threads=8) == 5
-    assert _threads.region_threads(n_chunks=50, threads=3) == 3
+    assert _threads.region_threads(n_chunks=50, threads=8, elements=big) == 5
+    assert _threads.region_threads(n_chunks=50, threads=3, elements=big) == 3
 
 
 def test_a_region_needs_two_chunks_per_thread(monkeypatch):
     from simbench import _threads
 
+    big = 10**8
     _machine(monkeypatch, cpus=8, running_total=1)
-    assert _threads.region_threads(n_chunks=3, threads=8) == 1
-    assert _threads.region_threads(n_chunks=4, threads=8) == 2
-    assert _threads.region_threads(n_chunks=11, threads=8) == 5
-    assert _threads.region_threads(n_chunks=100, threads=1) == 1
+    assert _threads.region_threads(n_chunks=3, threads=8, elements=big) == 1
+    assert _threads.region_threads(n_chunks=4, threads=8, elements=big) == 2
+    assert _threads.region_threads(n_chunks=11, threads=8, elements=big) == 5
+    assert _threads.region_threads(n_chunks=100, threads=1, elements=big) == 1
+
+
+def test_a_cold_start_needs_enough_work_per_thread(monkeypatch):
+    """Workers asleep cost a wake (milliseconds on a virtual machine): a fit starting cold
+    runs threads only with enough work per thread; awake workers need two chunks only."""
+    from simbench import _threads
+
+    _machine(monkeypatch, cpus=2, running_total=1)
+    cold = _threads.COLD_ELEMENTS
+    assert not _threads.warm()
+    assert _threads.region_threads(5, 2, elements=2 * cold - 1) == 1  # n = 1e4, p = 5
+    assert _threads.region_threads(5, 2, elements=2 * cold) == 2  # ... and now warm:
+    assert _threads.warm()
+    assert _threads.region_threads(5, 2, elements=1000) == 2
+    # a region that runs once (a prediction) needs more to repay the wake
+    _threads.reset()
+    assert _threads.region_threads(50, 2, elements=2 * cold, repeated=False) == 1
+    assert _threads.region_threads(50, 2, elements=2 * _threads.COLD_ELEMENTS_ONCE) == 2
+    # fits in quick succession share one wake: a fit that just ended makes the next warm
+    _threads.reset()
+    with _threads.fit_threads():
+        pass
+    assert _threads.warm()
+    assert _threads.region_threads(5, 2, elements=1000) == 2
+    t = time.monotonic()
+    assert not _threads.warm(now=t + 2 * _threads.WARM_SECONDS)
 
 
 def test_own_spinning_workers_are_not_counted_as_load(monkeypatch):
@@ -340,7 +372,7 @@ def test_parallel_regions_of_a_fit_find_blas_on_one_thread(monkeypatch):
 
     numba = _two_threads()
     X, y, w = _poisson(20000, 5, 1)
-    _machine(monkeypatch, cpus=2, running_total=1)
+    _machine(monkeypatch, cpus=2, running_total=1, warm=True)
     seen = _record_parallel(monkeypatch)
     numba.set_num_threads(2)
     try:
@@ -372,7 +404,7 @@ def test_the_chunk_wrappers_run_serially_on_a_busy_machine(monkeypatch):
     try:
         k.glm_loss_grad(theta, X, y, w, E, *args, np.empty(6))  # compiled, first call done
         for total, expect_parallel in ((3, False), (1, True)):
-            _machine(monkeypatch, cpus=2, running_total=total)
+            _machine(monkeypatch, cpus=2, running_total=total, warm=True)
             seen = _record_parallel(monkeypatch)
             k.glm_loss_grad(theta, X, y, w, E, *args, np.empty(6))
             assert bool(seen) == expect_parallel
@@ -391,7 +423,7 @@ def test_chunk_kernels_give_identical_results_on_one_and_two_threads(monkeypatch
     theta = np.random.default_rng(4).normal(0.0, 0.1, 8)
     E = np.empty(0)
     args = (codes.FAMILY_POISSON, 0.0, codes.LINK_LOG, 0.0)
-    _machine(monkeypatch, cpus=2, running_total=1)
+    _machine(monkeypatch, cpus=2, running_total=1, warm=True)
     ran = []
     for name in ("_glm_chunks_parallel", "_newton_chunks_parallel", "_glm_eta_parallel"):
         real = getattr(k, name)
@@ -425,7 +457,7 @@ def _fits_on_one_and_two_threads(monkeypatch, config):
 
     numba = _two_threads()
     X, y, w = _poisson(20000, 5, 5)
-    _machine(monkeypatch, cpus=2, running_total=1)
+    _machine(monkeypatch, cpus=2, running_total=1, warm=True)
     seen = _record_parallel(monkeypatch)
     fits, regions = {}, {}
     try:
@@ -482,14 +514,14 @@ def test_a_large_first_call_on_a_busy_machine_runs_serially(monkeypatch):
     numba = _two_threads()
     X, y, w = _poisson(50, 2, 7)
     X.flags.writeable = False
-    _machine(monkeypatch, cpus=2, running_total=3)
+    _machine(monkeypatch, cpus=2, running_total=3, warm=True)
     monkeypatch.setattr(k, "_SEEN", set())  # every kind of arrays unseen in this process
     numba.set_num_threads(2)
     try:
         assert k.region_threads("loss", 1, X, y, w) == 2  # small first call: compile both
         assert k.region_threads("loss", 1, X, y, w) == 1  # small again: serial
         assert k.region_threads("newton", 40, X, y, w) == 1  # large first call: busy, serial
-        _machine(monkeypatch, cpus=2, running_total=1)
+        _machine(monkeypatch, cpus=2, running_total=1, warm=True)
         assert k.region_threads("newton", 40, X, y, w) == 2  # a CPU free: parallel
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)

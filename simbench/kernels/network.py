@@ -404,7 +404,9 @@ _SEEN: set[tuple] = set()
 
 
 def region_threads(kind: str, n_chunks: int, *arrays) -> int:
-    """Threads to run ``n_chunks`` fixed chunks on; 1 means serially.
+    """Threads to run ``n_chunks`` fixed chunks on; 1 means serially.  ``arrays``: the input
+    arrays, X first; ``kind``: ``"loss"`` and ``"newton"`` for a fit's evaluations, which
+    repeat, ``"eta"`` for a prediction, which runs once.
 
     The thread policy of :mod:`simbench._threads`: at most Numba's current thread count, at
     least two chunks per thread, and no more threads than CPUs free of other work, so that a
@@ -424,7 +426,9 @@ def region_threads(kind: str, n_chunks: int, *arrays) -> int:
         _SEEN.add(key)
         if n_chunks < 2 * _threads.MIN_CHUNKS_PER_THREAD:
             return threads  # a warm-up's few rows
-    return _threads.region_threads(n_chunks, threads)
+    X = arrays[0]
+    elements = X.shape[0] * (X.shape[1] + 1)
+    return _threads.region_threads(n_chunks, threads, elements, repeated=kind != "eta")
 
 
 def use_threads(kind: str, n_chunks: int, *arrays) -> bool:
