@@ -21,14 +21,17 @@ one untimed call of every case first.  Then the calls interleave: for every case
 repetition each worker in turn makes one timed call (the order rotated from one repetition
 to the next), with a pause of ``--gap`` seconds after each call, long enough for the
 threads a call leaves spinning (OpenMP's about 15 ms, OpenBLAS's about 100 ms) to go to
-sleep.  Load from other work on a shared machine, which comes and goes over seconds, so
-falls on every setting alike.  ``--rounds`` starts that many fresh sets of workers.  A
+sleep.  Before each call of the default there is a longer pause (``--pause``): the policy
+also looks at the CPU time other processes used over the last second, and the other
+settings' workers, which exist only for the benchmark, must not count as load.  Load from
+other work on a shared machine, which comes and goes over seconds, so falls on every
+setting alike.  ``--rounds`` starts that many fresh sets of workers.  A
 case's time under a setting is the median of all its calls; the ratio printed is
 ``default / best``, ``best`` being the fastest explicit setting of that case.  The last
 column gives the share of the default's calls in which the policy ran a parallel region
 (it does where the machine has a CPU free when the fit starts).  Target: every ratio
-<= 1.3.  The full grid takes 10-30 minutes, most of it in the fixed settings that
-oversubscribe a busy machine.
+<= 1.3.  The full grid takes 20-40 minutes, most of it in the pauses and in the fixed
+settings that oversubscribe a busy machine.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ def read_line(proc: subprocess.Popen) -> str:
     return line.strip()
 
 
-def run_round(table, cases, reps: int, epochs, gap: float, times, shares) -> None:
+def run_round(table, cases, reps: int, epochs, gap: float, pause: float, times, shares) -> None:
     names = list(table)
     procs = {name: start_worker(table[name], cases, epochs) for name in names}
     try:
@@ -177,6 +180,8 @@ def run_round(table, cases, reps: int, epochs, gap: float, times, shares) -> Non
             for i in range(len(cases)):
                 k = (rep + i) % len(names)
                 for name in names[k:] + names[:k]:
+                    if name == "default":
+                        time.sleep(max(0.0, pause - gap))
                     procs[name].stdin.write(f"{i}\n")
                     procs[name].stdin.flush()
                     t, parallel = read_line(procs[name]).split()
@@ -199,6 +204,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="fresh sets of worker processes")
     ap.add_argument("--reps", type=int, default=8, help="timed calls per case, setting and round")
     ap.add_argument("--gap", type=float, default=0.12, help="seconds of pause after each call")
+    ap.add_argument("--pause", type=float, default=1.1, help="seconds before a default call")
     ap.add_argument("--epochs", type=int, default=100, help="epochs of full-batch gd, adam, ...")
     ap.add_argument("--mb-epochs", type=int, default=20, help="epochs of the mini-batch methods")
     ap.add_argument("--settings", nargs="+", help="a subset of the settings, by name")
@@ -221,7 +227,7 @@ def main(argv: list[str]) -> int:
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
         epochs = (args.epochs, args.mb_epochs)
-        run_round(table, cases, args.reps, epochs, args.gap, times, shares)
+        run_round(table, cases, args.reps, epochs, args.gap, args.pause, times, shares)
 
     explicit = [name for name in names if name != "default"]
     calls = args.rounds * args.reps

@@ -494,9 +494,9 @@ def test_train_runs_inside_a_fit_scope(monkeypatch):
     depths = []
     real = k.region_threads
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         depths.append(_threads._blas_depth)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(k, "region_threads", spy)
     X, y, _ = _poisson(10000, 3, 6)
@@ -523,5 +523,22 @@ def test_a_large_first_call_on_a_busy_machine_runs_serially(monkeypatch):
         assert k.region_threads("newton", 40, X, y, w) == 1  # large first call: busy, serial
         _machine(monkeypatch, cpus=2, running_total=1, warm=True)
         assert k.region_threads("newton", 40, X, y, w) == 2  # a CPU free: parallel
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_a_one_off_evaluation_needs_more_work_to_wake_the_workers(monkeypatch):
+    from simbench.kernels import network as k
+
+    numba = _two_threads()
+    X, y, w = _poisson(40000, 5, 8)  # 1.2e5 elements of X per thread on two threads
+    monkeypatch.setattr(k, "_SEEN", {("loss", True, True, True)})  # no first-call exception
+    numba.set_num_threads(2)
+    try:
+        _machine(monkeypatch, cpus=2, running_total=1)  # free, workers asleep
+        assert k.region_threads("loss", 20, X, y, w, repeated=False) == 1
+        assert k.region_threads("eta", 20, X, y, w) == 1  # a prediction: once by default
+        _machine(monkeypatch, cpus=2, running_total=1)
+        assert k.region_threads("loss", 20, X, y, w) == 2  # a fit's evaluations repeat
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)

@@ -403,14 +403,17 @@ def _reduce_chunks(parts, totals, grad_out):
 _SEEN: set[tuple] = set()
 
 
-def region_threads(kind: str, n_chunks: int, *arrays) -> int:
+def region_threads(kind: str, n_chunks: int, *arrays, repeated: bool | None = None) -> int:
     """Threads to run ``n_chunks`` fixed chunks on; 1 means serially.  ``arrays``: the input
-    arrays, X first; ``kind``: ``"loss"`` and ``"newton"`` for a fit's evaluations, which
-    repeat, ``"eta"`` for a prediction, which runs once.
+    arrays, X first; ``kind``: ``"loss"``, ``"newton"`` or ``"eta"``; ``repeated``: whether
+    the caller runs such regions many times in a row (a fit's evaluations: the default for
+    ``"loss"`` and ``"newton"``) or once (a prediction, a fit's final evaluation: the
+    default for ``"eta"``), which needs more work to repay waking sleeping workers.
 
     The thread policy of :mod:`simbench._threads`: at most Numba's current thread count, at
-    least two chunks per thread, and no more threads than CPUs free of other work, so that a
-    region never waits for a time slice.  Serial and parallel runs give bit-identical
+    least two chunks per thread (and, while the workers are asleep, enough of X per thread to
+    repay waking them), and no more threads than CPUs free of other work, so that a region
+    never waits for a time slice.  Serial and parallel runs give bit-identical
     results, so the choice changes only the speed, which allows one exception: the first
     call for a kind of input arrays (their writeable flags, which Numba types) takes the
     parallel variant if it is too small for threads anyway, so that a warm-up on a few rows
@@ -428,7 +431,9 @@ def region_threads(kind: str, n_chunks: int, *arrays) -> int:
             return threads  # a warm-up's few rows
     X = arrays[0]
     elements = X.shape[0] * (X.shape[1] + 1)
-    return _threads.region_threads(n_chunks, threads, elements, repeated=kind != "eta")
+    if repeated is None:
+        repeated = kind != "eta"
+    return _threads.region_threads(n_chunks, threads, elements, repeated)
 
 
 def use_threads(kind: str, n_chunks: int, *arrays) -> bool:
@@ -455,7 +460,19 @@ def _run_chunks(threads: int, parallel, serial, *args):
 
 
 def glm_loss_grad(
-    theta, X, y, weights, offset, lcode, a, hcode, lam, grad_out, need_value=True, logy=None
+    theta,
+    X,
+    y,
+    weights,
+    offset,
+    lcode,
+    a,
+    hcode,
+    lam,
+    grad_out,
+    need_value=True,
+    logy=None,
+    repeated=True,
 ):
     """Full-data ``sum w l`` and its gradient for a network without hidden layers.
 
@@ -464,6 +481,8 @@ def glm_loss_grad(
     count.  ``grad_out`` (size p + 1) is overwritten.  With ``need_value`` False only the
     gradient is computed (the returned loss is 0.0).  ``logy`` (:func:`poisson_log_y`, for
     the Poisson-log pair only) lets the value be computed without a logarithm per row.
+    ``repeated`` False says the call is a one-off (a fit's final evaluation), not one of a
+    fit's many (:func:`region_threads`).
     """
     if logy is None:
         logy = _EMPTY
@@ -472,7 +491,7 @@ def glm_loss_grad(
     parts = np.empty((nch, p + 1))
     totals = np.empty(nch)
     _run_chunks(
-        region_threads("loss", nch, X, y, weights, offset),
+        region_threads("loss", nch, X, y, weights, offset, repeated=repeated),
         _glm_chunks_parallel,
         _glm_chunks_serial,
         theta, X, y, weights, offset, logy, lcode, a, hcode, lam, need_value, parts, totals,
