@@ -17,9 +17,12 @@ start a thread per CPU, as measured on 2 CPUs:
   in any fit reaches a threaded BLAS routine (a breakpoint on OpenBLAS's ``exec_blas``
   caught only this one, for every optimiser, with and without hidden layers, n up to 1e5,
   p up to 50): BLAS threads never help a fit, they only compete.
-* Together, an L-BFGS fit at n = 1e4, p = 5 took 68-550 ms where one thread of each took
-  2-3 ms.  With other processes busy on the machine, Numba's threads alone made Adam at
-  n = 1e5 up to 6x slower than one thread, though 2x faster on an idle machine.
+* Together, an L-BFGS fit at n = 1e4, p = 5 took 30-550 ms where one thread of each took
+  2-3 ms.  With other processes busy on the machine, Numba's threads alone made first-order
+  fits at n = 1e4-1e5 3-13x slower than one thread, though up to 2x faster when it is idle.
+* Workers asleep (no region for more than about 20 ms) must be woken: about 70 µs on an
+  idle physical machine, but 7 ms, and 4 ms more for the next region, here (a virtual
+  machine, whose idle CPUs are halted).
 
 Policy
 ------
