@@ -289,3 +289,20 @@ def test_entry_points_hand_kernels_read_only_arrays(monkeypatch):
     obj = Objective((P, 1), (), output, loss, X, y, w, None)
     assert not any(a.flags.writeable for a in (obj.X, obj.y, obj.weights, obj.offset, obj.logy))
     assert not any(a.flags.writeable for a in (obj.net.X, obj.empty_net().X))
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "irls", "adam"])
+def test_the_final_evaluation_is_a_one_off_for_the_thread_policy(monkeypatch, optimizer):
+    from simbench.kernels import network as knet
+
+    hints = []
+    real = knet.glm_loss_grad
+
+    def spy(*args, repeated=True, **kwargs):
+        hints.append(repeated)
+        return real(*args, repeated=repeated, **kwargs)
+
+    monkeypatch.setattr(knet, "glm_loss_grad", spy)
+    X, y, _, _ = _data("poisson")
+    train(X, y, {"hidden": [], "optimizer": optimizer, "epochs": 5}, family="poisson")
+    assert hints and hints[-1] is False

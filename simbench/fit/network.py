@@ -367,7 +367,7 @@ def train(
     outcome = run(obj, theta, cfg, monitor, rngs)
 
     grad = np.empty(obj.n_params)
-    final = obj.loss_grad(outcome.theta, grad)
+    final = obj.loss_grad(outcome.theta, grad, repeated=False)  # a one-off evaluation
     return NetworkFit(
         config=cfg,
         params=outcome.theta,
@@ -399,7 +399,7 @@ def _train_irls(X, y, w, off, cfg, fam, output, loss, sizes, beta_ref, info) -> 
     theta = np.ascontiguousarray(glm.coef, dtype=np.float64)
     obj = Objective(sizes, (), output, loss, X, y, w, off)
     grad = np.empty(obj.n_params)
-    final = obj.loss_grad(theta, grad)
+    final = obj.loss_grad(theta, grad, repeated=False)  # a one-off evaluation
     gnorm = float(np.linalg.norm(grad))
     history = {"loss": [float(final)], "grad_norm": [gnorm]}
     if beta_ref is not None:

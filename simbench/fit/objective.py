@@ -164,9 +164,10 @@ class Objective:
     def output_bias_index(self) -> int:
         return int(self.offs[self.n_hidden])
 
-    def loss_grad(self, theta, grad, mask=NO_MASK, keep_inv=1.0) -> float:
+    def loss_grad(self, theta, grad, mask=NO_MASK, keep_inv=1.0, repeated=True) -> float:
         """``F(theta)``; the gradient is written into ``grad``.  ``mask`` (n x sum(h) uint8)
-        applies inverted dropout with scale ``keep_inv``."""
+        applies inverted dropout with scale ``keep_inv``.  ``repeated`` False marks a one-off
+        evaluation for the thread policy (:func:`simbench.kernels.network.glm_loss_grad`)."""
         if self.n_hidden == 0:
             total = k.glm_loss_grad(
                 theta,
@@ -180,6 +181,7 @@ class Objective:
                 self.lam,
                 grad,
                 logy=self.logy,
+                repeated=repeated,
             )
         else:
             total = k.mlp_loss_grad(
