@@ -36,6 +36,10 @@ ftol                 1e-15        stop when the relative loss change of an epoch
 momentum             0.9          momentum / Nesterov coefficient
 beta1, beta2, eps    0.9, 0.999,  Adam's moment decays and denominator guard
                      1e-8
+refit_output         ``false``    after training, refit the output layer by IRLS as a GLM of
+                                  the last hidden layer's outputs with the data's family and
+                                  the output activation's link (``"glm"``), or re-solve only
+                                  the output bias (``"intercept"``); see ``train``
 ==================== ============ ===========================================================
 
 Hyper-parameters that the chosen optimiser does not use (``lr`` of lbfgs, ``beta1`` of sgd, ...)
@@ -57,10 +61,14 @@ from typing import Any
 from simbench._registry import closest, normalize_name
 from simbench.errors import UnknownNameError, ValidationError
 
-__all__ = ["INITS", "NetworkConfig"]
+__all__ = ["INITS", "REFIT_OUTPUT", "NetworkConfig"]
 
 INITS = ("glorot", "he", "uniform", "zeros")
+# values of refit_output: no refit, the whole output layer, or its bias alone
+REFIT_OUTPUT = (False, "glm", "intercept")
 _INIT_ALIASES = {"xavier": "glorot", "kaiming": "he", "zero": "zeros"}
+# keys added after the first release, with the default at which to_dict leaves them out
+_OMITTED_AT_DEFAULT = {"refit_output": False}
 # losses whose second derivative is zero almost everywhere: Newton has no curvature to use
 _NO_CURVATURE = ("hinge", "perceptron")
 
@@ -149,6 +157,15 @@ def _canonical_activations(value: Any, n_hidden: int) -> tuple[str, ...]:
     raise _fail("activation", value, "expected an activation name or a list of names")
 
 
+def _canonical_refit(value: Any) -> bool | str:
+    accepted = "accepted: false, 'glm' (the whole output layer) or 'intercept' (its bias)"
+    if value is False:
+        return False
+    if isinstance(value, str) and normalize_name(value) in REFIT_OUTPUT:
+        return normalize_name(value)
+    raise _fail("refit_output", value, accepted)
+
+
 def _canonical_hidden(value: Any) -> tuple[int, ...]:
     if isinstance(value, bool):
         raise _fail("hidden", value, "expected a list of positive layer widths, [] for none")
@@ -196,6 +213,7 @@ class NetworkConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    refit_output: bool | str = False
 
     def __post_init__(self) -> None:
         from simbench import optimizers
@@ -246,6 +264,7 @@ class NetworkConfig:
         put("beta1", _as_float("beta1", self.beta1, 0.0, 1.0, False, True))
         put("beta2", _as_float("beta2", self.beta2, 0.0, 1.0, False, True))
         put("eps", _as_float("eps", self.eps, 0.0, math.inf, True, True))
+        put("refit_output", _canonical_refit(self.refit_output))
         self._check_combination(opt)
         if not self.name:
             put("name", self._default_name())
@@ -279,6 +298,15 @@ class NetworkConfig:
                 f"{where}optimizer 'newton' needs a loss with curvature; {self.loss!r} is "
                 "piecewise linear (use lbfgs or a first-order method)"
             )
+        if self.refit_output and self.loss != "matched":
+            from simbench import losses
+
+            if losses.get(self.loss).binary_only:
+                raise ValidationError(
+                    f"{where}refit_output = {self.refit_output!r} refits the output as a GLM "
+                    f"of the data's family; the margin loss {self.loss!r} makes the output a "
+                    "score, not a mean"
+                )
         if opt.name == "irls":
             if self.output != "matched" or self.loss != "matched":
                 raise ValidationError(
@@ -337,10 +365,16 @@ class NetworkConfig:
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
-        """Canonical plain-data form (lists for tuples); ``from_dict(to_dict())`` is equal."""
+        """Canonical plain-data form (lists for tuples); ``from_dict(to_dict())`` is equal.
+
+        Keys added after the first release are left out while at their default, so that the
+        :attr:`id` of every configuration that does not use them stays what it was (stored
+        results keep their cell ids)."""
         out: dict[str, Any] = {}
         for key in self.keys():
             value = getattr(self, key)
+            if key in _OMITTED_AT_DEFAULT and value == _OMITTED_AT_DEFAULT[key]:
+                continue
             out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -401,4 +435,13 @@ class NetworkConfig:
         reason = loss.why_not(fam)
         if reason is not None:
             raise ValidationError(f"network config {self.name!r}: {reason}")
+        if self.refit_output:
+            try:
+                fam.check_link(output)
+            except ValidationError as err:
+                raise ValidationError(
+                    f"network config {self.name!r}: refit_output = {self.refit_output!r} "
+                    f"refits the output as a {fam.name} GLM with the output activation's "
+                    f"link, {output.name!r}: {err}"
+                ) from None
         return output, loss

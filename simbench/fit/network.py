@@ -280,7 +280,11 @@ def train(
     -----
     The objective is the mean loss plus ``l2 / 2 * ||W||^2``; see
     :mod:`simbench.fit.optimizers` for the stopping rules and
-    :mod:`simbench.fit.objective` for the initialisers.  During the call BLAS runs on one
+    :mod:`simbench.fit.objective` for the initialisers.  With ``refit_output`` the output
+    layer (or only its bias) is refitted after training by IRLS as a GLM of the last hidden
+    layer's outputs, with the data's family and the output activation's link, on every row
+    (``_refit_output``); the history is training's, and a refit that gives no valid estimate
+    keeps the trained layer and marks the fit not converged.  During the call BLAS runs on one
     thread and Numba's parallel evaluations on the threads the machine has free
     (:mod:`simbench._threads`); the results do not depend on either.
     """
@@ -293,6 +297,11 @@ def train(
         )
     fam = families.get(family) if isinstance(family, str) else family
     output, loss = cfg.resolve(fam, link)
+    if cfg.refit_output and fam is None:
+        raise ValidationError(
+            f"refit_output = {cfg.refit_output!r} refits the output as a GLM of the data's "
+            "family: give family"
+        )
     X = _as_matrix(X)
     n, p = X.shape
     if n < 1:
@@ -301,6 +310,8 @@ def train(
     if y.size != n:
         raise ValidationError(f"y has {y.size} values; X has {n} rows")
     y = np.ascontiguousarray(y)
+    if cfg.refit_output:
+        fam.check_y(y, support=False)
     w = _as_vector(weights, n, "weights")
     if w is not None and (np.any(w < 0) or not np.sum(w) > 0):
         raise ValidationError("weights must be >= 0 with a positive sum")
@@ -365,27 +376,122 @@ def train(
     monitor = Monitor(cfg, val_obj, layout, beta_ref, info)
     rngs = (np.random.default_rng(seeds[2]), np.random.default_rng(seeds[3]))
     outcome = run(obj, theta, cfg, monitor, rngs)
+    params, status, message = outcome.theta, outcome.status, outcome.message
+    converged = outcome.converged
+    if cfg.refit_output and status != "diverged":
+        params, failure, note = _refit_output(cfg, fam, output, sizes, params, X, y, w, off)
+        message = f"{message}; {note}" if message else note
+        if failure:
+            status, converged = "not_converged", False
 
     grad = np.empty(obj.n_params)
-    final = obj.loss_grad(outcome.theta, grad, repeated=False)  # a one-off evaluation
+    final = obj.loss_grad(params, grad, repeated=False)  # a one-off evaluation
     return NetworkFit(
         config=cfg,
-        params=outcome.theta,
+        params=params,
         sizes=sizes,
         activations=cfg.activation,
         output=output,
         loss=loss,
         family=fam,
-        coef=None if coef_fn is None else coef_fn(outcome.theta),
+        coef=None if coef_fn is None else coef_fn(params),
         history=monitor.history,
         epochs_run=outcome.epochs_run,
-        converged=outcome.converged,
+        converged=converged,
         grad_norm=float(np.linalg.norm(grad)),
         loss_value=float(final),
-        status=outcome.status,
-        message=outcome.message,
+        status=status,
+        message=message,
         best_epoch=outcome.best_epoch,
     )
+
+
+def _last_hidden(sizes, activations, theta, X) -> np.ndarray:
+    """The last hidden layer's outputs (n x h_L) exactly as the forward pass computes them:
+    column j is the output unit's linear predictor with the output weights set to the j-th
+    unit vector and its bias to 0 (every other term is an exact zero)."""
+    n_hidden = len(sizes) - 2
+    o = int(layer_offsets(np.asarray(sizes, dtype=np.int64))[n_hidden])
+    width = int(sizes[n_hidden])
+    probe = theta.copy()
+    probe[o : o + 1 + width] = 0.0
+    H = np.empty((X.shape[0], width))
+    for j in range(width):
+        probe[o + 1 + j] = 1.0
+        H[:, j] = predict_eta(sizes, activations, probe, X, None)
+        probe[o + 1 + j] = 0.0
+    return H
+
+
+def _refit_output(cfg, fam, output, sizes, theta, X, y, w, off):
+    """``refit_output``: the output layer (or its bias) refitted by IRLS as a GLM of the last
+    hidden layer's outputs (the covariates themselves without hidden layers), with the data's
+    family, the output activation's link, the prior weights and the offset, on every row given
+    to :func:`train` (the validation split of early stopping included).  For a canonical link
+    the refitted network then balances, ``sum w mu_hat = sum w y``, as the GLM does.  No
+    penalty applies to the refit.
+
+    Returns ``(params, failure, note)``: the refitted parameters, or the trained ones with
+    ``failure`` True and the reason in ``note`` when IRLS gives no valid estimate.
+    """
+    from simbench.fit.glm import fit_glm
+
+    n_hidden = len(sizes) - 2
+    o = int(layer_offsets(np.asarray(sizes, dtype=np.int64))[n_hidden])
+    width = int(sizes[n_hidden])
+    what = "the output layer" if cfg.refit_output == "glm" else "the output bias"
+    keep = None
+    if cfg.refit_output == "glm":
+        H = X if n_hidden == 0 else _last_hidden(sizes, cfg.activation, theta, X)
+        keep = _independent_columns(H)
+        H = H[:, keep]
+        fit_off = off
+    else:
+        H = np.empty((X.shape[0], 0))
+        probe = theta.copy()
+        probe[o] = 0.0
+        fit_off = predict_eta(sizes, cfg.activation, probe, X, off)
+    try:
+        glm = fit_glm(H, y, family=fam, link=output, weights=w, offset=fit_off)
+    except ValidationError as err:
+        return theta, True, f"refit of {what} failed ({err}); the trained one is kept"
+    coef = np.asarray(glm.coef, dtype=np.float64)
+    if glm.status != "ok" or not np.isfinite(coef).all():
+        reason = glm.message or glm.status
+        return theta, True, f"refit of {what} failed ({reason}); the trained one is kept"
+    out = theta.copy()
+    out[o] = coef[0]
+    note = f"{what} refitted by IRLS ({glm.iterations} iterations)"
+    if keep is not None:
+        out[o + 1 : o + 1 + width] = 0.0
+        out[o + 1 + keep] = coef[1:]
+        if keep.size < width:
+            note += f"; {width - keep.size} of {width} inputs aliased, their weights 0"
+    return out, False, note
+
+
+# a column whose part outside the span of the constant and the columns chosen before it is
+# below this share of its own norm is aliased (numerically a combination of those)
+_ALIAS_TOL = 1e-7
+
+
+def _independent_columns(H) -> np.ndarray:
+    """Indices of a largest set of columns of ``H`` that, with a constant, are linearly
+    independent: hidden units that saturate, die or duplicate one another alias, and the
+    GLM then has no unique estimate (its fitted means are unique; R's ``glm`` reports such
+    coefficients as NA).  Pivoted QR of the centred columns, each scaled to unit norm."""
+    import scipy.linalg
+
+    if H.shape[1] == 0:
+        return np.arange(0)
+    C = H - H.mean(axis=0)
+    scale = np.linalg.norm(H, axis=0)
+    scale[scale == 0.0] = 1.0
+    C /= scale
+    _, R, piv = scipy.linalg.qr(C, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int(np.count_nonzero(diag > _ALIAS_TOL))
+    return np.sort(piv[:rank])
 
 
 _GLM_STATUS = {"ok": "ok", "not_converged": "not_converged", "domain_error": "diverged"}
