@@ -46,7 +46,7 @@ CLAIMS = {
     ),
     "claim4_balance": (
         "4. Balance",
-        [("balance_max", "scenario", "config", "median")],
+        [("balance_max", "scenario", "config", "median"), ("balance", "scenario", "config", "sd")],
         False,
     ),
     "claim5_recursive_glm": (
