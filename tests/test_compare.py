@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from simbench.errors import ValidationError
-from simbench.report import commands
 from simbench.report.aggregate import aggregate
 from simbench.report.compare import compare, machine_differences
 from simbench.report.synthetic import synthetic_results, write_results
 
 
 def run_cli(argv: list[str]) -> int:
-    """``simbench ARGV`` through the real entry point once the commands are wired in."""
+    """``simbench ARGV`` through the real entry point (a command that is not registered fails)."""
     from simbench import cli
 
-    if "compare" in getattr(cli, "_COMMANDS", {}):
-        return cli.main(argv)
-    parser = argparse.ArgumentParser(prog="simbench")
-    sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("compare")
-    p.set_defaults(handler=commands.compare_command(p))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except ValidationError as exc:
-        print(f"simbench: error: {exc}", file=sys.stderr)
-        return 2
+    return cli.main(argv)
 
 
 def base(replicates: int = 10, seed: int = 0) -> pd.DataFrame:

@@ -757,7 +757,7 @@ CONTRACT_LINKS = {
 
 
 def test_links_canonical_and_default():
-    links = pytest.importorskip("simbench.links")
+    from simbench import links
     canonical = {
         "gaussian": "identity",
         "bernoulli": "logit",
@@ -805,7 +805,6 @@ def test_links_canonical_and_default():
     ],
 )
 def test_check_link_errors(family, link, fragments):
-    pytest.importorskip("simbench.links")
     with pytest.raises(ValidationError) as info:
         families.get(family).check_link(link)
     for fragment in fragments:

@@ -48,7 +48,7 @@ def test_other_refit_values_are_refused_naming_what_is_accepted(value):
 
 
 def test_a_margin_loss_cannot_be_refitted_as_a_glm():
-    with pytest.raises(ValidationError, match="margin loss 'hinge'.*score, not a mean"):
+    with pytest.raises(ValidationError, match=r"margin loss 'hinge'.*score, not a mean"):
         NetworkConfig.from_dict({"loss": "hinge", "output": "identity", "refit_output": "glm"})
 
 
@@ -187,7 +187,7 @@ def test_a_sweep_runs_the_refit_and_restores_balance(tmp_path):
         '[sweep]\nname = "refit"\nreplicates = 2\nseed = 5\n\n'
         '[[scenarios]]\nfamily = "poisson"\nn = 400\nn_test = 400\np = 3\n\n'
         '[[configs]]\nname = "mlp"\nhidden = [6]\nactivation = "tanh"\nepochs = 40\n'
-        'lr = 0.01\n\n'
+        "lr = 0.01\n\n"
         '[[configs]]\nname = "mlp-refit"\nhidden = [6]\nactivation = "tanh"\nepochs = 40\n'
         'lr = 0.01\nrefit_output = "glm"\n'
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
 from html.parser import HTMLParser
 
 import numpy as np
@@ -26,27 +24,10 @@ from simbench.report.tables import (
 
 
 def run_cli(argv: list[str]) -> int:
-    """``simbench ARGV`` through the real entry point once the commands are wired in,
-    else through a parser built from the command functions (same error handling)."""
+    """``simbench ARGV`` through the real entry point (a command that is not registered fails)."""
     from simbench import cli
 
-    if "table" in getattr(cli, "_COMMANDS", {}):
-        return cli.main(argv)
-    parser = argparse.ArgumentParser(prog="simbench")
-    sub = parser.add_subparsers(dest="command")
-    for name, fn in (
-        ("table", commands.table_command),
-        ("report", commands.report_command),
-        ("compare", commands.compare_command),
-    ):
-        p = sub.add_parser(name)
-        p.set_defaults(handler=fn(p))
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except ValidationError as exc:
-        print(f"simbench: error: {exc}", file=sys.stderr)
-        return 2
+    return cli.main(argv)
 
 
 @pytest.fixture(scope="module")

@@ -400,7 +400,6 @@ name = "glm"
 
 
 def test_real_scenarios_validate_and_canonicalise():
-    pytest.importorskip("simbench.data")
     text = BASIC.replace('family = "poisson"', 'family = "poisson"\nlink = "canonical"')
     spec = parse_sweep(text, source="real.toml")
     assert spec.scenarios[0].canonical["link"] == "log"
@@ -421,8 +420,6 @@ def test_real_scenarios_validate_and_canonicalise():
 
 
 def test_real_configs_resolve_against_scenarios():
-    pytest.importorskip("simbench.data")
-    pytest.importorskip("simbench.fit.network")
     text = (
         HEAD
         + """

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from simbench import metrics
+from simbench import families, metrics
 from simbench.data import Scenario
 from simbench.fit.network import NetworkConfig
 from simbench.sweep import worker
@@ -196,7 +196,18 @@ def test_run_group_streams_and_offers_a_process_warm_up():
 
     # the runner streams rows from a generator function and calls .warmup() per process
     assert inspect.isgeneratorfunction(worker.run_group)
-    assert callable(worker.run_group.warmup)
+    worker.clear_warm_cache()
+    fam = families.get("poisson")
+    probe = NetworkConfig.from_dict(CONFIGS["lbfgs"])
+    assert worker.warm_up(probe, fam, fam.default_link) > 0.0  # cold after the clear
+    worker.clear_warm_cache()
+    worker.run_group.warmup()
+    # every structure of the process warm-up, on both of its families, is warm now
+    for family in ("poisson", "bernoulli"):
+        fam = families.get(family)
+        for d in worker._PROCESS_WARM_CONFIGS:
+            cfg = NetworkConfig.from_dict(d)
+            assert worker.warm_up(cfg, fam, fam.default_link) == 0.0, (family, d)
 
 
 def test_prepare_compiles_what_a_task_needs_before_its_cells(monkeypatch):
