@@ -82,6 +82,7 @@ class TableCell:
     n_ok: int = 0
     n_failed: int = 0
     n_skipped: int = 0
+    n_not_converged: int = 0  # ok cells whose fit stopped without meeting a stopping rule
     n_nan: int = 0
     present: bool = False  # False: no (scenario, config) behind this entry
     best: bool = False
@@ -133,7 +134,13 @@ class Table:
             if self.direction.ordered and self.stat in ("mean", "mean_sd", "median")
             else ""
         )
-        return f"{self.metric}: {what}{best}."
+        stopped = (
+            "; \"not converged\": fits that stopped without meeting a stopping rule (at their "
+            "iteration limit, mostly), included"
+            if any(c.present and c.n_not_converged for row in self.cells for c in row)
+            else ""
+        )
+        return f"{self.metric}: {what}{best}{stopped}."
 
     def to_frame(self) -> pd.DataFrame:
         """The long form (one line per entry), as written by the CSV renderer."""
@@ -156,6 +163,7 @@ class Table:
                     n_ok=cell.n_ok,
                     n_failed=cell.n_failed,
                     n_skipped=cell.n_skipped,
+                    n_not_converged=cell.n_not_converged,
                     best="*" if cell.best else "",
                 )
                 records.append(rec)
@@ -317,6 +325,7 @@ def make_table(
         cell.n_ok = int(rec["n_ok"])
         cell.n_failed = int(rec["n_failed"])
         cell.n_skipped = int(rec["n_skipped"])
+        cell.n_not_converged = int(rec["n_not_converged"])
         if derived:
             cell.mean = float(rec[metric])
             cell.n = int(rec.get("n_coef_replicates") or 0) if np.isfinite(cell.mean) else 0
@@ -449,14 +458,18 @@ def _entry_parts(cell: TableCell, stat: str, derived: bool) -> tuple[str, _Numbe
     """``(kind, number, note)`` of an entry.
 
     ``kind`` is ``"absent"`` (no such combination), ``"n/a"`` (skipped: not applicable),
-    ``"missing"`` (nothing to average) or ``"value"``; ``note`` is ``" (2 failed, 1 NaN)"``
-    or empty.
+    ``"missing"`` (nothing to average) or ``"value"``; ``note`` is ``" (2 failed, 1 NaN)"``,
+    ``" (50 not converged)"`` (fits that stopped at their iteration limit, or otherwise
+    without meeting a stopping rule: averaged, but not at the optimum they aimed for) or
+    empty.
     """
     if not cell.present:
         return "absent", None, ""
     notes = []
     if cell.n_failed:
         notes.append(f"{cell.n_failed} failed")
+    if cell.n_not_converged:
+        notes.append(f"{cell.n_not_converged} not converged")
     if cell.n_nan and not derived:
         notes.append(f"{cell.n_nan} NaN")
     note = f" ({', '.join(notes)})" if notes else ""
