@@ -23,6 +23,9 @@ the convention, and never include the intercept column:
 ``categorical`` one factor with ``levels`` equally likely levels, dummy coded 0/1 with the
                 first level as reference: ``p = levels - 1`` columns (not standardised, so
                 that a coefficient is a level's contrast with the reference)
+``columns``     one distribution per column, given by the key ``columns``
+                (:mod:`simbench.columns`: ``gaussian(m, s)``, ``uniform(a, b)``,
+                ``bernoulli(q)`` 0/1, ``rademacher`` +-1), independent, not standardised
 ==============  ==========================================================================
 
 **True coefficients.**  Unless ``beta`` is given, the slopes are a fixed direction
@@ -37,9 +40,36 @@ E[x]' beta_x``); for the other links it is solved numerically over an exact repr
 of the design (Gauss-Legendre quadrature of the Gaussian part on +-6 sd, the atoms of the
 binary and categorical parts; for the uniform design and more than 10 binary columns a
 fixed Monte Carlo sample of 2^16 points, 2^12 for the binary part of a mixed design).
-Binary families take intercept 0 (``mean`` is ignored).  So ``beta*`` is a property of
-the scenario alone: it does not depend on the seed, and replicates of a scenario share one
-truth (computed by :mod:`simbench.truth`).
+Binary families take intercept 0 (``mean`` is ignored; on a per-column design, whose
+covariates need not have mean 0, the intercept that makes ``E[eta*] = 0``).  So ``beta*``
+is a property of the scenario alone: it does not depend on the seed, and replicates of a
+scenario share one truth (computed by :mod:`simbench.truth`).
+
+**Non-linear truths.**  ``predictor`` may be an expression ``f`` in ``x1 .. xp``
+(:mod:`simbench.expression`; parsed through a whitelist, never executed).  Its population
+moments are estimated once, on a fixed sample of the design (:func:`population_sample`,
+2^18 rows for up to 16 covariates), and on that sample ``f = c0 + x'c + r(x)`` splits into
+its least-squares linear part and the non-linear part ``r``, uncorrelated with every
+covariate.  Then, with ``s = signal``:
+
+* without ``nonlinearity``: ``eta* = b0 + s f(x) / sd(f)``, the expression as written scaled
+  to standard deviation ``s``; its own share ``Var(r) / Var(f)`` is reported;
+* with ``nonlinearity = lambda``: ``eta* = b0 + x'beta_lin + s sqrt(lambda) r(x) / sd(r)``,
+  where ``beta_lin`` is the linear truth's slope direction scaled to standard deviation
+  ``s sqrt(1 - lambda)``.  The two parts are uncorrelated, so ``Var(eta*) = s^2`` and
+  ``lambda`` is exactly the share of it that no linear function of ``x`` explains.
+  ``lambda = 0`` is the linear truth itself, computed as it is without an expression (the
+  same arrays bit for bit); ``lambda = 1`` keeps only the non-linear part;
+* with ``predictor_scale = "literal"``: ``eta* = f(x)``, the expression's own constants,
+  no intercept (``signal`` and ``mean`` are unused).
+
+``b0`` gives the population mean response ``mean`` as for a linear truth (exactly over the
+sample: ``mean - E[u]`` for the identity link, ``log mean - log E[e^u]`` for the log link,
+a root otherwise), or ``E[eta*] = 0`` for binary families.  The expression must be finite
+on the sample and the means inside the family's domain there.  ``Dataset.beta`` is then the
+linear part ``[b0, beta_x]`` of ``eta*`` (its population least-squares projection on
+``(1, x)``); the coefficients a GLM converges to, the maximum-likelihood projection of the
+truth onto the family and link, are :func:`simbench.metrics.truth_projection`'s.
 
 **Domains.**  Links whose mean is restricted (identity with a positive family, inverse,
 inverse-squared, sqrt and power links; log and identity with a binary family) need the
@@ -69,6 +99,7 @@ same arrays bit for bit; reductions are explicit column loops, not BLAS calls.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -80,24 +111,33 @@ import numpy as np
 
 from . import families, links
 from ._registry import normalize_name, unknown_name_message
+from .columns import Column, columns_text, draw_columns, parse_columns
 from .errors import UnknownNameError, ValidationError
+from .expression import Expression, parse_expression
 from .kernels import codes
 from .sampling import _is_real, _seed_sequence, sample
-from .truth import UNIFORM_HALF_WIDTH, rowdot, truth
+from .truth import UNIFORM_HALF_WIDTH, TruePredictor, true_predictor
 
 __all__ = [
     "CORRELATIONS",
     "DESIGNS",
+    "OPTIONAL_SCENARIO_KEYS",
+    "PREDICTOR_SCALES",
     "SCENARIO_KEYS",
     "Dataset",
     "Scenario",
+    "population_sample",
+    "population_size",
     "sample",
     "simulate",
     "true_beta",
 ]
 
 DESIGNS = ("gaussian", "correlated", "uniform", "binary", "mixed", "categorical")
+COLUMNS_DESIGN = "columns"  # the design of a scenario that gives ``columns``
 CORRELATIONS = ("equi", "ar1")
+LINEAR = "linear"  # the predictor of a GLM truth
+PREDICTOR_SCALES = ("signal", "literal")
 
 EXPOSURE_RANGE = (0.5, 2.0)  # exposure is log-uniform on this interval
 SEPARABLE_MARGIN = 0.1  # removed band |eta*| < SEPARABLE_MARGIN * sd(eta*)
@@ -202,7 +242,8 @@ class Scenario:
     p : int
         Number of covariates (>= 1); default 5, or ``levels - 1`` for a categorical design.
     design : str
-        gaussian | correlated | uniform | binary | mixed | categorical (see the module notes).
+        gaussian | correlated | uniform | binary | mixed | categorical | columns (see the
+        module notes); ``columns`` is set by giving ``columns``.
     rho : float
         Correlation of the correlated design, ``0 <= rho < 1``.
     correlation : str
@@ -230,6 +271,22 @@ class Scenario:
         Binary families: make the classes separable by the true hyperplane.
     beta : sequence of float or None
         Explicit ``[intercept, beta_1, ..., beta_p]``; overrides ``signal`` and ``mean``.
+    predictor : str
+        ``"linear"`` (a GLM truth, the default) or an expression in ``x1 .. xp``
+        (:mod:`simbench.expression`), e.g. ``"x1*x2 + sin(2*x3) + x4**2"``; stored in
+        canonical text.  See the module notes for how it is scaled.
+    nonlinearity : float or None
+        ``lambda`` in [0, 1]: the true predictor mixes the linear predictor and the
+        non-linear part of ``predictor`` so that ``lambda`` is the share of its variance
+        that no linear function of ``x`` explains.  None (default): the expression as
+        written.
+    predictor_scale : str
+        ``"signal"`` (default): the expression is scaled to standard deviation ``signal``
+        and shifted by the intercept that gives ``mean``; ``"literal"``: ``eta* =``
+        the expression exactly (its own constants; ``signal`` and ``mean`` unused).
+    columns : sequence of str or None
+        A per-column design (:mod:`simbench.columns`), e.g. ``["uniform(-2, 2) * 5",
+        "bernoulli(0.5) * 5"]``; sets ``design = "columns"`` and ``p``.
     """
 
     family: str = "poisson"
@@ -250,6 +307,12 @@ class Scenario:
     exposure: bool = False
     separable: bool = False
     beta: tuple[float, ...] | None = None
+    # optional keys: left out of the canonical dictionary while at their defaults, so the
+    # scenarios that do not use them keep their ids (OPTIONAL_SCENARIO_KEYS)
+    predictor: str = LINEAR
+    nonlinearity: float | None = None
+    predictor_scale: str = "signal"
+    columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         def put(key: str, value: Any) -> None:
@@ -258,7 +321,8 @@ class Scenario:
         family, link = self._resolve_family_link(put)
         put("n", _as_int("n", self.n, 1))
         put("n_test", _as_int("n_test", self.n_test, 1))
-        design = _as_choice("design", self.design, DESIGNS)
+        design = _as_choice("design", self.design, (*DESIGNS, COLUMNS_DESIGN))
+        design = self._resolve_columns(put, design)
         put("design", design)
         self._resolve_shape(put, design)
         put(
@@ -280,8 +344,14 @@ class Scenario:
         put("exposure", _as_bool("exposure", self.exposure))
         put("separable", _as_bool("separable", self.separable))
         self._resolve_beta(put)
+        self._resolve_predictor(put)
         self._check_combinations(family, link)
         self._drop_inapplicable(put, family)
+        if self.expression is not None and self.nonlinearity != 0.0:
+            # the population checks (finite on the design, a non-linear part to mix in,
+            # means in the domain) here, so that a sweep with such a scenario fails to
+            # validate rather than to run; cached, the data reuse them
+            true_predictor(self)
 
     def _drop_inapplicable(self, put, family: families.Family) -> None:
         # Keys that do not affect the data are reset to their defaults, so that a grid over
@@ -302,6 +372,9 @@ class Scenario:
             put("correlation", "equi")
         if self.design != "categorical":
             put("levels", _DEFAULT_LEVELS)
+        if self.predictor_scale == "literal":
+            put("signal", _FIELD_DEFAULTS["signal"])
+            put("mean", _FIELD_DEFAULTS["mean"])
 
     def _resolve_family_link(self, put) -> tuple[families.Family, links.Link]:
         raw = self.family
@@ -385,6 +458,92 @@ class Scenario:
         put("p", _DEFAULT_P if p is None else p)
         put("levels", _DEFAULT_LEVELS if levels is None else levels)
 
+    def _resolve_columns(self, put, design: str) -> str:
+        if self.columns is None:
+            if design == COLUMNS_DESIGN:
+                raise ValidationError(
+                    "scenario key 'design': design \"columns\" needs the key 'columns', "
+                    "the list of column distributions, e.g. columns = "
+                    '["uniform(-2, 2) * 5", "bernoulli(0.5) * 5"]'
+                )
+            return design
+        if design not in ("gaussian", COLUMNS_DESIGN):
+            raise ValidationError(
+                f"scenario keys 'design' and 'columns' both give the design (design "
+                f"{design!r}); give only 'columns' for a per-column design"
+            )
+        cols = parse_columns(self.columns)
+        if self.p is not None and _as_int("p", self.p, 1) != len(cols):
+            raise ValidationError(
+                f"scenario keys 'p' and 'columns' disagree: columns lists {len(cols)} "
+                f"columns, got p={self.p!r}; give only 'columns'"
+            )
+        put("columns", columns_text(cols))
+        put("p", len(cols))
+        return COLUMNS_DESIGN
+
+    def _resolve_predictor(self, put) -> None:
+        text = self.predictor
+        if isinstance(text, str) and normalize_name(text) == LINEAR:
+            put("predictor", LINEAR)
+        else:
+            if self.beta is not None:
+                raise ValidationError(
+                    "scenario keys 'beta' and 'predictor' both give the truth: beta is "
+                    "the linear truth's coefficients; for an expression with your own "
+                    'constants use predictor_scale = "literal"'
+                )
+            put("predictor", parse_expression(text, self.p).text)
+        put(
+            "predictor_scale",
+            _as_choice("predictor_scale", self.predictor_scale, PREDICTOR_SCALES),
+        )
+        if self.nonlinearity is not None:
+            put(
+                "nonlinearity",
+                _as_float(
+                    "nonlinearity",
+                    self.nonlinearity,
+                    "a number with 0 <= nonlinearity <= 1 (the non-linear share of the "
+                    "true predictor's variance)",
+                    0.0,
+                    1.0,
+                ),
+            )
+        linear = self.predictor == LINEAR
+        if linear and self.nonlinearity is not None:
+            raise ValidationError(
+                "scenario key 'nonlinearity' needs a predictor expression to take the "
+                'non-linear part from (predictor = "linear" has none), e.g. predictor = '
+                '"x1*x2 + x3**2 + sin(2*x4)"'
+            )
+        if self.predictor_scale == "literal":
+            if linear:
+                raise ValidationError(
+                    "scenario key 'predictor_scale': \"literal\" uses a predictor "
+                    'expression as written; with predictor = "linear" give the '
+                    "coefficients as beta instead"
+                )
+            if self.nonlinearity is not None:
+                raise ValidationError(
+                    "scenario keys 'predictor_scale' and 'nonlinearity': a literal "
+                    "predictor is used as written, so it cannot be rescaled to a "
+                    'non-linear share; accepted: predictor_scale = "signal" with '
+                    'nonlinearity, or "literal" without it'
+                )
+
+    @property
+    def expression(self) -> Expression | None:
+        """The parsed ``predictor`` (None for the linear truth)."""
+        if self.predictor == LINEAR:
+            return None
+        return _parse_predictor(self.predictor, self.p)
+
+    @property
+    def column_list(self) -> tuple[Column, ...]:
+        """The parsed ``columns`` of a per-column design (empty for the other designs)."""
+        return () if self.columns is None else _parse_columns(self.columns)
+
     def _resolve_beta(self, put) -> None:
         beta = self.beta
         if beta is None:
@@ -418,6 +577,8 @@ class Scenario:
                     f"got family {family.name!r}"
                 )
             slopes_zero = self.signal == 0.0 if self.beta is None else not any(self.beta[1:])
+            if self.predictor_scale == "literal":
+                slopes_zero = False  # the expression's own spread (checked on the design)
             if slopes_zero:
                 raise ValidationError(
                     "scenario key 'separable' needs a hyperplane: signal > 0 or nonzero "
@@ -438,15 +599,22 @@ class Scenario:
         """
         if not isinstance(data, Mapping):
             raise ValidationError(f"a scenario must be a table of keys; got {data!r}")
+        accepted = [*SCENARIO_KEYS, *OPTIONAL_SCENARIO_KEYS]
         for key in data:
-            if key not in SCENARIO_KEYS:
-                raise UnknownNameError(unknown_name_message("scenario key", key, SCENARIO_KEYS))
+            if key not in accepted:
+                raise UnknownNameError(unknown_name_message("scenario key", key, accepted))
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields in canonical form (JSON-ready; ``beta`` a list or ``None``)."""
+        """All fields in canonical form (JSON-ready; ``beta`` and ``columns`` lists or
+        ``None``); the :data:`OPTIONAL_SCENARIO_KEYS` only when they differ from their
+        defaults, so that adding them changed no existing scenario's id."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["beta"] = None if self.beta is None else list(self.beta)
+        out["columns"] = None if self.columns is None else list(self.columns)
+        for key in OPTIONAL_SCENARIO_KEYS:
+            if out[key] == _FIELD_DEFAULTS[key]:
+                del out[key]
         return out
 
     @property
@@ -465,7 +633,29 @@ class Scenario:
         return links.get(self.link)
 
 
-SCENARIO_KEYS: list[str] = [f.name for f in dataclasses.fields(Scenario)]
+#: Keys written into a scenario's canonical dictionary only when not at their default.
+OPTIONAL_SCENARIO_KEYS: tuple[str, ...] = (
+    "predictor",
+    "nonlinearity",
+    "predictor_scale",
+    "columns",
+)
+#: Keys of every scenario's canonical dictionary (the accepted keys are these and
+#: :data:`OPTIONAL_SCENARIO_KEYS`).
+SCENARIO_KEYS: list[str] = [
+    f.name for f in dataclasses.fields(Scenario) if f.name not in OPTIONAL_SCENARIO_KEYS
+]
+_FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Scenario)}
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_predictor(text: str, p: int) -> Expression:
+    return parse_expression(text, p)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_columns(columns: tuple[str, ...]) -> tuple[Column, ...]:
+    return parse_columns(columns)
 
 
 def _get_family(name: str, alpha: float, power: float) -> families.Family:
@@ -483,7 +673,7 @@ def true_beta(scenario: Scenario | Mapping[str, Any]) -> np.ndarray:
     :class:`~simbench.errors.ValidationError` if the scenario's means leave the family's
     domain, so a sweep can check a scenario before drawing any data.
     """
-    return truth(_as_scenario(scenario))[0].copy()
+    return true_predictor(_as_scenario(scenario)).beta.copy()
 
 
 # ---- designs ---------------------------------------------------------------------------------
@@ -514,16 +704,50 @@ def _draw_design(s: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
         X[:, :pc] = rng.standard_normal((n, pc))
         X[:, pc:] = 2.0 * rng.integers(0, 2, size=(n, p - pc)) - 1.0
         return X
+    if s.design == COLUMNS_DESIGN:
+        return draw_columns(s.column_list, rng, n)
     level = rng.integers(0, s.levels, size=n)
     return (level[:, None] == np.arange(1, s.levels)[None, :]).astype(np.float64)
 
 
-def _draw_separable(s: Scenario, rng, n: int, beta: np.ndarray, margin: float) -> np.ndarray:
+POPULATION_SEED = 20260102  # fixed: the population sample belongs to the scenario
+_POPULATION_CELLS = 1 << 22  # about 32 MB of design
+
+
+def population_size(p: int) -> int:
+    """Rows of a scenario's population sample: 2^18, fewer for wide designs (at least
+    2^15), so that the sample's design stays near 32 MB."""
+    return int(min(1 << 18, max(1 << 15, _POPULATION_CELLS // max(int(p), 1))))
+
+
+def population_sample(scenario: Scenario | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A large fixed sample of a scenario's design: ``(X, offset)``.
+
+    The same for every call (a fixed seed, independent of any data seed), with
+    :func:`population_size` rows; ``offset`` holds the log exposures when the scenario
+    draws exposures, zeros otherwise.  The population moments of a non-linear predictor
+    (its scale, its linear part, the intercept; :func:`simbench.truth.true_predictor`)
+    and the GLM projection of the truth (:func:`simbench.metrics.truth_projection`) are
+    computed on it.  Separable scenarios are sampled without the margin's rejection.
+    """
+    s = _as_scenario(scenario)
+    root = np.random.SeedSequence(POPULATION_SEED)
+    size = population_size(s.p)
+    X = np.ascontiguousarray(_draw_design(s, _child(root, 0), size), dtype=np.float64)
+    if s.exposure:
+        low, high = math.log(EXPOSURE_RANGE[0]), math.log(EXPOSURE_RANGE[1])
+        offset = _child(root, 1).uniform(low, high, size)
+    else:
+        offset = np.zeros(size)
+    return X, offset
+
+
+def _draw_separable(s: Scenario, rng, n: int, tp: TruePredictor, margin: float) -> np.ndarray:
     """Design rows with ``|eta*| >= margin``, the first ``n`` accepted in drawing order."""
     kept, have = [], 0
     for _ in range(10_000):
         X = _draw_design(s, rng, 2 * (n - have) + 64)
-        X = X[np.abs(beta[0] + rowdot(X, beta[1:])) >= margin]
+        X = X[np.abs(tp.eta(X)) >= margin]
         kept.append(X[: n - have])
         have += kept[-1].shape[0]
         if have == n:
@@ -553,7 +777,9 @@ class Dataset:
     ``beta`` is ``[intercept, beta_1 .. beta_p]``.  For each sample,
     ``eta = beta[0] + X beta[1:] + offset`` (the offset is included) and
     ``mu = link.h(eta)`` is the exact conditional mean of ``y`` (except with
-    ``separable=True``, where ``y = 1{eta > 0}``).  ``weights`` are the prior weights
+    ``separable=True``, where ``y = 1{eta > 0}``).  With a non-linear ``predictor``,
+    ``eta`` and ``mu`` are the true ones and ``beta`` is the linear part of ``eta`` (see
+    the module notes).  ``weights`` are the prior weights
     (binomial: the trials, with ``y`` a proportion; 1 otherwise).
 
     Attributes
@@ -563,7 +789,7 @@ class Dataset:
     X_test, y_test, weights_test, offset_test, eta_test, mu_test : numpy.ndarray
         Test sample from the same design, shapes (n_test, p) and (n_test,).
     beta : numpy.ndarray
-        True coefficients, shape (p + 1,).
+        True coefficients, shape (p + 1,) (a non-linear truth: its linear part).
     family : Family
     link : Link
     phi : float
@@ -621,9 +847,9 @@ _STREAMS = {"x": 0, "y": 1, "x_test": 2, "y_test": 3, "exposure": 4, "exposure_t
 _CDF_LINKS = frozenset({"logit", "probit", "cloglog", "loglog", "cauchit"})
 
 
-def _draw_sample(s, family, link, phi, beta, sd_u, n, rng_x, rng_y, rng_e):
+def _draw_sample(s, family, link, phi, tp, n, rng_x, rng_y, rng_e):
     if s.separable:
-        X = _draw_separable(s, rng_x, n, beta, SEPARABLE_MARGIN * sd_u)
+        X = _draw_separable(s, rng_x, n, tp, SEPARABLE_MARGIN * tp.sd)
     else:
         X = _draw_design(s, rng_x, n)
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -631,7 +857,7 @@ def _draw_sample(s, family, link, phi, beta, sd_u, n, rng_x, rng_y, rng_e):
         offset = rng_e.uniform(math.log(EXPOSURE_RANGE[0]), math.log(EXPOSURE_RANGE[1]), n)
     else:
         offset = np.zeros(n)
-    eta = beta[0] + rowdot(X, beta[1:]) + offset
+    eta = tp.eta(X) + offset
     mu = np.asarray(link.h(eta), dtype=np.float64)
     ok = np.asarray(link.eta_valid(eta), dtype=bool)
     if not (family.is_binary and link.name in _CDF_LINKS):
@@ -682,18 +908,16 @@ def simulate(scenario: Scenario | Mapping[str, Any], seed: int | np.random.SeedS
     """
     s = _as_scenario(scenario)
     root = _seed_sequence(seed)
-    beta, sd_u = truth(s)
+    tp = true_predictor(s)
     family, link = s.get_family(), s.get_link()
     phi = float(s.dispersion) if family.has_dispersion else 1.0
     # each stream is a child sequence of its own, so the ones a scenario does not draw from
     # (the exposures, usually) need not be built
     st = {k: _child(root, v) for k, v in _STREAMS.items() if s.exposure or "exposure" not in k}
-    train = _draw_sample(
-        s, family, link, phi, beta, sd_u, s.n, st["x"], st["y"], st.get("exposure")
-    )
+    train = _draw_sample(s, family, link, phi, tp, s.n, st["x"], st["y"], st.get("exposure"))
     test = _draw_sample(
-        s, family, link, phi, beta, sd_u, s.n_test, st["x_test"], st["y_test"],
-        st.get("exposure_test"),
-    )  # fmt: skip
+        s, family, link, phi, tp, s.n_test, st["x_test"], st["y_test"], st.get("exposure_test")
+    )
     train, test = [_frozen(a) for a in train], [_frozen(a) for a in test]
-    return Dataset(*train, *test, beta=_frozen(beta), family=family, link=link, phi=phi, scenario=s)
+    beta = _frozen(tp.beta)
+    return Dataset(*train, *test, beta=beta, family=family, link=link, phi=phi, scenario=s)

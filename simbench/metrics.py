@@ -29,6 +29,19 @@ bypassed.  Margin losses, whose outputs are scores, use their own coefficients, 
 hidden layers the least-squares projection of the score (:func:`linear_projection`); only
 their direction is compared.
 
+When the truth is not a GLM
+---------------------------
+For a non-linear ``predictor`` (SCIENCE.md, claim 8) no coefficient vector is true.  The
+coefficient metrics (``coef_*_truth``, the ``beta_true`` and ``crb_var`` columns) then
+compare with the *pseudo-true* ``β``: the maximum-likelihood (KL) projection of the true
+means onto the scenario's family and link, :func:`truth_projection`, computed once per
+scenario on its population sample.  Everything about the mean function (``excess_deviance``,
+``auc`` and ``auc_oracle``, calibration, balance, the deviances) still compares with the real
+truth ``μ*``.  Two shared columns describe the misspecification: ``misspec_floor``, the
+excess deviance of that best GLM, the level the GLM's ``excess_deviance`` tends to as n
+grows (0 for a GLM truth), and ``nonlinear_share``, the share of ``Var(η*)`` no linear
+predictor explains.
+
 When a metric is NaN
 --------------------
 * ``auc``, ``auc_oracle``: the family is not binary (Bernoulli or binomial).
@@ -81,6 +94,9 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "auc_oracle",
 )
 
+#: Scalar columns that describe the scenario's truth (the same in every cell of it).
+TRUTH_COLUMNS: tuple[str, ...] = ("misspec_floor", "nonlinear_share")
+
 #: List-valued per-cell columns used by the across-replicate tables.
 LIST_COLUMNS: tuple[str, ...] = (
     "beta_hat",
@@ -109,9 +125,11 @@ METRIC_DESCRIPTIONS: Mapping[str, str] = {
     "calib_intercept": "intercept a of the GLM y ~ a + b η̂ on the test sample",
     "auc": "test AUC of μ̂ (binary families; ties count ½)",
     "auc_oracle": "test AUC of μ* (binary families)",
+    "misspec_floor": "excess deviance of the best GLM: mean w d(μ*, μ_proj) / φ (GLM truth: 0)",
+    "nonlinear_share": "share of Var(η*) that no linear predictor explains",
     "beta_hat": "the configuration's coefficients [intercept, x₁ … x_p]",
     "beta_mle": "the reference IRLS coefficients",
-    "beta_true": "the true coefficients β*",
+    "beta_true": "the true coefficients β* (a non-linear truth: the pseudo-true β)",
     "mle_se": "model-based standard errors of β_MLE",
     "mle_se_sandwich": "sandwich (robust) standard errors of β_MLE",
     "crb_var": "Cramér–Rao bound diag(I_n(β*)⁻¹) on the training design",
@@ -541,11 +559,15 @@ class Reference:
     fisher_truth: np.ndarray | None = None
 
 
-def truth_information(data) -> np.ndarray:
-    """``I_n(β*)``: :func:`fisher_information` at the truth on the training design, true φ."""
+def truth_information(data, beta=None) -> np.ndarray:
+    """``I_n(β*)``: :func:`fisher_information` at the truth on the training design, true φ.
+
+    ``beta`` defaults to :func:`coefficient_target` (``β*``, or the pseudo-true ``β`` of a
+    non-linear truth).
+    """
     return fisher_information(
         data.X,
-        data.beta,
+        coefficient_target(data) if beta is None else beta,
         data.family,
         data.link,
         data.phi,
@@ -566,8 +588,10 @@ def reference_columns(
 ) -> tuple[Reference, dict[str, Any]]:
     """The reference quantities of a group and the row columns every cell shares.
 
-    Columns: ``beta_true``; ``crb_var``, the Cramér–Rao bound ``diag(I_n(β*)⁻¹)`` on the
-    training design with the true ``φ``; ``beta_mle``, ``mle_se`` (model-based,
+    Columns: ``beta_true`` (:func:`coefficient_target`: ``β*``, or the pseudo-true ``β``
+    of a non-linear truth); ``crb_var``, the Cramér–Rao bound ``diag(I_n(β*)⁻¹)`` on the
+    training design with the true ``φ``; ``misspec_floor`` and ``nonlinear_share``
+    (:func:`truth_projection`); ``beta_mle``, ``mle_se`` (model-based,
     ``√diag(φ̂ I⁻¹)``) and ``mle_se_sandwich`` (``√diag(A⁻¹BA⁻¹)``) of the reference fit,
     recorded whatever its status (filter on ``mle_status`` when aggregating); and
     ``mle_status``.  ``fit`` None (the fit raised) gives empty reference lists and
@@ -577,10 +601,14 @@ def reference_columns(
     -------
     (Reference, dict)
     """
-    info_truth = truth_information(data)
+    target = coefficient_target(data)
+    info_truth = truth_information(data, target)
+    floor, share = _truth_descriptors(data)
     cols: dict[str, Any] = {
-        "beta_true": _f64(data.beta).tolist(),
+        "beta_true": _f64(target).tolist(),
         "crb_var": _diag_inverse(info_truth).tolist(),
+        "misspec_floor": floor,
+        "nonlinear_share": share,
     }
     if fit is None:
         cols.update(beta_mle=[], mle_se=[], mle_se_sandwich=[], mle_status=status or "error")
@@ -637,6 +665,10 @@ def cell_metrics(
     reference : Reference, optional
         The reference MLE; None or without ``coef`` makes the ``coef_*_mle`` metrics NaN.
 
+    The coefficient metrics against the truth compare with :func:`coefficient_target`
+    (the pseudo-true ``β`` when the truth is not a GLM); the mean-function metrics with
+    the true means.
+
     Returns
     -------
     dict
@@ -668,7 +700,7 @@ def cell_metrics(
         truth_info = None if reference is None else reference.fisher_truth
         err_truth, err_mle, z_mle, z_truth, cos_truth = _coef_errors(
             beta_hat,
-            data.beta,
+            coefficient_target(data),
             reference.coef if has_mle else None,
             reference.fisher_information if has_mle else None,
             truth_info,
@@ -760,3 +792,136 @@ def _sample_constants(data) -> _SampleConstants:
     with contextlib.suppress(TypeError):  # a dataset that cannot be weakly referenced
         _CONSTANTS[data] = const
     return const
+
+
+# ---------------------------------------------------------------------------------------
+# the best GLM of a truth that is not one
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """The GLM closest to a scenario's truth: its KL (maximum-likelihood) projection.
+
+    Attributes
+    ----------
+    beta : numpy.ndarray
+        ``[intercept, x₁ … x_p]``: the pseudo-true coefficients, the limit of the GLM's
+        maximum-likelihood estimate as n grows (``β*`` itself for a GLM truth).
+    misspec_floor : float
+        Excess deviance of that GLM against the true means, on the footing of the
+        ``excess_deviance`` metric: ``mean w d(μ*, μ_proj) / φ`` (0 for a GLM truth).
+    nonlinear_share : float
+        Share of ``Var(η*)`` that no linear predictor explains (0 for a GLM truth).
+    sample_size : int
+        Rows of the population sample it was computed on (0: exact, a GLM truth).
+    """
+
+    beta: np.ndarray
+    misspec_floor: float
+    nonlinear_share: float
+    sample_size: int
+
+
+def kl_projection(X, mu, family, link, weights=None, offset=None, phi: float = 1.0):
+    """The GLM of a family and link closest to given means: ``(beta, excess deviance)``.
+
+    Fits the GLM by IRLS with the means as the response (:func:`glm_projection`): the
+    minimiser of the Kullback–Leibler divergence from the distribution with means ``μ`` to
+    the GLM's, ``Σ w d(μ, h(x̃ᵀb + o))``.  Returns the coefficients
+    ``[intercept, x₁ … x_p]`` and their excess deviance ``mean w d(μ, μ_proj) / φ``.
+
+    Raises
+    ------
+    ValidationError
+        If the means are outside the family's domain or the fit does not converge.
+    """
+    from simbench.errors import ValidationError
+    from simbench.truth import rowdot
+
+    beta = glm_projection(X, mu, family, link, weights, offset)
+    if beta is None:
+        raise ValidationError(
+            f"the GLM projection ({family.name}, link {link.name}) of the means did not "
+            f"converge, or the means leave the family's domain"
+        )
+    eta = beta[0] + rowdot(_f64(X), beta[1:])
+    if offset is not None:
+        eta = eta + _f64(offset)
+    with np.errstate(all="ignore"):
+        mu_proj = np.asarray(link.h(eta), dtype=np.float64)
+        floor = excess_deviance(family, mu, mu_proj, phi, weights)
+    return beta, floor
+
+
+_PROJECTIONS: dict[tuple, Projection] = {}
+
+
+def truth_projection(scenario) -> Projection:
+    """The best GLM of a scenario's truth, computed once per process and scenario.
+
+    For a GLM truth, ``β*`` with floor 0 (exactly, with no fit).  Otherwise
+    :func:`kl_projection` of the true means on the scenario's population sample
+    (:func:`simbench.data.population_sample`: fixed, 2^18 rows for up to 16 covariates),
+    with the scenario's weights (binomial trials), offsets (exposures) and dispersion.
+
+    Raises
+    ------
+    ValidationError
+        For an invalid scenario or a projection that cannot be computed.
+    """
+    from simbench.data import _as_scenario, population_sample
+    from simbench.truth import _truth_key, true_predictor
+
+    s = _as_scenario(scenario)
+    key = _truth_key(s)
+    hit = _PROJECTIONS.get(key)
+    if hit is not None:
+        return hit
+    tp = true_predictor(s)
+    if tp.is_linear:
+        hit = Projection(beta=tp.beta, misspec_floor=0.0, nonlinear_share=0.0, sample_size=0)
+    else:
+        family, link = s.get_family(), s.get_link()
+        X, offset = population_sample(s)
+        with np.errstate(all="ignore"):
+            mu = np.asarray(link.h(tp.eta(X) + offset), dtype=np.float64)
+        weights = np.full(X.shape[0], float(s.trials)) if s.family == "binomial" else None
+        phi = float(s.dispersion) if family.has_dispersion else 1.0
+        beta, floor = kl_projection(X, mu, family, link, weights, offset, phi)
+        beta = _f64(beta).copy()
+        beta.setflags(write=False)
+        hit = Projection(
+            beta=beta,
+            misspec_floor=float(floor),
+            nonlinear_share=tp.nonlinear_share,
+            sample_size=X.shape[0],
+        )
+    if len(_PROJECTIONS) >= 256:
+        _PROJECTIONS.clear()
+    _PROJECTIONS[key] = hit
+    return hit
+
+
+def _nonlinear_scenario(data):
+    """The scenario of a dataset whose truth is not a GLM, else None."""
+    s = getattr(data, "scenario", None)
+    if s is None or getattr(s, "predictor", "linear") == "linear" or s.nonlinearity == 0.0:
+        return None
+    return s
+
+
+def coefficient_target(data) -> np.ndarray:
+    """What a configuration's coefficients are compared with: the true ``β*`` of a GLM
+    truth (``data.beta``), the pseudo-true ``β`` (:func:`truth_projection`) otherwise."""
+    s = _nonlinear_scenario(data)
+    return data.beta if s is None else truth_projection(s).beta
+
+
+def _truth_descriptors(data) -> tuple[float, float]:
+    """``(misspec_floor, nonlinear_share)`` of a dataset's truth."""
+    s = _nonlinear_scenario(data)
+    if s is None:
+        return 0.0, 0.0
+    proj = truth_projection(s)
+    return proj.misspec_floor, proj.nonlinear_share

@@ -25,12 +25,12 @@ the cartesian product of its axes (in the order the keys are written, the last k
 fastest).  Blocks are unioned, in file order; a scenario or configuration that appears twice
 (the same canonical parameters) is kept once.
 
-Some keys take a list as their *value*: ``beta`` (scenarios) and ``hidden``/``activation``
-(configs).  For them a flat list is one value (``hidden = [32, 16]`` is one network with two
-hidden layers) and a list of lists is a grid (``hidden = [[], [32], [32, 16]]`` is three
-networks).  ``activation = "relu"`` applies to every hidden layer and ``activation =
-["relu", "tanh"]`` names one per layer; a grid over activations is ``activation =
-[["relu"], ["tanh"]]``.
+Some keys take a list as their *value*: ``beta`` and ``columns`` (scenarios) and
+``hidden``/``activation`` (configs).  For them a flat list is one value (``hidden =
+[32, 16]`` is one network with two hidden layers) and a list of lists is a grid
+(``hidden = [[], [32], [32, 16]]`` is three networks).  ``activation = "relu"`` applies
+to every hidden layer and ``activation = ["relu", "tanh"]`` names one per layer; a grid
+over activations is ``activation = [["relu"], ["tanh"]]``.
 
 Validation
 ----------
@@ -105,7 +105,7 @@ REQUIRED_SWEEP_KEYS = ("name", "replicates", "seed")
 TOP_LEVEL_KEYS = ("sweep", "scenarios", "configs")
 # keys whose single value is itself a list: a grid over them is a list of lists
 LIST_VALUED_KEYS = {
-    "scenarios": frozenset({"beta"}),
+    "scenarios": frozenset({"beta", "columns"}),
     "configs": frozenset({"hidden", "activation"}),
 }
 # keys that do not change any result, left out of the content hash
