@@ -22,15 +22,29 @@ def normalize_name(name: str) -> str:
     return str(name).strip().lower().replace("-", "_").replace(" ", "_")
 
 
+_QUOTED_CHARS = 80  # a name quoted in a message is cut to this many characters
+
+
 def closest(name: str, choices: list[str]) -> str | None:
     """The accepted name closest to ``name``, or ``None`` if nothing is close."""
+    longest = max((len(c) for c in choices), default=0)
+    if len(name) > 2 * longest + 8:  # nothing can be close; spares difflib a long string
+        return None
     match = difflib.get_close_matches(normalize_name(name), choices, n=1, cutoff=0.5)
     return match[0] if match else None
 
 
+def quoted(value: object, limit: int = _QUOTED_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters with a note of how much was left out."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def unknown_name_message(kind: str, name: object, accepted: list[str]) -> str:
     """``unknown link 'lgo'; did you mean 'log'? accepted: identity, log, ...``"""
-    text = f"unknown {kind} {name!r}"
+    text = f"unknown {kind} {quoted(name)}"
     guess = closest(str(name), accepted) if isinstance(name, str) else None
     if guess is not None:
         text += f"; did you mean {guess!r}?"

@@ -19,16 +19,20 @@ failed (or, for ``compare``, a regression found).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ValidationError
 from .report.commands import compare_command, report_command, table_command
+from .sweep.limits import MESSAGE_CHARS, shorten
+from .sweep.status import EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK
 
 __all__ = [
     "EXIT_FAILED",
@@ -39,8 +43,6 @@ __all__ = [
     "command",
     "main",
 ]
-
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_FAILED = 0, 1, 2, 3
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Handler]]] = {}
@@ -57,16 +59,24 @@ def command(name: str, help: str) -> Callable:
 
 
 def _err(message: str) -> None:
-    print(f"simbench: error: {message}", file=sys.stderr)
+    print(f"simbench: error: {shorten(message, MESSAGE_CHARS)}", file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"simbench: warning: {shorten(str(message), MESSAGE_CHARS)}", file=sys.stderr)
 
 
 def _positive_float(text: str) -> float:
+    from .sweep.limits import MIN_TIMEOUT
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not value >= MIN_TIMEOUT or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds >= {MIN_TIMEOUT:g}, got {text!r}"
+        )
     return value
 
 
@@ -116,10 +126,8 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
     def handle(args: argparse.Namespace) -> int:
         from .sweep.api import default_out
         from .sweep.executors import make_executor
-        from .sweep.progress import summary_table
         from .sweep.runner import Runner
         from .sweep.spec import load_sweep
-        from .sweep.store import load
 
         spec = load_sweep(args.sweep)
         out = Path(args.out) if args.out else default_out(spec)
@@ -141,10 +149,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
             print(_describe_plan(spec, runner, out))
             return EXIT_OK
         report = runner.run()
-        df = load(out)
-        wanted = {c.cell_id for c in runner.plan().cells}
-        df = df[df["cell_id"].isin(wanted)]
-        print(summary_table(df))
+        _print_summary(runner, out)
         totals = ", ".join(f"{k} {v}" for k, v in sorted(report.totals.items()))
         print(
             f"results: {out}  ({report.n_cells} cells: {totals or 'none stored'}; "
@@ -167,24 +172,47 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
     return handle
 
 
+SUMMARY_MAX_ROWS = 200_000  # beyond this, the end-of-run summary is left to `simbench table`
+
+
+def _print_summary(runner, out: Path) -> None:
+    """The per-configuration summary of the run's cells (skipped for very large sweeps)."""
+    from .sweep.cells import count_cells
+    from .sweep.progress import summary_table
+    from .sweep.store import load
+
+    if count_cells(runner.spec, runner.quick) > SUMMARY_MAX_ROWS:
+        print(f"(no summary table for more than {SUMMARY_MAX_ROWS} cells: see simbench table)")
+        return
+    df = load(out)
+    if runner.quick:
+        wanted = set(runner.cell_ids())
+        df = df[df["cell_id"].isin(wanted)]
+    print(summary_table(df))
+
+
 def _describe_plan(spec, runner, out: Path) -> str:
+    from .sweep.status import RERUN_STATUSES
+
     plan = runner.plan()
     stored = plan.stored_counts()
-    n_sc = len({c.scenario_index for c in plan.cells})
-    reps = len({c.replicate for c in plan.cells})
+    n_sc = len([s for s in spec.scenarios if s.in_quick or not runner.quick])
+    reps = 1 if runner.quick else spec.replicates
     lines = [
         f"sweep {spec.name!r} ({spec.source}): {n_sc} scenarios x {len(spec.configs)} configs "
-        f"x {reps} replicates = {len(plan.cells)} cells" + (" (--quick)" if runner.quick else ""),
+        f"x {reps} replicates = {plan.n_cells} cells" + (" (--quick)" if runner.quick else ""),
         f"  results directory: {out}" + ("" if out.exists() else " (new)"),
         "  stored: "
         + (", ".join(f"{k} {v}" for k, v in sorted(stored.items())) if stored else "none"),
         f"  not applicable (skipped rows): {plan.n_skipped_total}",
-        f"  to run: {len(plan.to_run)} cells in {len(plan.groups)} groups"
-        + (f", plus {len(plan.to_skip)} skipped rows to write" if plan.to_skip else ""),
+        f"  to run: {plan.n_to_run} cells in {plan.n_groups} groups"
+        + (f", plus {plan.n_to_skip} skipped rows to write" if plan.n_to_skip else ""),
     ]
-    failed = sum(v for k, v in stored.items() if k in ("error", "timeout"))
+    failed = sum(v for k, v in stored.items() if k in RERUN_STATUSES)
     if failed and not runner.rerun_failed:
         lines.append(f"  {failed} failed cells are kept; --rerun-failed retries them")
+    for path, why in plan.corrupt:
+        lines.append(f"  corrupted part (the run moves it aside and recomputes it): {path} ({why})")
     return "\n".join(lines)
 
 
@@ -196,27 +224,24 @@ def _validate(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument("sweep", help="sweep file (TOML)")
 
     def handle(args: argparse.Namespace) -> int:
-        from .sweep.cells import expand_cells
+        from .sweep.cells import count_cells, count_groups
         from .sweep.spec import load_sweep
 
         spec = load_sweep(args.sweep)
-        cells = expand_cells(spec)
-        skipped = [c for c in cells if c.skip_reason is not None]
-        groups = len({c.group_key for c in cells})
+        n_cells = count_cells(spec)
         print(
             f"{args.sweep}: OK: sweep {spec.name!r}: {len(spec.scenarios)} scenarios x "
-            f"{len(spec.configs)} configs x {spec.replicates} replicates = {len(cells)} cells "
-            f"in {groups} groups"
+            f"{len(spec.configs)} configs x {spec.replicates} replicates = {n_cells} cells "
+            f"in {count_groups(spec)} groups"
         )
-        if skipped:
-            print(f"  {len(skipped)} cells will be skipped rows (configuration not applicable):")
-            reasons: dict[str, int] = {}
-            for c in skipped:
-                label = spec.configs[c.config_index].label
-                key = f"{label} on scenario {spec.scenarios[c.scenario_index].id}: {c.skip_reason}"
-                reasons[key] = reasons.get(key, 0) + 1
-            for text, n in list(reasons.items())[:20]:
-                print(f"    {n} x {text}")
+        if spec.skip_reasons:
+            n_skipped = len(spec.skip_reasons) * spec.replicates
+            print(f"  {n_skipped} cells will be skipped rows (configuration not applicable):")
+            reasons = list(spec.skip_reasons.items())
+            for (si, ci), reason in reasons[:20]:
+                label = spec.configs[ci].label
+                text = f"{label} on scenario {spec.scenarios[si].id}: {reason}"
+                print(f"    {spec.replicates} x {text}")
             if len(reasons) > 20:
                 print(f"    ... and {len(reasons) - 20} more")
         if spec.vocabulary == "raw":
@@ -238,7 +263,7 @@ def _status(parser: argparse.ArgumentParser) -> Handler:
 
         report = status(args.directory)
         print(report.format())
-        return EXIT_FAILED if report.failed else EXIT_OK
+        return report.exit_code
 
     return handle
 
@@ -369,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _plain_warnings():
+    """Every warning as one ``simbench: warning: ...`` line on stderr while a command runs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        yield
+
+
 def _terminate(signum, frame):
     # SIGTERM unwinds like Ctrl-C so buffered rows are flushed and workers stopped
     raise SystemExit(128 + signum)
@@ -388,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:  # not the main thread
             pass
     try:
-        return int(handler(args) or EXIT_OK)
+        with _plain_warnings():
+            return int(handler(args) or EXIT_OK)
     except ValidationError as exc:
         _err(str(exc))
         return EXIT_INPUT

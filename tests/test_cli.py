@@ -148,7 +148,8 @@ def test_quick_then_status_counts_missing(workdir, capsys):
     code, out, _ = cli(capsys, "run", DATA / "small.toml", "--quick")
     assert code == 0 and "4 cells: ok 4" in out
     code, out, _ = cli(capsys, "status", "results/small")
-    assert code == 0 and "done     4" in out and "missing  14" in out
+    # missing cells: exit code 3 (the sweep is not complete)
+    assert code == 3 and "done     4" in out and "missing  14" in out
     df = load("results/small")
     assert set(df["replicate"]) == {0} and set(df["s_n"]) == {100, 150}
 

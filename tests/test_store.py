@@ -222,9 +222,9 @@ def test_temporary_leftovers_and_corrupt_parts_are_ignored(tmp_path, spec):
     writer.flush()
     # what a killed write leaves behind: a hidden temporary file
     (store.parts / ".part-0000-x.parquet.123.tmp").write_bytes(b"PAR1 half a file")
-    # a damaged file (not something simbench writes) is skipped with a warning
+    # a file that is not Parquet at all (not something simbench writes) is named, ignored
     (store.parts / "part-99999999999999999999-x-p00001.parquet").write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unreadable part file"):
+    with pytest.warns(UserWarning, match="not a Parquet file; not a simbench part, ignored"):
         df = load(store.root)
     assert df["cell_id"].tolist() == ["c1"]
 
@@ -301,9 +301,21 @@ def test_a_different_sweep_is_refused(tmp_path, spec):
 
 
 def test_not_a_results_directory_is_refused(tmp_path, spec):
-    (tmp_path / "res" / "parts").mkdir(parents=True)
-    (tmp_path / "res" / "parts" / "x").write_text("x")
-    with pytest.raises(StoreError, match="not written by simbench"):
+    # parts of another sweep and no manifest: refused, naming the disagreement
+    other = parse_sweep(
+        SWEEP.replace("seed = 1", "seed = 2"), source="other.toml", vocabulary=RawVocabulary()
+    )
+    from simbench.sweep.cells import expand_cells, identity_columns
+
+    store = ResultStore(tmp_path / "res")
+    store.begin_run(other, {"run_id": "r0"})
+    writer = store.writer("r0")
+    cell = expand_cells(other)[0]
+    writer.add({**identity_columns(other, cell), "status": "ok", "error": None})
+    writer.flush()
+    store.unlock()
+    (tmp_path / "res" / "manifest.json").unlink()
+    with pytest.raises(StoreError, match=r"1 of 1 stored rows are not cells of st\.toml"):
         ResultStore(tmp_path / "res").check_compatible(spec)
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match="not a directory"):

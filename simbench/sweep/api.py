@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cells import expand_cells
+from .cells import iter_group_ids
 from .executors import make_executor
 from .runner import Runner, RunReport
 from .spec import SweepError, SweepSpec, load_sweep, parse_sweep
-from .store import FAILED_STATUSES, STATUSES, load, load_manifest
+from .status import FAILED_STATUSES, STATUSES, exit_code
+from .store import ResultStore, load, load_manifest
 
 __all__ = ["StatusReport", "as_spec", "default_out", "run", "run_sweep", "status", "validate"]
 
@@ -139,9 +140,11 @@ def run(
     )
     df = load(report.out)
     spec = as_spec(sweep_or_path)
-    wanted = {c.cell_id for c in expand_cells(spec, quick=quick)}
     manifest = df.attrs.get("manifest")
-    df = df[df["cell_id"].isin(wanted)].reset_index(drop=True)
+    if quick:  # the directory holds only this sweep's cells; a quick run wants a subset
+        wanted = {c for _, _, ids in iter_group_ids(spec, quick=True) for c in ids}
+        df = df[df["cell_id"].isin(wanted)]
+    df = df.reset_index(drop=True)
     df.attrs["manifest"] = manifest
     df.attrs["exit_code"] = report.exit_code
     return df
@@ -167,6 +170,11 @@ class StatusReport:
     def failed(self) -> int:
         return sum(self.counts.get(s, 0) for s in FAILED_STATUSES)
 
+    @property
+    def exit_code(self) -> int:
+        """3 when any cell failed or is missing (or cannot be counted), else 0."""
+        return exit_code(self.failed, 1 if self.missing is None else self.missing)
+
     def format(self) -> str:
         lines = [f"{self.directory}: sweep {self.sweep_name!r}, {self.runs} run(s)"]
         total = self.expected if self.expected is not None else "?"
@@ -184,13 +192,12 @@ def status(directory: str | Path) -> StatusReport:
     """Count done / failed / missing cells of a results directory.
 
     "Done" cells are stored with a status other than ``error`` or ``timeout``; "missing"
-    cells are cells of the sweep (all replicates) not stored at all.
+    cells are cells of the sweep (all replicates) not stored at all.  A corrupted part
+    raises :class:`~simbench.sweep.store.CorruptPartError` (its cells cannot be counted).
     """
-    from .runner import ResultStore
-
     directory = Path(directory)
     manifest = load_manifest(directory)
-    stored = ResultStore(directory).stored_statuses()
+    index = ResultStore(directory).stored_index()
     report = StatusReport(
         directory=directory,
         sweep_name=str(manifest.get("sweep_name")),
@@ -201,12 +208,16 @@ def status(directory: str | Path) -> StatusReport:
         source = manifest.get("sweep_source") or "<manifest>"
         text = manifest.get("sweep_text")
         spec = parse_sweep(text if text is not None else manifest.get("sweep_data") or {}, source)
-        wanted = [c.cell_id for c in expand_cells(spec)]
     except SweepError as exc:
         report.note = f"the stored sweep no longer validates ({exc}); counting stored rows only"
-        report.counts = Counter(stored.values())
+        report.counts = index.counts()
         return report
-    report.expected = len(wanted)
-    report.counts = Counter(stored[c] for c in wanted if c in stored)
-    report.missing = sum(c not in stored for c in wanted)
+    counts: Counter = Counter()
+    expected = 0
+    for _, _, ids in iter_group_ids(spec):
+        expected += len(ids)
+        counts.update(s for s in index.statuses_of(ids) if s is not None)
+    report.expected = expected
+    report.counts = counts
+    report.missing = expected - sum(counts.values())
     return report

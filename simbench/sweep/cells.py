@@ -35,7 +35,7 @@ depends on the configuration.  Workers use them as ``numpy.random.default_rng(se
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +48,17 @@ __all__ = [
     "CellTask",
     "GroupTask",
     "cell_id",
+    "count_cells",
+    "count_groups",
     "data_seed",
     "expand_cells",
     "group_tasks",
     "identity_columns",
     "init_seed",
+    "iter_cells",
+    "iter_group_ids",
+    "iter_groups",
+    "task_of",
 ]
 
 _MASK63 = (1 << 63) - 1
@@ -167,33 +173,125 @@ class GroupTask:
         return dataclasses.replace(self, cells=self.cells[start:])
 
 
-def expand_cells(spec: SweepSpec, quick: bool = False) -> list[Cell]:
-    """All cells of ``spec`` in sweep order: scenario, then config, then replicate.
+def _scenarios(spec: SweepSpec, quick: bool):
+    return [s for s in spec.scenarios if s.in_quick or not quick]
+
+
+def count_cells(spec: SweepSpec, quick: bool = False) -> int:
+    """The number of cells :func:`iter_cells` yields, computed without listing them."""
+    replicates = 1 if quick else spec.replicates
+    return len(_scenarios(spec, quick)) * len(spec.configs) * replicates
+
+
+def count_groups(spec: SweepSpec, quick: bool = False) -> int:
+    """The number of (scenario, replicate) groups of the cells, without listing them."""
+    return len(_scenarios(spec, quick)) * (1 if quick else spec.replicates)
+
+
+class CellIds:
+    """Cell ids and seeds of one sweep, with the canonical JSON of each block built once.
+
+    ``cell_id`` hashes ``{"config": ..., "replicate": r, "scenario": ..., "seed": s}`` in
+    canonical form (sorted keys); the text is assembled from the pre-serialised blocks,
+    identical byte for byte to :func:`canonical_json` of the whole payload.
+    """
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.scenario_json = [canonical_json(s.canonical) for s in spec.scenarios]
+        self.config_json = [canonical_json(c.canonical) for c in spec.configs]
+
+    def cell_id(self, si: int, ci: int, r: int) -> str:
+        text = (
+            f'{{"config":{self.config_json[ci]},"replicate":{int(r)},'
+            f'"scenario":{self.scenario_json[si]},"seed":{int(self.spec.seed)}}}'
+        )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    def cell(self, si: int, ci: int, r: int, dseed: int | None = None) -> Cell:
+        spec = self.spec
+        s, c = spec.scenarios[si], spec.configs[ci]
+        return Cell(
+            cell_id=self.cell_id(si, ci, r),
+            scenario_index=si,
+            config_index=ci,
+            replicate=r,
+            data_seed=data_seed(spec.seed, s.digest, r) if dseed is None else dseed,
+            init_seed=init_seed(spec.seed, s.digest, c.digest, r),
+            skip_reason=spec.skip_reasons.get((si, ci)),
+        )
+
+
+def iter_cells(spec: SweepSpec, quick: bool = False) -> Iterator[Cell]:
+    """The cells of ``spec`` one at a time, in sweep order: scenario, config, replicate.
 
     With ``quick``, only replicate 0 of the scenarios that have the smallest ``n`` of their
     block: a subset of the full sweep's cells, with the same identities and seeds, so a
-    quick run's results are reused by the full run.
+    quick run's results are reused by the full run.  Memory does not grow with the count.
     """
-    cells: list[Cell] = []
+    ids = CellIds(spec)
     replicates = range(1 if quick else spec.replicates)
-    for s in spec.scenarios:
-        if quick and not s.in_quick:
-            continue
+    for s in _scenarios(spec, quick):
+        seeds = {}
         for c in spec.configs:
-            reason = spec.skip_reasons.get((s.index, c.index))
             for r in replicates:
-                cells.append(
-                    Cell(
-                        cell_id=cell_id(s.canonical, c.canonical, r, spec.seed),
-                        scenario_index=s.index,
-                        config_index=c.index,
-                        replicate=r,
-                        data_seed=data_seed(spec.seed, s.digest, r),
-                        init_seed=init_seed(spec.seed, s.digest, c.digest, r),
-                        skip_reason=reason,
-                    )
-                )
-    return cells
+                if r not in seeds:
+                    seeds[r] = data_seed(spec.seed, s.digest, r)
+                yield ids.cell(s.index, c.index, r, seeds[r])
+        seeds.clear()
+
+
+def expand_cells(spec: SweepSpec, quick: bool = False) -> list[Cell]:
+    """All cells of ``spec`` as a list (see :func:`iter_cells`, which does not hold them)."""
+    return list(iter_cells(spec, quick))
+
+
+def iter_group_ids(spec: SweepSpec, quick: bool = False) -> Iterator[tuple[int, int, list[str]]]:
+    """``(scenario index, replicate, cell ids in configuration order)`` per group, cheaply.
+
+    The ids alone (no seeds): what planning needs to compare a sweep with stored cells.
+    """
+    ids = CellIds(spec)
+    n_configs = len(spec.configs)
+    for s in _scenarios(spec, quick):
+        for r in range(1 if quick else spec.replicates):
+            yield s.index, r, [ids.cell_id(s.index, ci, r) for ci in range(n_configs)]
+
+
+def iter_groups(spec: SweepSpec, quick: bool = False) -> Iterator[list[Cell]]:
+    """The cells of ``spec`` group by group, in the order :func:`group_tasks` gives.
+
+    Each item is the list of cells of one (scenario, replicate), in configuration order.
+    """
+    ids = CellIds(spec)
+    for s in _scenarios(spec, quick):
+        for r in range(1 if quick else spec.replicates):
+            dseed = data_seed(spec.seed, s.digest, r)
+            yield [ids.cell(s.index, c.index, r, dseed) for c in spec.configs]
+
+
+def task_of(spec: SweepSpec, members: list[Cell]) -> GroupTask:
+    """The :class:`GroupTask` of runnable cells of one (scenario, replicate)."""
+    si, r = members[0].group_key
+    scenario = spec.scenarios[si]
+    return GroupTask(
+        scenario=scenario.canonical,
+        scenario_id=scenario.id,
+        replicate=r,
+        data_seed=members[0].data_seed,
+        cells=tuple(
+            CellTask(
+                cell_id=c.cell_id,
+                config=spec.configs[c.config_index].canonical,
+                config_id=spec.configs[c.config_index].id,
+                init_seed=c.init_seed,
+            )
+            for c in sorted(members, key=lambda c: c.config_index)
+        ),
+        record_history=spec.record_history,
+        sweep_seed=spec.seed,
+        key=(si, r),
+    )
 
 
 def group_tasks(spec: SweepSpec, cells: Iterable[Cell]) -> list[GroupTask]:
@@ -201,30 +299,7 @@ def group_tasks(spec: SweepSpec, cells: Iterable[Cell]) -> list[GroupTask]:
     groups: dict[tuple[int, int], list[Cell]] = {}
     for cell in cells:
         groups.setdefault(cell.group_key, []).append(cell)
-    tasks = []
-    for (si, r), members in sorted(groups.items()):
-        scenario = spec.scenarios[si]
-        tasks.append(
-            GroupTask(
-                scenario=scenario.canonical,
-                scenario_id=scenario.id,
-                replicate=r,
-                data_seed=members[0].data_seed,
-                cells=tuple(
-                    CellTask(
-                        cell_id=c.cell_id,
-                        config=spec.configs[c.config_index].canonical,
-                        config_id=spec.configs[c.config_index].id,
-                        init_seed=c.init_seed,
-                    )
-                    for c in sorted(members, key=lambda c: c.config_index)
-                ),
-                record_history=spec.record_history,
-                sweep_seed=spec.seed,
-                key=(si, r),
-            )
-        )
-    return tasks
+    return [task_of(spec, members) for _, members in sorted(groups.items())]
 
 
 def identity_columns(spec: SweepSpec, cell: Cell) -> dict[str, Any]:

@@ -1,14 +1,28 @@
 """The Dask backend: groups as tasks on a ``dask.distributed`` cluster.
 
-Each task runs its group through a one-process :class:`~simbench.sweep.executors.LocalExecutor`
-on the Dask worker, so hangs and crashes become rows exactly as they do locally (see
-:mod:`simbench.sweep.executors`).  ``dask.distributed`` is optional (``simbench[dist]``) and
-imported only when this backend starts.
+Each Dask task runs a *chunk* of groups through a one-process
+:class:`~simbench.sweep.executors.LocalExecutor` on the Dask worker, so hangs and crashes
+become rows exactly as they do locally (see :mod:`simbench.sweep.executors`).
+
+Chunks are sized to about :data:`CHUNK_SECONDS` of work, measured as the sweep goes (the
+first chunks hold one group each; then ``CHUNK_SECONDS`` / the mean seconds per group so
+far, at most :data:`MAX_CHUNK` groups), so the scheduler's cost per task (about a
+millisecond) never dominates sweeps of tiny cells.  At most :data:`CHUNKS_PER_WORKER`
+chunks per worker thread wait on the cluster, the rest of the sweep is generated only as
+they finish.  Rows come back when a chunk ends: what a killed run loses is the chunks in
+flight, about a second of work per worker.  A Dask worker lost mid-sweep has its chunk
+retried elsewhere by Dask; the runner keeps the first row of every cell.
+
+``dask.distributed`` is optional (``simbench[dist]``) and imported only when this backend
+starts.
 """
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
+import os
+import re
 import sys
 import time
 
@@ -16,7 +30,13 @@ from ..errors import ValidationError
 from .cells import GroupTask
 from .executors import Executor, LocalExecutor, SerialExecutor, _error_text, _status_row
 
-__all__ = ["DaskExecutor"]
+__all__ = ["CHUNKS_PER_WORKER", "CHUNK_SECONDS", "MAX_CHUNK", "DaskExecutor"]
+
+CHUNK_SECONDS = 1.0  # target work per Dask task
+MAX_CHUNK = 512  # groups per Dask task at most
+CHUNKS_PER_WORKER = 2  # chunks queued on the cluster per worker thread
+CONNECT_TIMEOUT_ENV = "SIMBENCH_DASK_CONNECT_TIMEOUT"  # seconds (default 10)
+_ADDRESS_RE = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://)?[^\s/:]+(?::\d{1,5})?$")
 
 _DASK_POOLS: dict[tuple, Executor] = {}
 
@@ -44,13 +64,22 @@ def _dask_group(group_fn, task: GroupTask, timeout: float | None) -> list[tuple[
     return [item for item in executor.results() if item is not None]
 
 
-class DaskExecutor(Executor):
-    """Groups as tasks on a ``dask.distributed`` cluster.
+def _dask_chunk(group_fn, tasks: list[GroupTask], timeout: float | None):
+    """Run a chunk of groups on a Dask worker: (rows, wall seconds)."""
+    t0 = time.perf_counter()
+    rows: list[tuple[str, dict]] = []
+    for task in tasks:
+        rows.extend(_dask_group(group_fn, task, timeout))
+    return rows, time.perf_counter() - t0
 
-    Each task runs its group in a child process of the Dask worker (a one-process
+
+class DaskExecutor(Executor):
+    """Groups, in chunks of about a second of work, as tasks on a ``dask.distributed`` cluster.
+
+    Each chunk runs its groups in a child process of the Dask worker (a one-process
     :class:`LocalExecutor`), so per-cell timeouts and crashes are handled exactly as
-    locally; rows come back when the group ends.  If a Dask worker itself is lost, Dask
-    retries the task elsewhere; after too many losses the cells get ``error`` rows.
+    locally; rows come back when the chunk ends.  If a Dask worker itself is lost, Dask
+    retries the chunk elsewhere; after too many losses its cells get ``error`` rows.
 
     Parameters
     ----------
@@ -72,15 +101,24 @@ class DaskExecutor(Executor):
             raise ValidationError(
                 "--backend dask needs dask.distributed: pip install 'simbench[dist]'"
             ) from None
+        if address is not None and not _ADDRESS_RE.match(str(address)):
+            raise ValidationError(
+                f"--address {address!r}: expected a scheduler address such as "
+                "tcp://host:8786 (or host:port)"
+            )
         self.address = address
         self.jobs = jobs
         self._client = client
         self._own_client = client is None
         self._cluster = None
-        self._tasks: list[GroupTask] = []
+        self._queue: collections.deque[GroupTask] = collections.deque()
         self._group_fn = None
         self._timeout = None
         self._futures: dict = {}
+        self._chunk = 1
+        self._done_groups = 0
+        self._done_seconds = 0.0
+        self.chunks_submitted = 0
 
     def start(self, group_fn, timeout):
         from distributed import Client, LocalCluster
@@ -89,7 +127,15 @@ class DaskExecutor(Executor):
         self._timeout = timeout
         if self._client is None:
             if self.address:
-                self._client = Client(self.address)
+                wait = float(os.environ.get(CONNECT_TIMEOUT_ENV) or 10)
+                try:
+                    self._client = Client(self.address, timeout=wait)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise ValidationError(
+                        f"--address {self.address}: cannot reach a Dask scheduler there "
+                        f"within {wait:g} s ({type(exc).__name__}: {exc}); start one with "
+                        "'dask scheduler' or check the address"
+                    ) from None
             else:
                 import dask
 
@@ -107,39 +153,78 @@ class DaskExecutor(Executor):
         self._client.run(_extend_sys_path, list(sys.path))
 
     def submit(self, task):
-        future = self._client.submit(
-            _dask_group, self._group_fn, task, self._timeout, pure=False, key=None
-        )
-        self._futures[future] = task
+        self._queue.append(task)
+
+    def _threads(self) -> int:
+        try:
+            workers = self._client.scheduler_info()["workers"].values()
+            return max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+        except Exception:  # the scheduler's view is advisory only
+            return max(1, self.jobs)
+
+    def _chunk_size(self) -> int:
+        if self._done_groups == 0 or self._done_seconds <= 0.0:
+            return 1
+        per_group = self._done_seconds / self._done_groups
+        return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / per_group)))
+
+    def _top_up(self, pending) -> None:
+        room = CHUNKS_PER_WORKER * self._threads()
+        while len(self._futures) < room:
+            size = self._chunk_size()
+            chunk: list[GroupTask] = []
+            while len(chunk) < size:
+                task = self._pull()
+                if task is None:
+                    break
+                chunk.append(task)
+            if not chunk:
+                return
+            future = self._client.submit(
+                _dask_chunk, self._group_fn, chunk, self._timeout, pure=False
+            )
+            self._futures[future] = chunk
+            self.chunks_submitted += 1
+            pending.add(future)
 
     def results(self):
         from distributed import as_completed
 
-        pending = as_completed(list(self._futures))
-        while not pending.is_empty():
+        pending = as_completed()
+        self._top_up(pending)
+        while self._futures:
             batch = pending.next_batch(block=False) if pending.has_ready() else []
             if not batch:
-                time.sleep(0.05)
+                time.sleep(0.02)
                 yield None
                 continue
             for future in batch:
-                task = self._futures.pop(future)
+                chunk = self._futures.pop(future, None)
+                if chunk is None:
+                    continue
                 try:
-                    rows = future.result()
+                    rows, seconds = future.result()
+                    self._done_groups += len(chunk)
+                    self._done_seconds += seconds
                 except Exception as exc:
                     rows = [
                         (
                             c.cell_id,
                             _status_row("error", f"dask task failed: {_error_text(exc)}"),
                         )
+                        for task in chunk
                         for c in task.cells
                     ]
+                future.release()
                 yield from rows
+            self._top_up(pending)
 
     def shutdown(self, cancel=False):
         if self._client is not None and cancel and self._futures:
             self._client.cancel(list(self._futures))
         self._futures = {}
+        self._queue.clear()
+        self._source = None
         if self._own_client and self._client is not None:
             self._client.close()
             self._client = None

@@ -50,7 +50,7 @@ import socket
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
@@ -219,6 +219,31 @@ class Executor(ABC):
     def shutdown(self, cancel: bool = False) -> None:
         """Release workers; with ``cancel``, stop running cells at once (their rows are lost)."""
 
+    def feed(self, tasks: Iterable[GroupTask]) -> None:
+        """Queue tasks drawn lazily from ``tasks`` when there is room to run them.
+
+        Unlike :meth:`submit`, the tasks are not held: an executor takes the next one only
+        when a worker is free (the Dask executor keeps a bounded number queued on the
+        cluster), so memory does not grow with the number of tasks.
+        """
+        self._source = iter(tasks)
+
+    def _pull(self) -> GroupTask | None:
+        """The next task: a queued one (retries first), else one from the fed source."""
+        queue = getattr(self, "_queue", None)
+        if queue:
+            return queue.popleft()
+        source = getattr(self, "_source", None)
+        if source is not None:
+            task = next(source, None)
+            if task is not None:
+                return task
+            self._source = None
+        return None
+
+    def _has_tasks(self) -> bool:
+        return bool(getattr(self, "_queue", None)) or getattr(self, "_source", None) is not None
+
     def __enter__(self) -> Executor:
         return self
 
@@ -260,6 +285,7 @@ class SerialExecutor(Executor):
         self._prepare: Callable | None = None
         self._timeout: float | None = None
         self._freeze = False
+        self._armed = False
 
     def start(self, group_fn, timeout):
         self._fn = resolve_group_fn(group_fn)
@@ -275,6 +301,7 @@ class SerialExecutor(Executor):
 
     def shutdown(self, cancel=False):
         self._queue.clear()
+        self._source = None
 
     def _alarm_usable(self) -> bool:
         import threading
@@ -292,7 +319,10 @@ class SerialExecutor(Executor):
         if use_alarm:
 
             def on_alarm(signum, frame):
-                raise CellTimeout
+                # only while a cell runs: an alarm that fires as it is being disarmed
+                # must not escape into the caller
+                if self._armed:
+                    raise CellTimeout
 
             previous = signal.signal(signal.SIGALRM, on_alarm)
         # unless the program freezes objects itself, the heap as it is after each task's
@@ -300,8 +330,11 @@ class SerialExecutor(Executor):
         # while cells run, and goes back at the end
         self._freeze = gc.get_freeze_count() == 0
         try:
-            while self._queue:
-                yield from self._run(self._queue.popleft(), use_alarm)
+            while True:
+                task = self._pull()
+                if task is None:
+                    break
+                yield from self._run(task, use_alarm)
         finally:
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -318,13 +351,16 @@ class SerialExecutor(Executor):
         events = stream_group(self._fn, task)
         budget = None
         while True:
-            if use_alarm and budget is not None:
-                signal.setitimer(signal.ITIMER_REAL, budget)
             try:
+                if use_alarm and budget is not None:
+                    self._armed = True
+                    signal.setitimer(signal.ITIMER_REAL, budget)
                 event = next(events)
             except StopIteration:
                 break
             except CellTimeout:
+                self._armed = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
                 events.close()
                 if not progress.done:
                     yield progress.cell(progress.next), _timeout_row(self._timeout, progress)
@@ -334,6 +370,7 @@ class SerialExecutor(Executor):
                     self._queue.appendleft(rest)
                 return
             finally:
+                self._armed = False
                 if use_alarm:
                     signal.setitimer(signal.ITIMER_REAL, 0)
             kind = event[0]
@@ -540,9 +577,11 @@ class LocalExecutor(Executor):
 
     def _dispatch(self) -> None:
         idle = [w for w in self._workers if w.progress is None and w.fatal is None]
-        while self._queue and (idle or len(self._workers) < self.jobs):
+        while idle or len(self._workers) < self.jobs:
+            task = self._pull()
+            if task is None:
+                break
             worker = idle.pop() if idle else self._spawn()
-            task = self._queue.popleft()
             try:
                 worker.conn.send(task)
             except (BrokenPipeError, OSError):
@@ -617,7 +656,7 @@ class LocalExecutor(Executor):
 
     def results(self):
         assert self._group_fn is not None, "start() first"
-        while self._queue or any(w.progress is not None for w in self._workers):
+        while self._has_tasks() or any(w.progress is not None for w in self._workers):
             self._dispatch()
             now = time.monotonic()
             deadlines = [w.deadline for w in self._workers if w.deadline is not None]
@@ -671,6 +710,7 @@ class LocalExecutor(Executor):
                 worker.proc.join(timeout=2)
             self._retire(worker, kill=True)
         self._queue.clear()
+        self._source = None
 
 
 def make_executor(backend: str | None, jobs: int = 1, address: str | None = None) -> Executor:

@@ -2,14 +2,21 @@
 
 Flow of one run
 ---------------
-1. :func:`~simbench.sweep.cells.expand_cells` lists the cells (``--quick``: a subset).
+1. The results directory is checked (a different sweep, parts that are not cells of this
+   one: exit 2, nothing written) and the executor started (an unreachable cluster: exit 2,
+   nothing written); then the directory is locked and tidied (leftover temporary files
+   removed, corrupted parts quarantined, a damaged manifest rebuilt).
 2. The store says which cells are already stored; those are skipped (with
-   ``rerun_failed``, stored ``error``/``timeout`` cells run again).
-3. Cells whose configuration does not apply to their scenario are stored at once as
-   ``skipped`` rows with the reason; the others are grouped by (scenario, replicate) into
-   :class:`~simbench.sweep.cells.GroupTask` objects and handed to an executor.
+   ``rerun_failed``, stored ``error``/``timeout`` cells run again, and so do failed cells
+   of a quarantined part).
+3. Cells are generated lazily, group by group (:func:`~simbench.sweep.cells.iter_groups`),
+   so memory does not grow with the sweep: cells whose configuration does not apply to
+   their scenario are stored as ``skipped`` rows with the reason; the others of a
+   (scenario, replicate) form a :class:`~simbench.sweep.cells.GroupTask`, pulled by the
+   executor when it has room for it.
 4. Each row that comes back gets the columns the runner owns (identity, seeds, ``s_*``,
-   ``c_*``, ``run_id``), is checked, buffered and written in atomic Parquet parts.
+   ``c_*``, ``run_id``), is checked, buffered and written in atomic Parquet parts (a
+   background thread writes a row within ``SIMBENCH_FLUSH_SECONDS`` of its arrival).
 5. At the end the parts are compacted, the manifest records the run, and the exit code is
    0 (every cell of the run stored and none failed) or 3.
 
@@ -65,33 +72,52 @@ Testing hooks (environment variables, not part of the CLI)
 ``SIMBENCH_GROUP_FN``
     Group function used when none is given (tests run the CLI with fake ones).
 ``SIMBENCH_FLUSH_ROWS`` / ``SIMBENCH_FLUSH_SECONDS``
-    Write a part every this many rows (default 1024) / seconds (default 2).  The clock
-    bounds what a killed run loses; the row count only caps the buffer, high enough that
-    a fast sweep writes a few parts rather than one per few dozen cells (each part costs a
-    file, two fsyncs and its share of the final compaction).
+    Write a part every this many rows (default 1024) / once the oldest buffered row is
+    this many seconds old (default 0.5).  The clock bounds what a killed run loses; the
+    row count only caps the buffer, high enough that a fast sweep writes a few parts a
+    second rather than one per few dozen cells (each part costs a file, two fsyncs and
+    its share of the final compaction).
 ``SIMBENCH_START_METHOD``
     multiprocessing start method of the local executor (default ``forkserver``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cells import Cell, CellTask, GroupTask, expand_cells, group_tasks, identity_columns
+from ..errors import ValidationError
+from .cells import Cell, CellIds, CellTask, GroupTask, count_cells, identity_columns, task_of
+from .cells import iter_group_ids as _iter_group_ids
 from .executors import Executor, make_executor
+from .limits import MIN_TIMEOUT
 from .progress import Progress
 from .spec import SweepSpec
-from .store import FAILED_STATUSES, STATUSES, ResultStore, new_run_id, provenance, utcnow
+from .status import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    FAILED_STATUSES,
+    RERUN_STATUSES,
+    STATUSES,
+    exit_code,
+)
+from .store import DiskError, ResultStore, StoredIndex, new_run_id, provenance, utcnow
 
 __all__ = [
     "DEFAULT_GROUP_FN",
+    "EXIT_FAILED",
+    "EXIT_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
     "CellTask",
     "GroupTask",
     "Plan",
@@ -102,9 +128,8 @@ __all__ = [
 
 DEFAULT_GROUP_FN = "simbench.sweep.worker:run_group"
 GROUP_FN_ENV = "SIMBENCH_GROUP_FN"
-
-# exit codes of DESIGN.md
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_FAILED = 0, 1, 2, 3
+DEFAULT_FLUSH_ROWS = 1024
+DEFAULT_FLUSH_SECONDS = 0.5
 
 
 def default_group_fn() -> str:
@@ -117,35 +142,57 @@ def _env_number(name: str, default: float, cast=float):
     return cast(value) if value else default
 
 
+def check_timeout(timeout: float | None, what: str = "--timeout") -> float | None:
+    """``timeout`` as a float, or :class:`ValidationError` naming the accepted range."""
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout < MIN_TIMEOUT
+    ):
+        raise ValidationError(
+            f"{what} must be a number of seconds >= {MIN_TIMEOUT:g}, got {timeout!r}"
+        )
+    return float(timeout)
+
+
 @dataclass
 class Plan:
-    """What a run would do; computed without writing anything.
+    """What a run would do; computed without writing anything (and without listing cells).
 
     Attributes
     ----------
-    cells : list of Cell
+    n_cells : int
         Cells of this run (all of the sweep, or the ``--quick`` subset).
-    stored : dict
-        ``cell_id -> status`` already in the results directory (for these cells).
-    to_run : list of Cell
-        Cells to hand to the executor.
-    to_skip : list of Cell
-        Not-applicable cells not yet stored (written as ``skipped`` rows).
-    groups : list of GroupTask
+    stored : Counter
+        Statuses of this run's cells already in the results directory.
+    n_to_run, n_to_skip : int
+        Cells to hand to the executor; not-applicable cells not yet stored (written as
+        ``skipped`` rows).
+    n_groups : int
+        Groups (scenario, replicate) with a cell to run.
+    n_skipped_total : int
+        Cells of this run whose configuration does not apply to their scenario.
+    corrupt : list of (Path, str)
+        Corrupted parts (not counted as stored; ``run`` quarantines them).
     """
 
-    cells: list[Cell]
-    stored: dict[str, str]
-    to_run: list[Cell]
-    to_skip: list[Cell]
-    groups: list[GroupTask]
+    n_cells: int
+    stored: Counter
+    n_to_run: int
+    n_to_skip: int
+    n_groups: int
+    n_skipped_total: int
+    corrupt: list = field(default_factory=list)
 
     @property
-    def n_skipped_total(self) -> int:
-        return sum(c.skip_reason is not None for c in self.cells)
+    def n_stored(self) -> int:
+        return sum(self.stored.values())
 
     def stored_counts(self) -> Counter:
-        return Counter(self.stored.values())
+        return Counter(self.stored)
 
 
 @dataclass
@@ -161,6 +208,7 @@ class RunReport:
     missing: int = 0
     stopped: bool = False
     elapsed: float = 0.0
+    quarantined: list = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -168,7 +216,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if (self.failed or self.missing) else EXIT_OK
+        return exit_code(self.failed, self.missing)
 
 
 class Runner:
@@ -212,34 +260,82 @@ class Runner:
         self.executor = executor if executor is not None else make_executor("serial")
         self.group_fn = group_fn if group_fn is not None else default_group_fn()
         self.quick = quick
-        self.timeout = timeout if timeout is not None else spec.timeout
-        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
-            from ..errors import ValidationError
-
-            raise ValidationError(f"--timeout must be a positive number of seconds, got {timeout}")
+        self.timeout = check_timeout(timeout if timeout is not None else spec.timeout)
         self.fail_fast = fail_fast
         self.rerun_failed = rerun_failed
         self.progress = progress
-        self._cells: list[Cell] | None = None
-        self.flush_rows = int(_env_number("SIMBENCH_FLUSH_ROWS", 1024, int))
-        self.flush_seconds = float(_env_number("SIMBENCH_FLUSH_SECONDS", 2.0))
+        self.flush_rows = int(_env_number("SIMBENCH_FLUSH_ROWS", DEFAULT_FLUSH_ROWS, int))
+        self.flush_seconds = float(_env_number("SIMBENCH_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS))
 
     # -- planning (writes nothing)
+    def _wanted(self, cell_id: str, status: str | None, force: set[str]) -> bool:
+        if status is None:
+            return True
+        if status in RERUN_STATUSES and (self.rerun_failed or cell_id in force):
+            return True
+        return False
+
+    def _scan(self, index: StoredIndex, force: set[str]) -> Iterator[tuple[int, int, list]]:
+        """Per group: (scenario index, replicate, [(config index, cell id, stored status)])."""
+        empty = len(index) == 0
+        for si, r, ids in _iter_group_ids(self.spec, self.quick):
+            statuses = [None] * len(ids) if empty else index.statuses_of(ids)
+            yield si, r, list(zip(range(len(ids)), ids, statuses, strict=True))
+
+    def _make_plan(self, index: StoredIndex, force: set[str], corrupt=()) -> Plan:
+        spec = self.spec
+        n_cells = count_cells(spec, self.quick)
+        skip_pairs = spec.skip_reasons
+        n_rep = 1 if self.quick else spec.replicates
+        scenarios = [s for s in spec.scenarios if s.in_quick or not self.quick]
+        n_skipped_total = sum(1 for (si, _ci) in skip_pairs if spec.scenarios[si] in scenarios)
+        n_skipped_total *= n_rep
+        if len(index) == 0:  # nothing stored: every count is arithmetic
+            runnable_scenarios = sum(
+                1
+                for s in scenarios
+                if any((s.index, c.index) not in skip_pairs for c in spec.configs)
+            )
+            return Plan(
+                n_cells=n_cells,
+                stored=Counter(),
+                n_to_run=n_cells - n_skipped_total,
+                n_to_skip=n_skipped_total,
+                n_groups=runnable_scenarios * n_rep,
+                n_skipped_total=n_skipped_total,
+                corrupt=list(corrupt),
+            )
+        stored: Counter = Counter()
+        to_run = to_skip = groups = 0
+        for si, _r, members in self._scan(index, force):
+            runs_here = False
+            for ci, cid, status in members:
+                if status is not None:
+                    stored[status] += 1
+                if not self._wanted(cid, status, force):
+                    continue
+                if (si, ci) in skip_pairs:
+                    to_skip += 1
+                else:
+                    to_run += 1
+                    runs_here = True
+            groups += runs_here
+        return Plan(n_cells, stored, to_run, to_skip, groups, n_skipped_total, list(corrupt))
+
     def plan(self) -> Plan:
-        """Cells, cache state and groups of this run; checks the directory is compatible."""
+        """Cells, cache state and groups of this run; checks the directory is compatible.
+
+        Writes nothing: corrupted parts are left where they are (and listed), their rows
+        counted as not stored.
+        """
         self.store.check_compatible(self.spec)
-        if self._cells is None:  # hashing every cell's identity and seeds: once per runner
-            self._cells = expand_cells(self.spec, quick=self.quick)
-        cells = list(self._cells)
-        wanted = {c.cell_id for c in cells}
-        stored = {k: v for k, v in self.store.stored_statuses().items() if k in wanted}
-        to_run, to_skip = [], []
-        for cell in cells:
-            status = stored.get(cell.cell_id)
-            if status is not None and not (self.rerun_failed and status in FAILED_STATUSES):
-                continue
-            (to_skip if cell.skip_reason is not None else to_run).append(cell)
-        return Plan(cells, stored, to_run, to_skip, group_tasks(self.spec, to_run))
+        read = self.store.read_parts(["cell_id", "status"], on_corrupt="collect")
+        return self._make_plan(StoredIndex.from_tables(read.tables), set(), read.corrupt)
+
+    def cell_ids(self) -> Iterator[str]:
+        """The ids of this run's cells, in sweep order (lazily)."""
+        for _si, _r, ids in _iter_group_ids(self.spec, self.quick):
+            yield from ids
 
     # -- rows
     def finalize(self, cell: Cell, row: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -264,18 +360,54 @@ class Runner:
     def skipped_row(self, cell: Cell, run_id: str) -> dict[str, Any]:
         return self.finalize(cell, {"status": "skipped", "error": cell.skip_reason}, run_id)
 
+    def _tasks(
+        self,
+        index: StoredIndex,
+        force: set[str],
+        in_flight: dict[str, Cell],
+        on_skipped: Callable[[Cell], None],
+    ) -> Iterator[GroupTask]:
+        """Group tasks to run, lazily; not-applicable cells go to ``on_skipped`` on the way.
+
+        The cells of each task yielded are registered in ``in_flight`` until their rows
+        come back, so the runner holds only the cells the executor has taken.
+        """
+        ids = CellIds(self.spec)
+        skip_pairs = self.spec.skip_reasons
+        for si, r, members in self._scan(index, force):
+            runnable = []
+            dseed = None
+            for ci, cid, status in members:
+                if not self._wanted(cid, status, force):
+                    continue
+                if dseed is None:
+                    from .cells import data_seed
+
+                    dseed = data_seed(self.spec.seed, self.spec.scenarios[si].digest, r)
+                cell = ids.cell(si, ci, r, dseed)
+                if (si, ci) in skip_pairs:
+                    on_skipped(cell)
+                else:
+                    runnable.append(cell)
+            if runnable:
+                for cell in runnable:
+                    in_flight[cell.cell_id] = cell
+                yield task_of(self.spec, runnable)
+
     # -- running
     def run(self) -> RunReport:
         """Run the plan; rows are stored as they come.  Returns a :class:`RunReport`."""
         t0 = time.monotonic()
-        plan = self.plan()
+        spec = self.spec
+        # checks that write nothing: the directory, then whether anything will run
+        preview = self.plan()
         run_id = new_run_id()
-        report = RunReport(
-            out=self.store.root,
-            run_id=run_id,
-            n_cells=len(plan.cells),
-            n_cached=len(plan.cells) - len(plan.to_run) - len(plan.to_skip),
-        )
+        started = False
+        if preview.n_to_run or preview.corrupt:
+            # an unreachable cluster or a group function that cannot load: bad input,
+            # before anything is written
+            self.executor.start(self.group_fn, self.timeout)
+            started = True
         record = {
             "run_id": run_id,
             "started_at": utcnow(),
@@ -293,27 +425,43 @@ class Runner:
                 else repr(self.group_fn),
             },
             "provenance": provenance(),
-            "cells_planned": len(plan.to_run) + len(plan.to_skip),
         }
-        progress = self.progress
-        if not isinstance(progress, Progress):
-            progress = Progress(len(plan.to_run) + len(plan.to_skip), enabled=bool(progress))
-        by_id = {c.cell_id: c for c in plan.to_run}
-        outcome = "interrupted"
-        self.store.begin_run(self.spec, record)
-        writer = self.store.writer(run_id, self.flush_rows, self.flush_seconds)
-        started = False
-        results = None
         try:
-            for cell in plan.to_skip:
+            self.store.begin_run(spec, record)
+        except BaseException:
+            if started:
+                self.executor.shutdown(cancel=True)
+            raise
+        outcome = "interrupted"
+        writer = None
+        progress = None
+        results = None
+        pending: BaseException | None = None
+        report = RunReport(out=self.store.root, run_id=run_id, n_cells=preview.n_cells, n_cached=0)
+        try:
+            force = set(self.store.quarantined_cells)
+            index = self.store.stored_index(on_corrupt="collect", warn=False)
+            plan = self._make_plan(index, force)
+            report.n_cells = plan.n_cells
+            report.n_cached = plan.n_cells - plan.n_to_run - plan.n_to_skip
+            report.quarantined = list(self.store.quarantined)
+            progress = self.progress
+            if not isinstance(progress, Progress):
+                progress = Progress(plan.n_to_run + plan.n_to_skip, enabled=bool(progress))
+            writer = self.store.writer(run_id, self.flush_rows, self.flush_seconds, background=True)
+            in_flight: dict[str, Cell] = {}
+
+            def on_skipped(cell: Cell) -> None:
                 writer.add(self.skipped_row(cell, run_id))
                 report.counts["skipped"] += 1
                 progress.update("skipped", computed=False)
-            if plan.groups:
-                self.executor.start(self.group_fn, self.timeout)
-                started = True
-                for task in plan.groups:
-                    self.executor.submit(task)
+
+            tasks = self._tasks(index, force, in_flight, on_skipped)
+            if plan.n_to_run:
+                if not started:
+                    self.executor.start(self.group_fn, self.timeout)
+                    started = True
+                self.executor.feed(tasks)
                 results = self.executor.results()
                 for item in results:
                     if item is None:
@@ -321,7 +469,7 @@ class Runner:
                         progress.draw()
                         continue
                     cell_id, row = item
-                    cell = by_id.pop(cell_id, None)
+                    cell = in_flight.pop(cell_id, None)
                     if cell is None:
                         continue  # a second row for a cell: the first one stands
                     full = self.finalize(cell, row, run_id)
@@ -331,30 +479,80 @@ class Runner:
                     if self.fail_fast and full["status"] in FAILED_STATUSES:
                         report.stopped = True
                         break
+            if not report.stopped:
+                for _ in tasks:  # not-applicable cells after the last runnable group
+                    pass
             outcome = "stopped" if report.stopped else "finished"
+        except BaseException as exc:
+            pending = exc
+            raise
         finally:
+            problems = self._finish(
+                report, writer, results, started, outcome, run_id, t0, progress, pending
+            )
+            if problems and (pending is None or isinstance(pending, DiskError)):
+                raise problems[0]
+        return report
+
+    def _finish(self, report, writer, results, started, outcome, run_id, t0, progress, pending):
+        """Everything after the loop, each step attempted whatever the others did."""
+        problems: list[BaseException] = []
+
+        def attempt(step: Callable[[], Any]) -> None:
             try:
-                if results is not None:
+                step()
+            except (DiskError, ValidationError, OSError) as exc:
+                problems.append(exc)
+
+        try:
+            if results is not None:
+                with contextlib.suppress(Exception):
                     results.close()  # restores what the executor changed (e.g. SIGALRM)
-                if started:
-                    self.executor.shutdown(cancel=outcome != "finished")
-                writer.flush()
-                if outcome == "finished":
-                    self.store.compact(run_id)
-                stored = self.store.stored_statuses()
-                totals = Counter(stored[c.cell_id] for c in plan.cells if c.cell_id in stored)
-                report.totals = totals
-                report.missing = len(plan.cells) - sum(totals.values())
-                report.elapsed = time.monotonic() - t0
-                self.store.end_run(
+            if started:
+                self.executor.shutdown(cancel=outcome != "finished")
+            if writer is not None:
+                writer.close()
+                try:
+                    writer.flush()
+                except (DiskError, ValidationError, OSError) as exc:
+                    problems.append(
+                        DiskError(
+                            f"{exc}; {writer.pending} finished cell(s) could not be stored "
+                            "and will be computed again by the next run"
+                        )
+                    )
+            if outcome == "finished" and not problems and pending is None:
+                attempt(lambda: self.store.compact(run_id))
+
+            def totals() -> None:
+                index = self.store.stored_index(on_corrupt="collect", warn=False)
+                counts: Counter = Counter()
+                if len(index):
+                    batch: list[str] = []
+                    for cid in self.cell_ids():
+                        batch.append(cid)
+                        if len(batch) >= 65536:
+                            counts.update(s for s in index.statuses_of(batch) if s is not None)
+                            batch = []
+                    counts.update(s for s in index.statuses_of(batch) if s is not None)
+                report.totals = counts
+                report.missing = report.n_cells - sum(counts.values())
+
+            attempt(totals)
+            report.elapsed = time.monotonic() - t0
+            attempt(
+                lambda: self.store.end_run(
                     run_id,
                     finished_at=utcnow(),
                     outcome=outcome,
                     elapsed_seconds=report.elapsed,
+                    cells_planned=report.n_cells - report.n_cached,
                     counts=dict(report.counts),
                     exit_code=report.exit_code,
                 )
-            finally:
-                self.store.unlock()
+            )
+        finally:
+            self.store.unlock()
+            if progress is not None:
                 progress.close()
-        return report
+        return problems

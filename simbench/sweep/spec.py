@@ -71,8 +71,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._registry import closest
+from .._registry import closest, quoted
 from ..errors import ValidationError
+from .limits import MAX_CELLS, MAX_CONFIGS, MAX_NAME_LENGTH, MAX_SCENARIOS, MIN_TIMEOUT
 
 try:
     import tomllib
@@ -94,11 +95,14 @@ __all__ = [
 ]
 
 SWEEP_KEYS: dict[str, str] = {
-    "name": "results directory name (letters, digits, '.', '_', '-')",
+    "name": (
+        f"results directory name: letters, digits, '.', '_', '-', starting with a letter "
+        f"or digit, at most {MAX_NAME_LENGTH} characters"
+    ),
     "replicates": "integer >= 1",
     "seed": "integer >= 0",
     "description": "free text",
-    "timeout": "seconds per cell, a number > 0",
+    "timeout": f"seconds per cell, a number >= {MIN_TIMEOUT:g}",
     "record_history": "true or false",
 }
 REQUIRED_SWEEP_KEYS = ("name", "replicates", "seed")
@@ -110,7 +114,7 @@ LIST_VALUED_KEYS = {
 }
 # keys that do not change any result, left out of the content hash
 _HASH_EXEMPT_SWEEP_KEYS = ("description", "timeout")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched with fullmatch
 
 
 class SweepError(ValidationError):
@@ -172,6 +176,10 @@ class Vocabulary(ABC):
         """``None`` if ``config`` applies to ``scenario``, else the reason it is skipped."""
         return None
 
+    def check_feasible(self, spec: SweepSpec) -> None:
+        """Raise :class:`SweepError` if some scenario or configuration cannot run at all."""
+        return None
+
 
 class RawVocabulary(Vocabulary):
     """Take blocks as written: no semantic checks, the dictionary is its own canonical form."""
@@ -207,6 +215,13 @@ class _RealVocabulary(Vocabulary):
 
     def config(self, d):
         return self._build(self.config_cls, d)
+
+    def check_feasible(self, spec):
+        if self.scenario_cls is None or self.config_cls is None:
+            return
+        from .feasibility import check_feasible
+
+        check_feasible(spec)
 
     def why_not(self, scenario, config):
         if self.scenario_cls is None or self.config_cls is None:
@@ -388,6 +403,11 @@ def parse_sweep(
             data = tomllib.loads(text_or_data)
         except tomllib.TOMLDecodeError as exc:
             raise SweepError(f"{source}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise SweepError(
+                f"{source}: not a sweep file: values nested too deeply to be read "
+                "(a sweep's values are at most a list of lists)"
+            ) from None
     elif isinstance(text_or_data, Mapping):
         text = None
         data = _plain(text_or_data)
@@ -400,16 +420,18 @@ def parse_sweep(
     return _build_spec(data, text, source, vocab)
 
 
-def _plain(obj: Any) -> Any:
+def _plain(obj: Any, depth: int = 0) -> Any:
+    if depth > 64:
+        raise SweepError("a sweep mapping nested more than 64 levels deep is not a sweep")
     if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): _plain(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [_plain(v, depth + 1) for v in obj]
     return obj
 
 
 def _unknown_key(source: str, where: str, key: str, accepted: Sequence[str]) -> SweepError:
-    text = f"{source}: unknown key {key!r} in {where}"
+    text = f"{source}: unknown key {quoted(key)} in {where}"
     guess = closest(key, list(accepted))
     if guess is not None:
         text += f"; did you mean {guess!r}?"
@@ -417,7 +439,7 @@ def _unknown_key(source: str, where: str, key: str, accepted: Sequence[str]) -> 
 
 
 def _bad_value(source: str, where: str, key: str, value: Any, expected: str) -> SweepError:
-    return SweepError(f"{source}: {where} key {key!r}: expected {expected}, got {value!r}")
+    return SweepError(f"{source}: {where} key {key!r}: expected {expected}, got {quoted(value)}")
 
 
 def _is_int(v: Any) -> bool:
@@ -436,17 +458,17 @@ def _check_sweep_table(data: dict[str, Any], source: str) -> dict[str, Any]:
     for key in table:
         if key in TOP_LEVEL_KEYS:
             raise SweepError(
-                f"{source}: key {key!r} inside the [sweep] table; "
+                f"{source}: key {quoted(key)} inside the [sweep] table; "
                 f"write its blocks as [[{key}]] tables"
             )
         if key not in SWEEP_KEYS:
             raise _unknown_key(source, "[sweep]", key, list(SWEEP_KEYS))
     for key in REQUIRED_SWEEP_KEYS:
         if key not in table:
-            raise SweepError(f"{source}: [sweep] is missing the required key {key!r}")
+            raise SweepError(f"{source}: [sweep] is missing the required key {quoted(key)}")
     where = "[sweep]"
     name = table["name"]
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         raise _bad_value(source, where, "name", name, SWEEP_KEYS["name"])
     replicates = table["replicates"]
     if not _is_int(replicates) or replicates < 1:
@@ -463,7 +485,7 @@ def _check_sweep_table(data: dict[str, Any], source: str) -> dict[str, Any]:
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
             or not math.isfinite(timeout)
-            or timeout <= 0
+            or timeout < MIN_TIMEOUT
         ):
             raise _bad_value(source, where, "timeout", timeout, SWEEP_KEYS["timeout"])
         timeout = float(timeout)
@@ -507,7 +529,8 @@ def _axes(block: dict[str, Any], kind: str, number: int, source: str) -> list[tu
     for key, value in block.items():
         if isinstance(value, dict):
             raise SweepError(
-                f"{source}: {where} key {key!r}: tables are not accepted as values, got {value!r}"
+                f"{source}: {where} key {quoted(key)}: tables are not accepted as values, "
+                f"got {quoted(value)}"
             )
         if key in list_valued:
             if isinstance(value, list) and any(isinstance(v, list) for v in value):
@@ -518,30 +541,30 @@ def _axes(block: dict[str, Any], kind: str, number: int, source: str) -> list[tu
                 items = v if isinstance(v, list) else [v]
                 if not all(_scalar_ok(x) for x in items):
                     raise SweepError(
-                        f"{source}: {where} key {key!r}: expected a value or a list of values, "
-                        f"got {value!r}"
+                        f"{source}: {where} key {quoted(key)}: expected a value or a list of "
+                        f"values, got {quoted(value)}"
                     )
         elif isinstance(value, list):
             if not value:
                 raise SweepError(
-                    f"{source}: {where} key {key!r}: empty grid []; give at least one value"
+                    f"{source}: {where} key {quoted(key)}: empty grid []; give at least one value"
                 )
             for v in value:
                 if isinstance(v, (list, dict)):
                     raise SweepError(
-                        f"{source}: {where} key {key!r}: a grid is a flat list of values, "
-                        f"got the nested value {v!r}"
+                        f"{source}: {where} key {quoted(key)}: a grid is a flat list of values, "
+                        f"got the nested value {quoted(v)}"
                     )
                 if not _scalar_ok(v):
                     raise SweepError(
-                        f"{source}: {where} key {key!r}: unsupported value {v!r} "
+                        f"{source}: {where} key {quoted(key)}: unsupported value {quoted(v)} "
                         "(use strings, numbers or booleans)"
                     )
             values = value
         else:
             if not _scalar_ok(value):
                 raise SweepError(
-                    f"{source}: {where} key {key!r}: unsupported value {value!r} "
+                    f"{source}: {where} key {quoted(key)}: unsupported value {quoted(value)} "
                     "(use strings, numbers or booleans)"
                 )
             values = [value]
@@ -559,8 +582,82 @@ def _expand(axes: list[tuple[str, list]]) -> list[dict[str, Any]]:
 def _wrap(source: str, kind: str, number: int, point: dict[str, Any], exc: Exception) -> SweepError:
     where = f"[[{kind}]] #{number}"
     if point:  # name the grid point when the block expands to several
-        where += " (" + ", ".join(f"{k}={v!r}" for k, v in point.items()) + ")"
+        where += " (" + ", ".join(f"{k}={quoted(v)}" for k, v in point.items()) + ")"
     return SweepError(f"{source}: {where}: {exc}")
+
+
+def _grid_size(axes: list[tuple[str, list]]) -> int:
+    return math.prod(len(v) for _, v in axes)
+
+
+def _check_sizes(
+    source: str, settings: dict[str, Any], scenario_axes: list, config_axes: list
+) -> None:
+    """Refuse a sweep above the limits of :mod:`~simbench.sweep.limits`, before expanding it.
+
+    The counts are upper bounds (before duplicates are removed), computed arithmetically.
+    """
+    n_scenarios = sum(_grid_size(a) for a in scenario_axes)
+    n_configs = sum(_grid_size(a) for a in config_axes)
+    if n_scenarios > MAX_SCENARIOS:
+        raise SweepError(
+            f"{source}: the [[scenarios]] blocks expand to {n_scenarios:,} scenarios; at most "
+            f"{MAX_SCENARIOS:,} are accepted (split the sweep into several files)"
+        )
+    if n_configs > MAX_CONFIGS:
+        raise SweepError(
+            f"{source}: the [[configs]] blocks expand to {n_configs:,} configurations; at most "
+            f"{MAX_CONFIGS:,} are accepted (split the sweep into several files)"
+        )
+    cells = n_scenarios * n_configs * settings["replicates"]
+    if cells > MAX_CELLS:
+        raise SweepError(
+            f"{source}: {n_scenarios:,} scenarios x {n_configs:,} configurations x "
+            f"{settings['replicates']:,} replicates = {cells:,} cells; at most {MAX_CELLS:,} "
+            "cells are accepted in one sweep (split it, or use fewer replicates)"
+        )
+
+
+def _validated(build, point: dict[str, Any], source: str, kind: str, number: int, grid_keys):
+    """``build(point)``, any failure turned into a :class:`SweepError` naming the key."""
+    try:
+        return build(point)
+    except ValidationError as exc:
+        raise _wrap(source, kind, number, {k: point[k] for k in grid_keys}, exc) from None
+    except Exception as exc:  # a value of a type the vocabulary did not expect
+        key = _culprit(build, point)
+        where = f"[[{kind}]] #{number}"
+        what = f"{type(exc).__name__}: {exc}"
+        if key is None:
+            raise SweepError(f"{source}: {where}: unsupported values ({quoted(what)})") from None
+        raise SweepError(
+            f"{source}: {where} key {quoted(key)}: unsupported value {quoted(point[key])} "
+            f"of type {type(point[key]).__name__} (see the README's table of {kind} keys "
+            "for the accepted values)"
+        ) from None
+
+
+def _culprit(build, point: dict[str, Any]) -> str | None:
+    """The key whose removal lets ``build`` fail cleanly or succeed (the bad value)."""
+    for key in point:
+        trial = {k: v for k, v in point.items() if k != key}
+        try:
+            build(trial)
+        except ValidationError:
+            return key
+        except Exception:
+            continue
+        return key
+    return None
+
+
+def _family_link_key(obj: Any) -> tuple | None:
+    """What decides whether a configuration applies to a scenario (for caching)."""
+    try:
+        family, link = _family_and_link(obj)
+    except Exception:
+        return None
+    return (repr(family), repr(link))
 
 
 def _build_spec(
@@ -569,20 +666,22 @@ def _build_spec(
     settings = _check_sweep_table(data, source)
     scenario_blocks = _blocks(data, "scenarios", source)
     config_blocks = _blocks(data, "configs", source)
+    scenario_axes = [
+        _axes(block, "scenarios", number, source) for number, block in enumerate(scenario_blocks, 1)
+    ]
+    config_axes = [
+        _axes(block, "configs", number, source) for number, block in enumerate(config_blocks, 1)
+    ]
+    _check_sizes(source, settings, scenario_axes, config_axes)
 
     scenarios: list[ScenarioEntry] = []
     seen: set[str] = set()
-    for number, block in enumerate(scenario_blocks, 1):
-        axes = _axes(block, "scenarios", number, source)
+    for number, axes in enumerate(scenario_axes, 1):
         grid_keys = [k for k, v in axes if len(v) > 1]
-        built = []
-        for point in _expand(axes):
-            try:
-                obj, canon, ident = vocab.scenario(point)
-            except ValidationError as exc:
-                grid_point = {k: point[k] for k in grid_keys}
-                raise _wrap(source, "scenarios", number, grid_point, exc) from None
-            built.append((obj, canon, ident))
+        built = [
+            _validated(vocab.scenario, point, source, "scenarios", number, grid_keys)
+            for point in _expand(axes)
+        ]
         ns = [c.get("n") for _, c, _ in built]
         numeric = [n for n in ns if _is_int(n) or isinstance(n, float)]
         smallest = min(numeric) if numeric else None
@@ -606,15 +705,11 @@ def _build_spec(
     configs: list[ConfigEntry] = []
     seen = set()
     varying: list[list[str]] = []
-    for number, block in enumerate(config_blocks, 1):
-        axes = _axes(block, "configs", number, source)
+    for number, axes in enumerate(config_axes, 1):
         grid_keys = [k for k, v in axes if len(v) > 1]
         for point in _expand(axes):
-            try:
-                obj, canon, ident = vocab.config(point)
-            except ValidationError as exc:
-                grid_point = {k: point[k] for k in grid_keys}
-                raise _wrap(source, "configs", number, grid_point, exc) from None
+            built = _validated(vocab.config, point, source, "configs", number, grid_keys)
+            obj, canon, ident = built
             d = digest(canon)
             if d in seen:
                 continue
@@ -633,19 +728,26 @@ def _build_spec(
             varying.append([f"{k}={_short(point[k])}" for k in grid_keys])
     configs = _label(configs, varying)
 
+    # whether a configuration applies depends on the scenario's family and link only
     skip_reasons: dict[tuple[int, int], str] = {}
+    by_pair: dict[tuple, list[int]] = {}
     for s in scenarios:
+        key = _family_link_key(s.obj) if vocab.name != "raw" else None
+        by_pair.setdefault(key if key is not None else ("scenario", s.index), []).append(s.index)
+    for indices in by_pair.values():
+        first = scenarios[indices[0]]
         for c in configs:
-            reason = vocab.why_not(s.obj, c.obj)
+            reason = vocab.why_not(first.obj, c.obj)
             if reason:
-                skip_reasons[(s.index, c.index)] = str(reason)
+                for si in indices:
+                    skip_reasons[(si, c.index)] = str(reason)
 
     hashed = {
         "sweep": {k: v for k, v in settings.items() if k not in _HASH_EXEMPT_SWEEP_KEYS},
         "scenarios": [s.canonical for s in scenarios],
         "configs": [c.canonical for c in configs],
     }
-    return SweepSpec(
+    spec = SweepSpec(
         name=settings["name"],
         replicates=settings["replicates"],
         seed=settings["seed"],
@@ -664,6 +766,8 @@ def _build_spec(
         vocabulary=vocab.name,
         skip_reasons=skip_reasons,
     )
+    vocab.check_feasible(spec)
+    return spec
 
 
 def _short(v: Any) -> str:

@@ -4,18 +4,40 @@ Layout of a results directory::
 
     results/<sweep name>/
         manifest.json          the sweep (text, hashes) and one record per run (provenance)
-        parts/part-<t>-<run>-<k>.parquet   rows, appended by runs, never modified
+        sweep.toml             a copy of the sweep file (sweep.json for a sweep given as data)
+        parts/part-<t>-<run>-<k>-<hash>.parquet   rows, appended by runs, never modified
+        quarantine/            corrupted parts moved aside by ``run`` (never read)
         .lock                  held (flock) while a run writes
+
+Integrity
+---------
+Every part is written with Parquet page checksums (CRC-32 of each data page, verified on
+every read), and its name ends with the first 32 hex digits of the SHA-256 of the whole
+file, checked before anything in it is read.  A part whose bytes do not match its name, or
+that Parquet cannot read, is *corrupted*: :func:`load` and every command that reads
+results refuse it with :class:`CorruptPartError` naming the file (never returning other
+numbers), and ``run`` moves it to ``quarantine/`` and computes its cells again.  A file in
+``parts/`` that is not a simbench part (another name, or a Parquet file without the
+``cell_id`` and ``status`` columns) is *foreign*: named in a warning and ignored, never
+merged.  Parts written before content hashes existed (names without the hash) are read
+with their page checksums and Parquet's own structure checks only.
 
 Durability
 ----------
 Every file is written to a temporary name in the same directory, flushed and ``fsync``-ed,
 then renamed over its final name with :func:`os.replace` (atomic on POSIX), and the
 directory is ``fsync``-ed.  A reader therefore sees a part file either complete or not at
-all; leftovers of a killed write (``*.tmp``) are ignored.  Rows are buffered and written
-every ``flush_rows`` rows or ``flush_seconds`` seconds, so a killed run loses at most the
-cells in flight and the last few seconds of finished cells, which the next run recomputes
-(bit-identically).
+all; a write that fails (a full or read-only disk) removes its temporary file and raises
+:class:`DiskError` naming the path.  Rows are buffered and written by a background thread
+once the oldest is ``flush_seconds`` old (0.5 s by default), or every ``flush_rows`` rows:
+a killed run loses the cells in flight and at most the cells finished in the last
+half-second (plus the time one part takes to write), which the next run recomputes
+bit-identically.
+
+Compaction merges a run's parts into one file at the end of a finished run: the merged
+file is renamed into place before the parts it replaces are deleted, and a reader that
+finds a listed part gone starts its read again, so it always sees one consistent set (the
+old parts, the new file, or both, which de-duplication makes the same).
 
 Duplicates
 ----------
@@ -23,6 +45,14 @@ A cell can be stored more than once: a run killed between writing a compacted fi
 deleting the parts it replaces, or a failed cell retried by ``--rerun-failed``.  Readers keep
 one row per ``cell_id``: a row that did not fail (any status but ``error``/``timeout``) wins
 over one that failed, and otherwise the most recently written row wins.
+
+Recovery
+--------
+A missing or damaged ``manifest.json`` (not JSON, empty, or without its fields) is rebuilt
+from the sweep (the file given to ``run``, or the directory's ``sweep.toml`` copy) and the
+parts, when every stored row is a cell of that sweep; the command says so on stderr.  When
+they disagree, or there is no sweep to rebuild from, it stops with exit code 2 naming what
+is inconsistent.
 
 Parquet types
 -------------
@@ -36,15 +66,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
+import hashlib
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,13 +87,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError
+from .status import FAILED_STATUSES, STATUSES
 
 __all__ = [
     "FAILED_STATUSES",
     "STATUSES",
+    "CorruptPartError",
+    "DiskError",
     "PartWriter",
     "ResultStore",
     "StoreError",
+    "StoredIndex",
     "load",
     "load_manifest",
     "load_runs",
@@ -66,12 +105,21 @@ __all__ = [
     "provenance",
 ]
 
-STATUSES = ("ok", "error", "diverged", "timeout", "skipped")
-# statuses that --rerun-failed retries and that make a run exit with code 3
-FAILED_STATUSES = frozenset({"error", "timeout"})
 MANIFEST = "manifest.json"
 PARTS = "parts"
+QUARANTINE = "quarantine"
+SWEEP_COPIES = ("sweep.toml", "sweep.json")
 FORMAT_VERSION = 1
+PART_COMPRESSION = "zstd"
+HASH_DIGITS = 32  # hex digits of the SHA-256 kept in a part's name (128 bits)
+REQUIRED_COLUMNS = ("cell_id", "status")
+_READ_ATTEMPTS = 50  # re-reads when a compaction removes a listed part meanwhile
+
+# part-<20-digit ns stamp>-<run id>-<p|c><5-digit counter>[-<hash>].parquet
+PART_RE = re.compile(
+    r"^part-(?P<stamp>\d{20})-(?P<run>.+)-(?P<tag>[pc])(?P<counter>\d{5})"
+    r"(?:-(?P<hash>[0-9a-f]{" + str(HASH_DIGITS) + r"}))?\.parquet$"
+)
 
 # leading columns of a loaded table, in this order (others follow as stored)
 IDENTITY_COLUMNS = (
@@ -91,7 +139,19 @@ IDENTITY_COLUMNS = (
 
 
 class StoreError(ValidationError):
-    """A results directory that cannot be used for this run (exit code 2)."""
+    """A results directory that cannot be used as asked (exit code 2)."""
+
+
+class CorruptPartError(StoreError):
+    """Part files whose bytes do not match their content hash or cannot be read."""
+
+    def __init__(self, message: str, paths: list[Path]) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
+class DiskError(StoreError):
+    """A file of a results directory could not be written (full or read-only disk, ...)."""
 
 
 def utcnow() -> str:
@@ -117,27 +177,78 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _disk_error(path: Path, exc: OSError, doing: str = "cannot write") -> DiskError:
+    why = exc.strerror or str(exc)
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "; free some space and run the same command again"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "; choose a writable directory (--out)"
+    return DiskError(f"{path}: {doing} ({why}){hint}")
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _replace_from(tmp: Path, path: Path) -> None:
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _write_tmp(tmp: Path, chunks: Iterable[bytes]) -> None:
+    with open(tmp, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half.
+
+    The temporary file is removed whatever happens; a write the disk refuses raises
+    :class:`DiskError` naming ``path``.
+    """
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        _write_tmp(tmp, [data])
+        _replace_from(tmp, path)
+    except OSError as exc:
+        raise _disk_error(path, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
-def _atomic_write_table(path: Path, table) -> None:
-    import pyarrow.parquet as pq
+def atomic_write_with(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` to produce a file, then rename it over ``path`` atomically.
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    For writers that want a file name (matplotlib, a Parquet writer).  The temporary file
+    is removed whatever happens; :class:`DiskError` names ``path`` when the disk refuses.
+    """
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        _replace_from(tmp, path)
+    except OSError as exc:
+        raise _disk_error(path, exc) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(f"{path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise _disk_error(path, exc, "cannot create the directory") from None
 
 
 # --------------------------------------------------------------------------- rows -> arrow
@@ -206,36 +317,197 @@ def rows_to_table(rows: list[Mapping[str, Any]]):
     return pa.Table.from_arrays(arrays, names=names)
 
 
-# --------------------------------------------------------------------------- reading
+# --------------------------------------------------------------------------- part files
 
 
-def _part_files(root: Path) -> list[Path]:
-    parts = root / PARTS
-    if not parts.is_dir():
-        return []
-    # names start with a zero-padded nanosecond stamp: sorted = written order
-    return sorted(p for p in parts.glob("part-*.parquet") if p.is_file())
+def content_hash(data: bytes) -> str:
+    """The hash a part's name carries: the first 32 hex digits of SHA-256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:HASH_DIGITS]
 
 
-def _read_tables(root: Path, columns: list[str] | None = None):
+def _part_name(run_id: str, counter: int, tag: str = "p", digest: str | None = None) -> str:
+    tail = f"-{digest}" if digest else ""
+    return f"part-{time.time_ns():020d}-{run_id}-{tag}{counter:05d}{tail}.parquet"
+
+
+def _table_bytes(table) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = []
-    for order, path in enumerate(_part_files(root)):
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=PART_COMPRESSION, write_page_checksum=True)
+    return sink.getvalue().to_pybytes()
+
+
+def write_part(directory: Path, run_id: str, counter: int, table, tag: str = "p") -> Path:
+    """Write ``table`` as an atomic, checksummed part named with its content hash."""
+    data = _table_bytes(table)
+    path = Path(directory) / _part_name(run_id, counter, tag, content_hash(data))
+    atomic_write_bytes(path, data)
+    return path
+
+
+def _is_leftover(path: Path) -> bool:
+    """A temporary file of an interrupted write (ignored by readers, removed by runs)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+class _Listing:
+    """The files of ``parts/``: simbench parts in written order, and foreign files."""
+
+    def __init__(self, root: Path) -> None:
+        self.parts: list[Path] = []
+        self.foreign: list[tuple[Path, str]] = []
+        directory = Path(root) / PARTS
+        if not directory.is_dir():
+            return
         try:
-            if columns is None:
-                table = pq.read_table(path)
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            raise StoreError(f"{directory}: cannot list the part files ({exc.strerror})") from None
+        for entry in entries:
+            path = Path(entry.path)
+            if _is_leftover(path):
+                continue
+            if not PART_RE.match(entry.name):
+                self.foreign.append((path, "not a simbench part file name"))
+            elif not entry.is_file():
+                self.foreign.append((path, "not a regular file"))
             else:
-                names = set(pq.read_schema(path).names)
-                table = pq.read_table(path, columns=[c for c in columns if c in names])
-        except (OSError, pa.ArrowException) as exc:
-            warnings.warn(f"{path}: unreadable part file skipped ({exc})", stacklevel=3)
-            continue
-        table = table.append_column("_part", pa.array(np.full(table.num_rows, order, np.int64)))
-        table = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-        tables.append(table)
-    return tables
+                self.parts.append(path)
+        # names start with a zero-padded nanosecond stamp: sorted = written order
+        self.parts.sort(key=lambda p: p.name)
+
+
+class _Corrupt(Exception):
+    pass
+
+
+class _Foreign(Exception):
+    pass
+
+
+def _string_field(schema, name: str) -> bool:
+    import pyarrow as pa
+
+    i = schema.get_field_index(name)
+    return i >= 0 and (
+        pa.types.is_string(schema.field(i).type) or pa.types.is_large_string(schema.field(i).type)
+    )
+
+
+def _read_part(path: Path, columns: list[str] | None = None):
+    """The table of a verified part (``FileNotFoundError`` if it vanished meanwhile).
+
+    Raises ``_Corrupt`` (hash mismatch, unreadable) or ``_Foreign`` (no simbench schema).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise _Foreign("a directory") from None
+    except OSError as exc:
+        raise _Corrupt(f"cannot be read: {exc.strerror or exc}") from None
+    expected = PART_RE.match(path.name).group("hash")
+    if expected is not None:
+        got = content_hash(data)
+        if got != expected:
+            raise _Corrupt(
+                f"content hash mismatch: the name says {expected}, the bytes hash to {got}"
+            )
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+        schema = pf.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if expected is None and not data.startswith(b"PAR1"):
+            raise _Foreign("not a Parquet file") from None
+        raise _Corrupt(f"not readable as Parquet: {_first_line(exc)}") from None
+    missing = [c for c in REQUIRED_COLUMNS if not _string_field(schema, c)]
+    if missing:
+        raise _Foreign(f"a Parquet file without the text column(s) {', '.join(missing)}")
+    try:
+        if columns is None:
+            return pf.read()
+        names = set(schema.names)
+        return pf.read(columns=[c for c in columns if c in names])
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _Corrupt(f"not readable as Parquet: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+class PartsRead:
+    """What reading ``parts/`` found: tables of the good parts, corrupted and foreign files."""
+
+    def __init__(self) -> None:
+        self.tables: list = []
+        self.paths: list[Path] = []
+        self.corrupt: list[tuple[Path, str]] = []
+        self.foreign: list[tuple[Path, str]] = []
+
+
+def _read_parts(
+    root: Path, columns: list[str] | None = None, on_corrupt: str = "raise", warn: bool = True
+) -> PartsRead:
+    """Read every part of ``root`` (verified), tagging rows with ``_part`` and ``_row``.
+
+    ``on_corrupt``: ``"raise"`` (:class:`CorruptPartError` naming every corrupted file) or
+    ``"collect"`` (listed in the result).  A part that disappears while being read (a
+    compaction replaced it) restarts the read, so the result is one consistent set.
+    """
+    import pyarrow as pa
+
+    for _ in range(_READ_ATTEMPTS):
+        listing = _Listing(root)
+        result = PartsRead()
+        result.foreign = list(listing.foreign)
+        vanished = False
+        for path in listing.parts:
+            try:
+                table = _read_part(path, columns)
+            except FileNotFoundError:
+                vanished = True
+                break
+            except _Corrupt as exc:
+                result.corrupt.append((path, str(exc)))
+                continue
+            except _Foreign as exc:
+                result.foreign.append((path, str(exc)))
+                continue
+            order = len(result.tables)
+            table = table.append_column("_part", pa.array(np.full(table.num_rows, order, np.int64)))
+            table = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+            result.tables.append(table)
+            result.paths.append(path)
+        if not vanished:
+            break
+        time.sleep(0.01)
+    else:
+        raise StoreError(f"{root}: part files keep changing while being read; try again")
+    if warn:
+        for path, why in result.foreign:
+            warnings.warn(f"{path}: {why}; not a simbench part, ignored", stacklevel=3)
+    if result.corrupt and on_corrupt == "raise":
+        raise _corrupt_error(root, result.corrupt)
+    return result
+
+
+def _corrupt_error(root: Path, corrupt: list[tuple[Path, str]]) -> CorruptPartError:
+    lines = [f"{path}: corrupted part file ({why})" for path, why in corrupt]
+    what = "its rows are" if len(corrupt) == 1 else "their rows are"
+    text = "; ".join(lines) + (
+        f". {what.capitalize()} not read. Re-running the sweep (simbench run SWEEP.toml "
+        f"--out {root}) moves corrupted parts to {Path(root) / QUARANTINE} and computes "
+        "their cells again"
+    )
+    return CorruptPartError(text, [p for p, _ in corrupt])
 
 
 def _concat(tables):
@@ -279,6 +551,61 @@ def _concat(tables):
         return pa.table(out)
 
 
+# --------------------------------------------------------------------------- de-duplication
+
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+_OTHER = 255  # a status outside the vocabulary (only in damaged or foreign data)
+_FAILED_CODES = np.array(sorted(_STATUS_CODE[s] for s in FAILED_STATUSES), dtype=np.uint8)
+_HEX = np.zeros(256, dtype=bool)
+_HEX[list(b"0123456789abcdef")] = True
+
+
+def _hex_ids(column) -> np.ndarray | None:
+    """16-hex-digit cell ids as uint64 (one pass over Arrow's buffer), or None if any is not."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(arr)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    if arr.null_count:
+        return None
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    if not np.all(np.diff(offsets) == 16):
+        return None
+    raw = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if not _HEX[raw].all():
+        return None
+    return np.frombuffer(bytes.fromhex(raw.tobytes().decode("ascii")), dtype=">u8").astype(
+        np.uint64
+    )
+
+
+def _status_codes(column) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
+    idx = pc.index_in(arr, value_set=pa.array(STATUSES, pa.string()))
+    return idx.fill_null(_OTHER).to_numpy(zero_copy_only=False).astype(np.uint8)
+
+
+def _keep_sorted(keys: np.ndarray, good: np.ndarray, part, row) -> np.ndarray:
+    n = len(keys)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    # a stable sort by (cell_id, good, part, row); the last row of each cell_id is kept
+    order = np.lexsort((np.asarray(row), np.asarray(part), good, keys))
+    keys = keys[order]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = keys[1:] != keys[:-1]
+    return np.sort(order[last])
+
+
 def _keep_indices(cell_ids, statuses, part, row) -> np.ndarray:
     """Indices of the row kept per cell_id (see "Duplicates" in the module docstring)."""
     n = len(cell_ids)
@@ -287,13 +614,7 @@ def _keep_indices(cell_ids, statuses, part, row) -> np.ndarray:
     if not all(type(c) is str for c in cell_ids):  # a damaged part: pandas sorts anything
         return _keep_indices_pandas(cell_ids, statuses, part, row)
     good = np.fromiter((s not in FAILED_STATUSES for s in statuses), dtype=bool, count=n)
-    ids = np.array(cell_ids, dtype=str)
-    # a stable sort by (cell_id, good, part, row); the last row of each cell_id is kept
-    order = np.lexsort((np.asarray(row), np.asarray(part), good, ids))
-    ids = ids[order]
-    last = np.ones(n, dtype=bool)
-    last[:-1] = ids[1:] != ids[:-1]
-    return np.sort(order[last])
+    return _keep_sorted(np.array(cell_ids, dtype=str), good, part, row)
 
 
 def _keep_indices_pandas(cell_ids, statuses, part, row) -> np.ndarray:
@@ -311,25 +632,309 @@ def _keep_indices_pandas(cell_ids, statuses, part, row) -> np.ndarray:
     return np.sort(frame.drop_duplicates("cell_id", keep="last").index.to_numpy())
 
 
+def _kept_rows(table) -> np.ndarray:
+    """Row indices of ``table`` (with ``_part``/``_row``) kept by de-duplication."""
+    ids = _hex_ids(table.column("cell_id"))
+    if ids is None:
+        return _keep_indices(
+            table.column("cell_id").to_pylist(),
+            table.column("status").to_pylist(),
+            table.column("_part").to_numpy(),
+            table.column("_row").to_numpy(),
+        )
+    good = ~np.isin(_status_codes(table.column("status")), _FAILED_CODES)
+    part, row = table.column("_part").to_numpy(), table.column("_row").to_numpy()
+    return _keep_sorted(ids, good, part, row)
+
+
 def _deduplicated(table):
     if table is None or table.num_rows == 0:
         return table
-    keep = _keep_indices(
-        table.column("cell_id").to_pylist(),
-        table.column("status").to_pylist(),
-        table.column("_part").to_numpy(),
-        table.column("_row").to_numpy(),
-    )
-    return table.take(keep)
+    return table.take(_kept_rows(table))
 
 
-def load_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest of a results directory (sweep text and hash, runs with provenance)."""
-    path = Path(directory) / MANIFEST
+class StoredIndex:
+    """The stored cells of a directory: ``cell_id -> status``, 9 bytes per cell.
+
+    Cell ids (16 hex digits) are kept as a sorted ``uint64`` array with one status code
+    each, so resuming a sweep of millions of cells does not hold millions of strings.
+    """
+
+    def __init__(self, ids: np.ndarray, codes: np.ndarray, other: dict[str, str]) -> None:
+        self.ids = ids
+        self.codes = codes
+        self.other = other  # ids that are not 16 hex digits, or statuses outside STATUSES
+
+    @classmethod
+    def empty(cls) -> StoredIndex:
+        return cls(np.empty(0, np.uint64), np.empty(0, np.uint8), {})
+
+    @classmethod
+    def from_tables(cls, tables) -> StoredIndex:
+        table = _deduplicated(_concat(tables))
+        if table is None or table.num_rows == 0:
+            return cls.empty()
+        ids = _hex_ids(table.column("cell_id"))
+        codes = _status_codes(table.column("status"))
+        if ids is None:
+            other = dict(
+                zip(
+                    table.column("cell_id").to_pylist(),
+                    table.column("status").to_pylist(),
+                    strict=True,
+                )
+            )
+            return cls(np.empty(0, np.uint64), np.empty(0, np.uint8), other)
+        odd = codes == _OTHER
+        other = {}
+        if odd.any():
+            statuses = table.column("status").to_pylist()
+            for i in np.flatnonzero(odd):
+                other[f"{int(ids[i]):016x}"] = statuses[i]
+            ids, codes = ids[~odd], codes[~odd]
+        order = np.argsort(ids, kind="stable")
+        return cls(ids[order], codes[order], other)
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.other)
+
+    def statuses_of(self, cell_ids: list[str]) -> list[str | None]:
+        """The stored status of each cell id (``None`` if it is not stored)."""
+        if not cell_ids:
+            return []
+        out: list[str | None] = [None] * len(cell_ids)
+        keys = np.empty(len(cell_ids), dtype=np.uint64)
+        ok = np.ones(len(cell_ids), dtype=bool)
+        for i, c in enumerate(cell_ids):
+            try:
+                keys[i] = int(c, 16) if len(c) == 16 else 0
+                ok[i] = len(c) == 16
+            except ValueError:
+                ok[i] = False
+        if len(self.ids):
+            pos = np.searchsorted(self.ids, keys)
+            pos[pos >= len(self.ids)] = 0
+            hit = ok & (self.ids[pos] == keys)
+            for i in np.flatnonzero(hit):
+                out[i] = STATUSES[self.codes[pos[i]]]
+        if self.other:
+            for i, c in enumerate(cell_ids):
+                if c in self.other:
+                    out[i] = self.other[c]
+        return out
+
+    def counts(self) -> Counter:
+        counts = Counter(
+            {STATUSES[k]: int(v) for k, v in enumerate(np.bincount(self.codes, minlength=5)) if v}
+        )
+        counts.update(self.other.values())
+        return counts
+
+    def to_dict(self) -> dict[str, str]:
+        out = {f"{int(i):016x}": STATUSES[c] for i, c in zip(self.ids, self.codes, strict=True)}
+        out.update(self.other)
+        return out
+
+
+# --------------------------------------------------------------------------- the manifest
+
+
+def _manifest_problem(obj: Any) -> str | None:
+    """Why a parsed manifest cannot be used, or None."""
+    if not isinstance(obj, dict):
+        return f"not a JSON object (a {type(obj).__name__})"
+    for key, kind in (("sweep_name", str), ("sweep_hash", str), ("runs", list)):
+        if not isinstance(obj.get(key), kind):
+            return f"without a valid {key!r}"
+    if not all(isinstance(r, dict) for r in obj["runs"]):
+        return "with a run record that is not an object"
+    return None
+
+
+def _manifest_state(directory: Path) -> tuple[str, Any]:
+    """``("ok", manifest)``, ``("missing", reason)`` or ``("damaged", reason)``."""
+    path = directory / MANIFEST
+    if directory.exists() and not directory.is_dir():
+        raise StoreError(f"{directory}: is a file, not a results directory")
     try:
-        return json.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise StoreError(f"{directory}: not a simbench results directory (no {MANIFEST})") from None
+        return "missing", "missing"
+    except IsADirectoryError:
+        return "damaged", "a directory, not a file"
+    except NotADirectoryError:
+        raise StoreError(f"{directory}: is not a results directory") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not raw.strip():
+        return "damaged", "empty"
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return "damaged", f"not valid JSON ({_first_line(exc)[:120]})"
+    problem = _manifest_problem(obj)
+    if problem is not None:
+        return "damaged", f"a JSON document {problem}"
+    return "ok", obj
+
+
+def _new_manifest(spec, created_at: str | None = None) -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "sweep_name": spec.name,
+        "sweep_source": spec.source,
+        "sweep_hash": spec.content_hash,
+        "sweep_text_sha256": spec.text_sha256,
+        "sweep_text": spec.text,
+        "sweep_data": spec.data if spec.text is None else None,
+        "description": spec.description,
+        "n_cells": spec.n_cells,
+        "created_at": created_at or utcnow(),
+        "runs": [],
+    }
+
+
+def _sweep_copy(spec) -> tuple[str, bytes]:
+    if spec.text is not None:
+        return SWEEP_COPIES[0], spec.text.encode("utf-8")
+    return SWEEP_COPIES[1], json.dumps(spec.data, indent=2, default=str).encode("utf-8")
+
+
+def _spec_from_copy(directory: Path):
+    """The sweep of a directory's ``sweep.toml`` / ``sweep.json`` copy, or None if absent."""
+    from .spec import SweepError, load_sweep, parse_sweep
+
+    for name in SWEEP_COPIES:
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            if name.endswith(".toml"):
+                return load_sweep(path)
+            return parse_sweep(json.loads(path.read_text()), source=name)
+        except (SweepError, ValueError, OSError) as exc:
+            raise StoreError(
+                f"{path}: the copy of the sweep file is damaged too ({_first_line(exc)}); "
+                f"run simbench run SWEEP.toml --out {directory} with the sweep file that "
+                "wrote these results"
+            ) from None
+    return None
+
+
+_AGREE_COLUMNS = ["cell_id", "scenario_id", "config_id", "replicate", "sweep_name", "run_id"]
+
+
+def _rebuild_manifest(directory: Path, spec, reason: str) -> tuple[dict[str, Any], str]:
+    """A manifest for ``spec`` if every stored row is a cell of it; else :class:`StoreError`.
+
+    Returns the manifest and a sentence saying what was done.
+    """
+    from .cells import cell_id
+
+    read = _read_parts(directory, _AGREE_COLUMNS, on_corrupt="collect", warn=False)
+    table = _concat(read.tables)
+    scenarios = {s.id: s for s in spec.scenarios}
+    configs = {c.id: c for c in spec.configs}
+    rows = 0 if table is None else table.num_rows
+    bad: list[str] = []
+    n_bad = 0
+    runs: dict[str, None] = {}
+    if rows:
+        cols = {
+            c: (table.column(c).to_pylist() if c in table.column_names else [None] * rows)
+            for c in _AGREE_COLUMNS
+        }
+        for i in range(rows):
+            cid, sid, kid = cols["cell_id"][i], cols["scenario_id"][i], cols["config_id"][i]
+            rep, name = cols["replicate"][i], cols["sweep_name"][i]
+            why = None
+            if name != spec.name:
+                why = f"sweep name {name!r}, not {spec.name!r}"
+            elif sid not in scenarios:
+                why = f"scenario {sid!r} is not in the sweep"
+            elif kid not in configs:
+                why = f"configuration {kid!r} is not in the sweep"
+            elif not isinstance(rep, int) or not 0 <= rep < spec.replicates:
+                why = f"replicate {rep!r} is outside 0..{spec.replicates - 1}"
+            elif cid != cell_id(scenarios[sid].canonical, configs[kid].canonical, rep, spec.seed):
+                why = "its id does not follow from the sweep (another seed?)"
+            if why is not None:
+                n_bad += 1
+                if len(bad) < 3:
+                    bad.append(f"cell {cid}: {why}")
+            if cols["run_id"][i] is not None:
+                runs.setdefault(str(cols["run_id"][i]), None)
+    path = directory / MANIFEST
+    if n_bad:
+        raise StoreError(
+            f"{path} is {reason}, and {n_bad} of {rows} stored rows are not cells of "
+            f"{spec.source} ({'; '.join(bad)}); it cannot be rebuilt from that sweep. Use "
+            "the sweep file that wrote these results, or another --out"
+        )
+    manifest = _new_manifest(spec)
+    manifest["runs"] = [{"run_id": r, "outcome": "recovered"} for r in runs]
+    manifest["recovered"] = {"at": utcnow(), "reason": reason, "parts": len(read.paths)}
+    note = (
+        f"{path} was {reason}; rebuilt from {spec.source} and {len(read.paths)} part "
+        f"file(s) ({rows} stored rows, all cells of the sweep)"
+    )
+    return manifest, note
+
+
+def _try_write_manifest(directory: Path, manifest: dict[str, Any]) -> str | None:
+    """Write a rebuilt manifest unless a run holds the directory; None, or why not."""
+    import fcntl
+
+    try:
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "a run is writing to the directory"
+        try:
+            _write_manifest_file(directory, manifest)
+        except DiskError as exc:
+            return str(exc)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_manifest_file(directory: Path, manifest: dict[str, Any]) -> None:
+    data = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode("utf-8")
+    atomic_write_bytes(directory / MANIFEST, data)
+
+
+def load_manifest(directory: str | Path, spec=None) -> dict[str, Any]:
+    """The manifest of a results directory (sweep text and hash, runs with provenance).
+
+    A missing or damaged manifest is rebuilt from ``spec`` (or the directory's copy of its
+    sweep file) and the parts when they agree, written back when no run holds the
+    directory, with a warning saying so; otherwise :class:`StoreError` names the problem.
+    """
+    directory = Path(directory)
+    state, value = _manifest_state(directory)
+    if state == "ok":
+        return value
+    if state == "missing" and not _Listing(directory).parts:
+        raise StoreError(f"{directory}: not a simbench results directory (no {MANIFEST})")
+    if spec is None:
+        spec = _spec_from_copy(directory)
+    if spec is None:
+        raise StoreError(
+            f"{directory / MANIFEST} is {value}, and {directory} has no copy of its sweep "
+            f"file ({' or '.join(SWEEP_COPIES)}) to rebuild it from; run simbench run "
+            f"SWEEP.toml --out {directory} with the sweep file that wrote these results "
+            "to rebuild it"
+        )
+    manifest, note = _rebuild_manifest(directory, spec, value)
+    why_not = _try_write_manifest(directory, manifest)
+    note += " and written back" if why_not is None else f" in memory only (not written: {why_not})"
+    warnings.warn(note, stacklevel=2)
+    return manifest
 
 
 def load_runs(directory: str | Path):
@@ -365,12 +970,20 @@ def load(directory: str | Path):
     Returns
     -------
     pandas.DataFrame
+
+    Raises
+    ------
+    CorruptPartError
+        If a part file does not match its content hash or cannot be read (the message
+        names every such file); no rows are returned rather than a table without them.
+    StoreError
+        If ``directory`` is not a results directory, or its manifest cannot be rebuilt.
     """
     import pandas as pd
 
     directory = Path(directory)
     manifest = load_manifest(directory)
-    table = _deduplicated(_concat(_read_tables(directory)))
+    table = _deduplicated(_concat(_read_parts(directory).tables))
     if table is None:
         df = pd.DataFrame({c: pd.Series(dtype=object) for c in (*IDENTITY_COLUMNS, "status")})
     else:
@@ -489,25 +1102,44 @@ class ResultStore:
         self.parts = self.root / PARTS
         self.manifest_path = self.root / MANIFEST
         self._lock_fd: int | None = None
+        self._spec = None
+        self._rebuilt: tuple[dict[str, Any], str] | None = None
+        # cells of quarantined parts: computed again even where an older failed row remains
+        self.quarantined_cells: set[str] = set()
+        self.quarantined: list[tuple[Path, str, Path]] = []
 
     # -- checks that write nothing
     def manifest(self) -> dict[str, Any] | None:
-        if not self.manifest_path.exists():
+        """The manifest, ``None`` for a new directory; rebuilt (see :func:`load_manifest`)."""
+        state, value = _manifest_state(self.root)
+        if state == "ok":
+            return value
+        if state == "missing" and not _Listing(self.root).parts:
             return None
-        return load_manifest(self.root)
+        if self._spec is None:
+            return load_manifest(self.root)
+        manifest, _ = _rebuild_manifest(self.root, self._spec, value)
+        return manifest
 
     def check_compatible(self, spec) -> None:
-        """Refuse a directory that holds a different sweep or is not a results directory."""
+        """Refuse a directory that holds a different sweep or is not a results directory.
+
+        A missing or damaged manifest next to parts that are all cells of ``spec`` is
+        noted for :meth:`begin_run` to rebuild; parts that are not raise
+        :class:`StoreError` naming the disagreement.  Nothing is written.
+        """
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{self.root}: exists and is not a directory; choose another --out")
-        manifest = self.manifest()
-        if manifest is None:
-            if self.parts.exists() and any(self.parts.iterdir()):
-                raise StoreError(
-                    f"{self.root}: holds result parts but no {MANIFEST}; "
-                    "not written by simbench, choose another --out"
-                )
+        self._spec = spec
+        self._rebuilt = None
+        state, value = _manifest_state(self.root)
+        if state == "ok":
+            manifest = value
+        elif state == "missing" and not _Listing(self.root).parts:
             return
+        else:
+            self._rebuilt = _rebuild_manifest(self.root, spec, value)
+            manifest = self._rebuilt[0]
         if manifest.get("sweep_hash") != spec.content_hash:
             raise StoreError(
                 f"{self.root}: holds results of a different sweep "
@@ -517,24 +1149,35 @@ class ResultStore:
                 "Use --out DIR for a separate directory, or remove the old one"
             )
 
-    def stored_statuses(self) -> dict[str, str]:
+    def read_parts(
+        self, columns: list[str] | None = None, on_corrupt: str = "raise", warn: bool = True
+    ):
+        """Verified tables of the parts (see :func:`_read_parts`)."""
+        return _read_parts(self.root, columns, on_corrupt=on_corrupt, warn=warn)
+
+    def stored_index(self, on_corrupt: str = "raise", warn: bool = True) -> StoredIndex:
+        """The stored cells and their statuses (after de-duplication)."""
+        read = _read_parts(self.root, ["cell_id", "status"], on_corrupt=on_corrupt, warn=warn)
+        return StoredIndex.from_tables(read.tables)
+
+    def stored_statuses(self, on_corrupt: str = "raise") -> dict[str, str]:
         """``cell_id -> status`` of the stored rows (after de-duplication)."""
-        table = _deduplicated(_concat(_read_tables(self.root, ["cell_id", "status"])))
-        if table is None:
-            return {}
-        return dict(
-            zip(
-                table.column("cell_id").to_pylist(), table.column("status").to_pylist(), strict=True
-            )
-        )
+        return self.stored_index(on_corrupt).to_dict()
+
+    def corrupt_parts(self) -> list[tuple[Path, str]]:
+        """Corrupted part files (path, why), found by reading every part; nothing moved."""
+        return _read_parts(self.root, ["cell_id"], on_corrupt="collect", warn=False).corrupt
 
     # -- writing
     def lock(self) -> None:
         """Hold an exclusive lock on the directory for the duration of a run."""
         import fcntl
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        _mkdir(self.root)
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _disk_error(self.root / ".lock", exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -549,26 +1192,82 @@ class ResultStore:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
+    def _remove_leftovers(self) -> int:
+        """Delete temporary files of interrupted writes (only under the lock)."""
+        removed = 0
+        for directory in (self.root, self.parts):
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                if _is_leftover(path) and path.is_file():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed += 1
+        return removed
+
+    def quarantine(self) -> list[tuple[Path, str, Path]]:
+        """Move corrupted parts to ``quarantine/`` (only under the lock), saying so.
+
+        The cell ids still readable from a moved part (their pages pass their checksums)
+        are added to :attr:`quarantined_cells`.  Returns (part, why, new path) per part.
+        """
+        import pyarrow.parquet as pq
+
+        moved = []
+        for path, why in self.corrupt_parts():
+            ids: set[str] = set()
+            with contextlib.suppress(Exception):
+                table = pq.read_table(path, columns=["cell_id"], page_checksum_verification=True)
+                ids = {c for c in table.column("cell_id").to_pylist() if isinstance(c, str)}
+            target_dir = self.root / QUARANTINE
+            _mkdir(target_dir)
+            dest = target_dir / path.name
+            k = 1
+            while dest.exists():
+                dest = target_dir / f"{path.name}.{k}"
+                k += 1
+            try:
+                os.replace(path, dest)
+            except OSError as exc:
+                raise _disk_error(path, exc, "cannot move the corrupted part aside") from None
+            _fsync_dir(self.parts)
+            self.quarantined_cells |= ids
+            moved.append((path, why, dest))
+            warnings.warn(
+                f"{path}: corrupted part file ({why}); moved to {dest}, and its cells will "
+                "be computed again",
+                stacklevel=2,
+            )
+        self.quarantined.extend(moved)
+        return moved
+
     def begin_run(self, spec, run: dict[str, Any]) -> None:
-        """Create the directory (if needed), lock it and record the run in the manifest."""
+        """Lock the directory (creating it), tidy it and record the run in the manifest.
+
+        Tidying: temporary files of interrupted writes are deleted, corrupted parts are
+        quarantined, a missing or damaged manifest is rebuilt (see :func:`load_manifest`)
+        and a copy of the sweep file is kept next to the manifest.
+        """
         self.check_compatible(spec)
         self.lock()
-        self.parts.mkdir(exist_ok=True)
-        manifest = self.manifest() or {
-            "format": FORMAT_VERSION,
-            "sweep_name": spec.name,
-            "sweep_source": spec.source,
-            "sweep_hash": spec.content_hash,
-            "sweep_text_sha256": spec.text_sha256,
-            "sweep_text": spec.text,
-            "sweep_data": spec.data if spec.text is None else None,
-            "description": spec.description,
-            "n_cells": spec.n_cells,
-            "created_at": run.get("started_at") or utcnow(),
-            "runs": [],
-        }
-        manifest["runs"].append(run)
-        self._write_manifest(manifest)
+        try:
+            self._remove_leftovers()
+            self.quarantine()
+            _mkdir(self.parts)
+            if self._rebuilt is not None:
+                manifest, note = self._rebuilt
+                warnings.warn(note, stacklevel=2)
+            else:
+                manifest = self.manifest() or _new_manifest(spec, run.get("started_at"))
+            name, data = _sweep_copy(spec)
+            if not (self.root / name).exists():
+                atomic_write_bytes(self.root / name, data)
+            manifest["runs"].append(run)
+            self._write_manifest(manifest)
+            self._rebuilt = None
+        except BaseException:
+            self.unlock()
+            raise
 
     def end_run(self, run_id: str, **updates: Any) -> None:
         manifest = self.manifest()
@@ -580,46 +1279,151 @@ class ResultStore:
         self._write_manifest(manifest)
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        data = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode("utf-8")
-        atomic_write_bytes(self.manifest_path, data)
+        _write_manifest_file(self.root, manifest)
 
-    def writer(self, run_id: str, flush_rows: int = 64, flush_seconds: float = 2.0) -> PartWriter:
-        return PartWriter(self.parts, run_id, flush_rows, flush_seconds)
+    def writer(
+        self,
+        run_id: str,
+        flush_rows: int = 64,
+        flush_seconds: float = 2.0,
+        background: bool = False,
+    ) -> PartWriter:
+        return PartWriter(self.parts, run_id, flush_rows, flush_seconds, background=background)
 
     def compact(self, run_id: str) -> int:
         """Merge all part files into one (de-duplicated); return the number of rows kept.
 
-        Crash-safe: the merged file is written atomically before the parts it replaces are
-        deleted, and readers de-duplicate if both are present.
+        Streams one part at a time into the merged file, which is written, checksummed
+        and renamed into place before the parts it replaces are deleted (readers
+        de-duplicate if both are present, and re-read if a part vanishes under them).
+        Corrupted and foreign files are left alone.  ``-1`` when there was nothing to merge.
         """
-        files = _part_files(self.root)
-        if len(files) <= 1:
+        import pyarrow as pa
+
+        index = _read_parts(self.root, ["cell_id", "status"], on_corrupt="collect", warn=False)
+        if len(index.paths) <= 1:
             return -1
-        table = _deduplicated(_concat(_read_tables(self.root)))
-        if table is None:
-            return 0
-        table = table.drop_columns(["_part", "_row"])
-        target = self.parts / _part_name(run_id, 0, tag="c")
-        _atomic_write_table(target, table)
-        for f in files:
-            with contextlib.suppress(FileNotFoundError):
-                f.unlink()
+        table = _concat(index.tables)
+        keep = _kept_rows(table)
+        kept_part = table.column("_part").to_numpy()[keep]
+        kept_row = table.column("_row").to_numpy()[keep]
+        rows_of = {i: kept_row[kept_part == i] for i in range(len(index.paths))}
+        try:
+            final = self._write_merged(index.paths, rows_of, run_id)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            final = self._write_merged_in_memory(index.paths, rows_of, run_id)
+        if final is None:
+            return -1
+        for f in index.paths:
+            if f != final:
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
         _fsync_dir(self.parts)
-        return table.num_rows
+        return len(keep)
+
+    def _write_merged(self, paths, rows_of, run_id) -> Path | None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schemas = []
+        for p in paths:
+            try:
+                schemas.append(pq.read_schema(p))
+            except (OSError, pa.ArrowException):
+                return None  # changed under us: leave the parts as they are
+        schema = pa.unify_schemas(
+            [s.remove_metadata() for s in schemas], promote_options="permissive"
+        )
+
+        def tables():
+            for i, p in enumerate(paths):
+                try:
+                    t = _read_part(p)
+                except (_Corrupt, _Foreign, FileNotFoundError) as exc:
+                    raise _Abort(str(exc)) from None
+                yield _conform(t.take(pa.array(rows_of[i], pa.int64())), schema)
+
+        return self._write_streamed(schema, tables(), run_id)
+
+    def _write_merged_in_memory(self, paths, rows_of, run_id) -> Path | None:
+        import pyarrow as pa
+
+        pieces = []
+        for i, p in enumerate(paths):
+            try:
+                pieces.append(_read_part(p).take(pa.array(rows_of[i], pa.int64())))
+            except (_Corrupt, _Foreign, FileNotFoundError):
+                return None
+        table = _concat(pieces)
+        return self._write_streamed(table.schema, iter([table]), run_id)
+
+    def _write_streamed(self, schema, tables, run_id) -> Path | None:
+        import pyarrow.parquet as pq
+
+        tmp = _tmp_name(self.parts / "compacted")
+        try:
+            try:
+                with pq.ParquetWriter(
+                    tmp, schema, compression=PART_COMPRESSION, write_page_checksum=True
+                ) as out:
+                    for t in tables:
+                        out.write_table(t)
+            except _Abort:
+                return None
+            digest = hashlib.sha256()
+            with open(tmp, "rb+") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+                os.fsync(fh.fileno())
+            final = self.parts / _part_name(run_id, 0, "c", digest.hexdigest()[:HASH_DIGITS])
+            _replace_from(tmp, final)
+            return final
+        except OSError as exc:
+            raise _disk_error(self.parts, exc, "cannot write the compacted part") from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
-def _part_name(run_id: str, counter: int, tag: str = "p") -> str:
-    return f"part-{time.time_ns():020d}-{run_id}-{tag}{counter:05d}.parquet"
+class _Abort(Exception):
+    pass
+
+
+def _conform(table, schema):
+    """``table`` with exactly the columns and types of ``schema`` (missing ones null)."""
+    import pyarrow as pa
+
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            col = table.column(field.name)
+            if not col.type.equals(field.type):
+                col = col.cast(field.type)
+            columns.append(col)
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class PartWriter:
-    """Buffers rows and writes them as atomic Parquet part files.
+    """Buffers rows and writes them as atomic, checksummed Parquet part files.
 
-    A part is written when ``flush_rows`` rows are buffered, or on :meth:`add` / :meth:`tick`
-    once the oldest buffered row is ``flush_seconds`` old, and on :meth:`flush`.
+    A part is written when ``flush_rows`` rows are buffered, once the oldest buffered row
+    is ``flush_seconds`` old (checked on :meth:`add` and :meth:`tick`, and every tenth of
+    a second by a background thread when ``background`` is set, so a row is on disk
+    within about ``flush_seconds`` even while the calling thread computes the next
+    cell), and on :meth:`flush`.  A write that fails in the background is raised by the
+    next :meth:`add`, :meth:`tick`, :meth:`check` or :meth:`flush`.
     """
 
-    def __init__(self, directory: Path, run_id: str, flush_rows: int, flush_seconds: float):
+    def __init__(
+        self,
+        directory: Path,
+        run_id: str,
+        flush_rows: int,
+        flush_seconds: float,
+        background: bool = False,
+    ):
         self.directory = Path(directory)
         self.run_id = run_id
         self.flush_rows = max(1, int(flush_rows))
@@ -627,35 +1431,78 @@ class PartWriter:
         self._buffer: list[dict[str, Any]] = []
         self._since = 0.0
         self._counter = 0
+        self._lock = threading.RLock()
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.rows_written = 0
         self.files_written = 0
+        if background:
+            self._thread = threading.Thread(
+                target=self._background, name="simbench-part-writer", daemon=True
+            )
+            self._thread.start()
+
+    def _background(self) -> None:
+        period = min(0.1, max(0.01, self.flush_seconds / 5))
+        while not self._stop.wait(period):
+            try:
+                self._tick()
+            except BaseException as exc:  # reported to the caller's thread
+                self._error = exc
+                return
+
+    def check(self) -> None:
+        """Raise the error of a failed background write, if any."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def add(self, row: dict[str, Any]) -> None:
-        if not self._buffer:
-            self._since = time.monotonic()
-        self._buffer.append(row)
-        if len(self._buffer) >= self.flush_rows:
-            self.flush()
-        else:
-            self.tick()
+        self.check()
+        with self._lock:
+            if not self._buffer:
+                self._since = time.monotonic()
+            self._buffer.append(row)
+            if len(self._buffer) >= self.flush_rows:
+                self._flush()
+            else:
+                self._tick()
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             self.add(row)
 
+    def _tick(self) -> None:
+        with self._lock:
+            if self._buffer and time.monotonic() - self._since >= self.flush_seconds:
+                self._flush()
+
     def tick(self) -> None:
-        if self._buffer and time.monotonic() - self._since >= self.flush_seconds:
-            self.flush()
+        self.check()
+        self._tick()
 
     def flush(self) -> None:
+        self.check()
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if not self._buffer:
             return
         table = rows_to_table(self._buffer)
         self._counter += 1
-        _atomic_write_table(self.directory / _part_name(self.run_id, self._counter), table)
+        write_part(self.directory, self.run_id, self._counter, table)
         self.rows_written += len(self._buffer)
         self.files_written += 1
         self._buffer = []
+
+    def close(self) -> None:
+        """Stop the background thread (buffered rows stay buffered: :meth:`flush` them)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     @property
     def pending(self) -> int:
