@@ -37,7 +37,9 @@ Failures
 A cell ok in A and not ok in B (``error``, ``diverged``, ``timeout``, ``skipped``) is a
 **new failure** (a regression); the reverse is a fixed cell (an improvement).
 
-Exit code 3 when anything regressed, 0 otherwise.
+Exit code 3 when anything regressed, 0 otherwise; two runs with no (scenario,
+configuration) in common are refused (:class:`~simbench.errors.ValidationError`, exit code 2):
+"no regression" would be an answer about nothing.
 """
 
 from __future__ import annotations
@@ -346,8 +348,13 @@ def compare(
     df_a = df_a[df_a["scenario_id"].isin(common_s) & df_a["config_id"].isin(set(mapping.values()))]
     df_b = df_b[df_b["scenario_id"].isin(common_s)]
     if df_a.empty or df_b.empty:
-        out.warnings.append("no (scenario, configuration) in common: nothing compared")
-        return out
+        # "no regression" about two unrelated sweeps would be a wrong answer: bad input
+        raise ValidationError(
+            f"{name_a} and {name_b} have no (scenario, configuration) in common "
+            f"({len(common_s)} scenario(s) and {len(mapping)} configuration(s) shared): "
+            "nothing to compare. compare needs two runs of the same sweep, or of sweeps "
+            "sharing scenarios and configurations"
+        )
     # labels from A (B's were mapped onto A's ids); scenario labels over both runs
     s_lab = scenario_labels(pd.concat([df_a, df_b], ignore_index=True))
     c_lab = config_labels(df_a)
