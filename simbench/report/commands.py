@@ -98,16 +98,24 @@ def table_command(parser: argparse.ArgumentParser) -> Handler:
     parser.add_argument(
         "--no-caption", action="store_true", help="the bare table, without its caption"
     )
+    parser.add_argument(
+        "--view",
+        choices=("table", "crossover"),
+        default="table",
+        help="table: the metric per entry (default); crossover: per scenario without n, the "
+        "smallest n at which each network beats the GLM on the metric (md or csv)",
+    )
 
     def handle(args: argparse.Namespace) -> int:
+        from ..errors import ValidationError
         from ..sweep.store import load
         from .tables import make_table, render
 
         df = load(args.directory)
         if df.empty:
-            from ..errors import ValidationError
-
             raise ValidationError(f"{args.directory}: no results stored yet")
+        if args.view == "crossover":
+            return _crossover_view(df, args)
         table = make_table(df, args.metric, rows=args.rows, cols=args.cols, stat=args.stat)
         for note in table.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -115,6 +123,28 @@ def table_command(parser: argparse.ArgumentParser) -> Handler:
         return EXIT_OK
 
     return handle
+
+
+def _crossover_view(df, args: argparse.Namespace) -> int:
+    from ..errors import ValidationError
+    from .aggregate import config_labels
+    from .crossover import crossover, crossover_markdown, glm_config
+
+    if args.format not in ("md", "csv"):
+        raise ValidationError(f"--view crossover writes md or csv; got --format {args.format}")
+    table = crossover(df, args.metric)
+    if table.empty:
+        raise ValidationError(
+            f"{args.directory}: no crossover to show: it needs the GLM (an irls configuration, "
+            "or one without hidden layers with the matched output and loss), a network with "
+            "hidden layers and at least two values of n"
+        )
+    if args.format == "csv":
+        text = table.to_csv(index=False)
+    else:
+        text = crossover_markdown(table, args.metric, config_labels(df)[glm_config(df)])
+    _write_or_print(text, args.out)
+    return EXIT_OK
 
 
 def report_command(parser: argparse.ArgumentParser) -> Handler:

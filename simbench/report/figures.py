@@ -185,6 +185,27 @@ def _reference_line(ok: pd.DataFrame, metric: str, sids: Sequence[str]):
     return np.asarray(ns)[order], np.asarray(refs)[order], label
 
 
+def _floor_line(ok: pd.DataFrame, sids: Sequence[str]):
+    """``(n values, mean misspec_floor, label)`` for the panel's scenarios where the GLM
+    cannot reach the truth (a positive floor), or None."""
+    from .aggregate import numeric_values
+
+    if "misspec_floor" not in ok.columns:
+        return None
+    ns, floors = [], []
+    for sid in sids:
+        rows = ok[ok["scenario_id"] == sid]
+        values = numeric_values(rows["misspec_floor"]) if not rows.empty else np.array([])
+        values = values[np.isfinite(values)]
+        if values.size:
+            ns.append(float(rows["s_n"].iloc[0]))
+            floors.append(float(values.mean()))
+    if len(ns) < 2 or not max(floors) > 0:
+        return None
+    order = np.argsort(ns)
+    return np.asarray(ns)[order], np.asarray(floors)[order], "GLM floor (misspec_floor)"
+
+
 def metric_vs_n_figure(df: pd.DataFrame, metric: str = "excess_deviance"):
     """``metric`` (mean ± MC SE over replicates) against ``n`` on log–log axes.
 
@@ -232,8 +253,13 @@ def metric_vs_n_figure(df: pd.DataFrame, metric: str = "excess_deviance"):
                 label=config,
             )
             handles.setdefault(config, h)
-        ref = _reference_line(ok, metric, list(dict.fromkeys(sub["scenario_id"])))
-        if ref is not None:
+        sids = list(dict.fromkeys(sub["scenario_id"]))
+        floor = _floor_line(ok, sids) if metric == "excess_deviance" else None
+        if floor is not None:
+            (h,) = ax.plot(floor[0], floor[1], "k:", linewidth=1.4, label=floor[2], zorder=1)
+            handles.setdefault(floor[2], h)
+        ref = _reference_line(ok, metric, sids)
+        if ref is not None and floor is None:  # (p+1)/n is the MLE's only when the GLM is true
             (h,) = ax.plot(ref[0], ref[1], "k--", linewidth=1.2, label=ref[2], zorder=1)
             handles.setdefault(ref[2], h)
         ax.set_xscale("log")

@@ -230,6 +230,29 @@ def _coverage_section(df: pd.DataFrame) -> list[str]:
     ]
 
 
+def _crossover_section(df: pd.DataFrame) -> list[str]:
+    """When the GLM meets networks over several n: from which n each network beats it."""
+    from .aggregate import config_labels
+    from .crossover import crossover, crossover_markdown, glm_config
+
+    if not _has_values(df, "excess_deviance"):
+        return []
+    table = crossover(df, "excess_deviance")
+    if table.empty:
+        return []
+    verdicts = [f"- {p}: {v}." for p, v in zip(table["panel"], table["verdict"], strict=True)]
+    return [
+        "## Crossover: networks against the GLM",
+        "",
+        "Where the truth is not a GLM, the GLM's excess deviance levels off at its floor "
+        "(`misspec_floor`, dotted in the figure above) while a network's can keep falling.",
+        "",
+        *verdicts,
+        "",
+        crossover_markdown(table, "excess_deviance", config_labels(df)[glm_config(df)]),
+    ]
+
+
 def write_report(
     directory: str | Path,
     out: str | Path | None = None,
@@ -330,6 +353,8 @@ def write_report(
                 "Relative coefficient error against n (log–log); dashed: the Cramér–Rao "
                 "value √(Σ_j [I_n(β*)⁻¹]_jj)/‖β*‖.",
             )
+
+    lines += _crossover_section(df)
 
     eff_table = make_table(df, "efficiency")
     if any(c.present and np.isfinite(c.mean) for row in eff_table.cells for c in row):
