@@ -91,8 +91,9 @@ CASES = {
         ["1,000,000,000 cells", f"at most {MAX_CELLS:,}"],
     ),
     "a grid of 10^8 configurations": (
-        BASE.replace('name = "a"', "lr = [" + ", ".join(["0.1"] * 10_000) + "]")
-        .replace("hidden = []", "l2 = [" + ", ".join(["0.0"] * 10_000) + "]"),
+        BASE.replace('name = "a"', "lr = [" + ", ".join(["0.1"] * 10_000) + "]").replace(
+            "hidden = []", "l2 = [" + ", ".join(["0.0"] * 10_000) + "]"
+        ),
         ["100,000,000 configurations", "at most"],
     ),
 }
@@ -166,9 +167,7 @@ def test_an_unreachable_scheduler_is_bad_input_and_writes_nothing(workdir, capsy
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    code, out, err = cli(
-        capsys, "run", DATA / "small.toml", "--address", f"tcp://127.0.0.1:{port}"
-    )
+    code, out, err = cli(capsys, "run", DATA / "small.toml", "--address", f"tcp://127.0.0.1:{port}")
     assert code == 2 and out == ""
     assert f"--address tcp://127.0.0.1:{port}: cannot reach a Dask scheduler" in err
     assert "Traceback" not in err and list(workdir.iterdir()) == []

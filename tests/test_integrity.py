@@ -117,7 +117,7 @@ def test_a_damaged_part_is_refused_by_every_reader_naming_the_file(workdir, caps
         ("compare", other, out),
     ]
     for args in commands:
-        code, stdout, err = cli(capsys, *args)
+        code, _stdout, err = cli(capsys, *args)
         assert code == 2, (args, err)
         assert path.name in err and "corrupted part file" in err and "Traceback" not in err
         assert "quarantine" in err  # says how to repair it
@@ -128,7 +128,7 @@ def test_a_damaged_part_is_refused_by_every_reader_naming_the_file(workdir, caps
 def test_run_quarantines_a_corrupted_part_and_recomputes_exactly_its_cells(workdir, capsys):
     out = workdir / "results" / "small"
     reference = table_of(finished(out))
-    a, b = split_part(out, 7)
+    _a, b = split_part(out, 7)
     in_b = set(pq.read_table(b, columns=["cell_id"]).column("cell_id").to_pylist())
     flip(b, b.stat().st_size // 3)
     code, stdout, err = cli(capsys, "run", DATA / "small.toml", "--dry-run")
@@ -169,7 +169,7 @@ def test_a_quarantined_part_reruns_its_failed_cells_too(workdir, capsys, monkeyp
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     col = meta.row_group(0).column(names.index("coef_z_mle"))
     flip(newer, col.data_page_offset + col.total_compressed_size - 2)
-    code, stdout, err = cli(capsys, "run", DATA / "failing.toml")  # no --rerun-failed
+    code, _stdout, err = cli(capsys, "run", DATA / "failing.toml")  # no --rerun-failed
     assert code == 0, err
     assert load(out)["status"].eq("ok").all()
 

@@ -55,10 +55,10 @@ def _probability(text: str) -> float:
 
 def _write_or_print(text: str, out: str | None) -> None:
     if out:
-        from ..sweep.store import atomic_write_bytes
+        from ..sweep.store import atomic_write_bytes, ensure_directory
 
         path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_directory(path.parent)
         atomic_write_bytes(path, text.encode("utf-8"))
         print(f"written: {path}", file=sys.stderr)
     else:

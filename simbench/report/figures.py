@@ -126,14 +126,22 @@ def _config_order(df: pd.DataFrame) -> list[str]:
 
 
 def save_figure(fig, path: str | Path, pdf: bool = False) -> list[Path]:
-    """Write ``fig`` as PNG at ``path`` (``.png`` added), and as PDF next to it if asked."""
+    """Write ``fig`` as PNG at ``path`` (``.png`` added), and as PDF next to it if asked.
+
+    Each file is written to a temporary name and renamed into place, so a full or
+    read-only disk leaves the previous file (or none), never an empty or half-written one,
+    and raises :class:`~simbench.sweep.store.DiskError` naming the path.
+    """
+    from ..sweep.store import atomic_write_with, ensure_directory
+
     path = Path(path).with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)
+    ensure_directory(path.parent)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=fig.dpi, format="png"))
     out = [path]
     if pdf:
-        fig.savefig(path.with_suffix(".pdf"))
-        out.append(path.with_suffix(".pdf"))
+        pdf_path = path.with_suffix(".pdf")
+        atomic_write_with(pdf_path, lambda tmp: fig.savefig(tmp, format="pdf"))
+        out.append(pdf_path)
     return out
 
 

@@ -425,9 +425,9 @@ def write_report(
             "Fit time against n (log–log), mean ± MC SE.",
         )
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(lines).rstrip() + "\n"
-    from ..sweep.store import atomic_write_bytes
+    from ..sweep.store import atomic_write_bytes, ensure_directory
 
+    ensure_directory(path.parent)
+    text = "\n".join(lines).rstrip() + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
     return report

@@ -98,6 +98,9 @@ __all__ = [
     "ResultStore",
     "StoreError",
     "StoredIndex",
+    "atomic_write_bytes",
+    "atomic_write_with",
+    "ensure_directory",
     "load",
     "load_manifest",
     "load_runs",
@@ -242,7 +245,8 @@ def atomic_write_with(path: Path, write) -> None:
             tmp.unlink()
 
 
-def _mkdir(path: Path) -> None:
+def ensure_directory(path: Path) -> None:
+    """Create ``path`` (and parents); :class:`DiskError` / :class:`StoreError` naming it."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -1173,7 +1177,7 @@ class ResultStore:
         """Hold an exclusive lock on the directory for the duration of a run."""
         import fcntl
 
-        _mkdir(self.root)
+        ensure_directory(self.root)
         try:
             fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -1220,7 +1224,7 @@ class ResultStore:
                 table = pq.read_table(path, columns=["cell_id"], page_checksum_verification=True)
                 ids = {c for c in table.column("cell_id").to_pylist() if isinstance(c, str)}
             target_dir = self.root / QUARANTINE
-            _mkdir(target_dir)
+            ensure_directory(target_dir)
             dest = target_dir / path.name
             k = 1
             while dest.exists():
@@ -1253,7 +1257,7 @@ class ResultStore:
         try:
             self._remove_leftovers()
             self.quarantine()
-            _mkdir(self.parts)
+            ensure_directory(self.parts)
             if self._rebuilt is not None:
                 manifest, note = self._rebuilt
                 warnings.warn(note, stacklevel=2)
