@@ -254,7 +254,8 @@ class Scenario:
         Population standard deviation of ``x' beta*`` (>= 0); ignored when ``beta`` is given.
     mean : float
         Population mean response at unit exposure, ``E[h(eta*)]``; sets the intercept.
-        Ignored for binary families (intercept 0) and when ``beta`` is given.
+        Ignored for binary families (intercept 0, or the one that centres ``eta*`` on a
+        per-column design or with a predictor expression) and when ``beta`` is given.
     dispersion : float
         ``phi > 0`` of gaussian, gamma, inverse_gaussian and tweedie; the other families
         have ``phi = 1`` whatever this says.

@@ -351,9 +351,18 @@ def test_cli_exit_2_naming_file_block_key_and_piece(
     assert not marker.exists()
 
 
-def test_python_m_simbench_validate_refuses_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("__import__('os').system('touch {marker}')", "__import__"),
+        ("x\uff11 + x2", "FULLWIDTH DIGIT ONE"),
+        ("-" * 1500 + "x1", "nests more than"),
+    ],
+    ids=["import", "lookalike", "nesting"],
+)
+def test_python_m_simbench_validate_refuses_in_a_fresh_process(tmp_path, text, why):
     marker = tmp_path / "PWNED"
-    path = _sweep_file(tmp_path, f"__import__('os').system('touch {marker}')")
+    path = _sweep_file(tmp_path, text.replace("{marker}", str(marker)))
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
         [sys.executable, "-m", "simbench", "validate", str(path)],
@@ -365,7 +374,8 @@ def test_python_m_simbench_validate_refuses_in_a_fresh_process(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
-    assert "[[scenarios]] #2" in proc.stderr and "'predictor'" in proc.stderr
-    assert "__import__" in proc.stderr
+    assert "hostile.toml" in proc.stderr and "[[scenarios]] #2" in proc.stderr
+    assert "'predictor'" in proc.stderr and why in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not marker.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.toml"]
