@@ -423,13 +423,13 @@ class _Number:
 def format_number(x: float, err: float | None = None, decimals: int | None = None) -> _Number:
     """Digits driven by the uncertainty: two significant digits of ``err``.
 
-    Without a usable ``err``, ``decimals`` decimals if given, else four significant
-    digits.  Values far from 1 (below 1e-3 or from 1e5) share a power of ten with their
-    error: ``(1.32 ± 0.21)×10⁻⁷``.
+    Without a usable ``err`` (none, or below ``1e-12 |x|``: a constant up to rounding),
+    ``decimals`` decimals if given, else four significant digits.  Values far from 1 (below
+    1e-3 or from 1e5) share a power of ten with their error: ``(1.32 ± 0.21)×10⁻⁷``.
     """
     if not math.isfinite(x):
         return _Number("—")
-    has_err = err is not None and math.isfinite(err) and err > 0
+    has_err = err is not None and math.isfinite(err) and err > 1e-12 * abs(x)
     scale = max(abs(x), err if has_err else 0.0)
     exponent = None
     if scale != 0 and (scale < 1e-3 or scale >= 1e5):
