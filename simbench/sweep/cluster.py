@@ -65,12 +65,20 @@ def _dask_group(group_fn, task: GroupTask, timeout: float | None) -> list[tuple[
 
 
 def _dask_chunk(group_fn, tasks: list[GroupTask], timeout: float | None):
-    """Run a chunk of groups on a Dask worker: (rows, wall seconds)."""
+    """Run a chunk of groups on a Dask worker: (rows, wall seconds, fresh).
+
+    ``fresh`` is true when the chunk started this worker thread's child process (its time
+    then includes starting it and the group function's warm-up, not a measure of work).
+    """
+    import threading
+
+    key = (threading.get_ident(), repr(group_fn), timeout)
+    fresh = key not in _DASK_POOLS
     t0 = time.perf_counter()
     rows: list[tuple[str, dict]] = []
     for task in tasks:
         rows.extend(_dask_group(group_fn, task, timeout))
-    return rows, time.perf_counter() - t0
+    return rows, time.perf_counter() - t0, fresh
 
 
 class DaskExecutor(Executor):
@@ -115,9 +123,7 @@ class DaskExecutor(Executor):
         self._group_fn = None
         self._timeout = None
         self._futures: dict = {}
-        self._chunk = 1
-        self._done_groups = 0
-        self._done_seconds = 0.0
+        self._rates: collections.deque[float] = collections.deque(maxlen=16)
         self.chunks_submitted = 0
 
     def start(self, group_fn, timeout):
@@ -162,10 +168,19 @@ class DaskExecutor(Executor):
         except Exception:  # the scheduler's view is advisory only
             return max(1, self.jobs)
 
+    def record(self, groups: int, seconds: float) -> None:
+        """A chunk of ``groups`` took ``seconds`` of work (sizes the next chunks)."""
+        if groups > 0 and seconds >= 0.0:
+            self._rates.append(seconds / groups)
+
     def _chunk_size(self) -> int:
-        if self._done_groups == 0 or self._done_seconds <= 0.0:
+        """Groups per chunk: ``CHUNK_SECONDS`` over the median seconds per group of the
+        last chunks (1 until a chunk has been measured), at most ``MAX_CHUNK``."""
+        if not self._rates:
             return 1
-        per_group = self._done_seconds / self._done_groups
+        per_group = sorted(self._rates)[len(self._rates) // 2]
+        if per_group <= 0.0:
+            return MAX_CHUNK
         return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / per_group)))
 
     def _top_up(self, pending) -> None:
@@ -203,9 +218,9 @@ class DaskExecutor(Executor):
                 if chunk is None:
                     continue
                 try:
-                    rows, seconds = future.result()
-                    self._done_groups += len(chunk)
-                    self._done_seconds += seconds
+                    rows, seconds, fresh = future.result()
+                    if not fresh:
+                        self.record(len(chunk), seconds)
                 except Exception as exc:
                     rows = [
                         (
