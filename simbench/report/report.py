@@ -276,7 +276,7 @@ def write_report(
     -------
     Report
     """
-    from .. import __version__
+    from .._version import __version__
     from ..metrics import METRIC_DESCRIPTIONS
     from ..sweep.store import load
 
