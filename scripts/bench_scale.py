@@ -16,11 +16,17 @@ metrics per cell; expect a few hundred cells per second per core).
 Also timed: ``validate`` of a sweep at the cell limit (10^8 cells) and of one above it
 (10^9 cells, refused with its count): both answer from arithmetic, without listing cells.
 
+With ``--dask``, each sweep is also run on a Dask cluster of two single-threaded workers on
+127.0.0.1 (a ``dask scheduler`` and two ``dask worker`` processes started here and stopped
+by their process ids), and the throughput is compared with ``--jobs``.
+
 Usage::
 
     python scripts/bench_scale.py                         # 10^5 and 10^6 cells, 2 jobs
     python scripts/bench_scale.py --cells 1e6 --jobs 2 --keep /tmp/scale
     python scripts/bench_scale.py --cells 2e4 --worker real
+    python scripts/bench_scale.py --cells 1e4 --worker real --dask
+    python scripts/bench_scale.py --cells 1e5,1e6 --dask --real 1e4   # everything, once
 """
 
 from __future__ import annotations
@@ -116,6 +122,56 @@ class Sampler:
         return self.main / 1024.0, self.tree / 1024.0
 
 
+class DaskCluster:
+    """A scheduler and two no-nanny workers on 127.0.0.1, stopped by their pids."""
+
+    def __init__(self, env: dict[str, str], directory: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        scheduler = ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port"]
+        worker = ["distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny"]
+        options = ["--no-dashboard", "--host", "127.0.0.1", "--local-directory"]
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", *scheduler, str(port), "--no-dashboard"], **quiet
+            )
+        ]
+        for k in range(2):
+            here = str(directory / f"dask-worker-{k}")
+            self.procs.append(
+                subprocess.Popen([sys.executable, "-m", *worker, *options, here], **quiet)
+            )
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(self.address, timeout=5) as client:
+                    client.wait_for_workers(2, timeout=max(1.0, deadline - time.monotonic()))
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        import signal
+
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
     """(seconds, peak MiB of the process, peak MiB of its tree, exit code, last output)."""
     t0 = time.perf_counter()
@@ -135,29 +191,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--worker", choices=["noop", "real"], default="noop")
     parser.add_argument("--keep", help="keep the results under this directory")
+    parser.add_argument(
+        "--dask", action="store_true", help="also run each sweep on 2 local Dask workers"
+    )
+    parser.add_argument(
+        "--real", type=float, default=0, help="also a sweep of this many cells on the real worker"
+    )
     args = parser.parse_args(argv)
 
     sizes = [int(float(x)) for x in args.cells.split(",") if x.strip()]
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="simbench-scale-"))
     base.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
-    if args.worker == "noop":
-        env["SIMBENCH_GROUP_FN"] = "bench_scale:noop"
-    else:
-        env.pop("SIMBENCH_GROUP_FN", None)
+    base_env = dict(os.environ)
+    base_env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), base_env.get("PYTHONPATH", "")])
+    base_env.pop("SIMBENCH_GROUP_FN", None)
+    noop_env = {**base_env, "SIMBENCH_GROUP_FN": "bench_scale:noop"}
+    env = noop_env if args.worker == "noop" else base_env
+    plan = [(cells, args.worker) for cells in sizes]
+    if args.real:
+        plan.append((int(args.real), "real"))
     simbench = [sys.executable, "-m", "simbench.cli"]
     rows = []
+    cluster = DaskCluster(env, base) if args.dask else None
     try:
         for big, label in ((10**8, "validate 10^8 cells"), (10**9, "validate 10^9 cells")):
             path = base / f"validate-{big}.toml"
             path.write_text(sweep_text(big))
             seconds, main_mib, _, code, last = timed([*simbench, "validate", str(path)], env)
             rows.append((label, seconds, main_mib, None, code, last[:90]))
-        for cells in sizes:
-            path = base / f"scale-{cells}.toml"
+        for cells, worker in plan:
+            env = noop_env if worker == "noop" else base_env
+            path = base / f"scale-{cells}-{worker}.toml"
             path.write_text(sweep_text(cells))
-            out = base / f"results-{cells}"
+            out = base / f"results-{cells}-{worker}"
             if out.exists():
                 shutil.rmtree(out)
             run = [*simbench, "run", str(path), "--out", str(out), "--jobs", str(args.jobs)]
@@ -171,21 +237,34 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for name, cmd in steps:
                 seconds, main_mib, tree_mib, code, last = timed(cmd, env)
-                rows.append(
-                    (f"{name} {cells:,} cells", seconds, main_mib, tree_mib, code, last[:90])
-                )
+                step = f"{name} {cells:,} {worker} cells"
+                rows.append((step, seconds, main_mib, tree_mib, code, last[:90]))
                 if name == "run":
-                    rows.append((f"  = {cells / seconds:,.0f} cells/s", None, None, None, None, ""))
+                    local_rate = cells / seconds
+                    rows.append((f"  = {local_rate:,.0f} cells/s", None, None, None, None, ""))
+            if cluster is not None:
+                dask_out = base / f"results-dask-{cells}-{worker}"
+                cmd = [*simbench, "run", str(path), "--out", str(dask_out), "--no-progress"]
+                seconds, main_mib, tree_mib, code, last = timed(
+                    [*cmd, "--address", cluster.address], env
+                )
+                step = f"run {cells:,} {worker} cells, Dask"
+                rows.append((step, seconds, main_mib, tree_mib, code, last[:90]))
+                rate = cells / seconds
+                text = f"  = {rate:,.0f} cells/s ({rate / local_rate:.2f}x --jobs {args.jobs})"
+                rows.append((text, None, None, None, None, ""))
     finally:
+        if cluster is not None:
+            cluster.stop()
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 
-    print(f"jobs = {args.jobs}, worker = {args.worker}, cpus = {os.cpu_count()}")
-    print(f"{'step':<28} {'seconds':>9} {'peak MiB':>9} {'tree MiB':>9} {'exit':>4}  last line")
+    print(f"jobs = {args.jobs}, cpus = {os.cpu_count()}")
+    print(f"{'step':<36} {'seconds':>9} {'peak MiB':>9} {'tree MiB':>9} {'exit':>4}  last line")
     for name, seconds, main_mib, tree_mib, code, last in rows:
         fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
         print(
-            f"{name:<28} {fmt(seconds, '9.2f'):>9} {fmt(main_mib, '9.0f'):>9} "
+            f"{name:<36} {fmt(seconds, '9.2f'):>9} {fmt(main_mib, '9.0f'):>9} "
             f"{fmt(tree_mib, '9.0f'):>9} {fmt(code, '4d'):>4}  {last}"
         )
     return 0
