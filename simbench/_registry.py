@@ -9,6 +9,7 @@ names and the closest match.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -20,6 +21,27 @@ T = TypeVar("T")
 def normalize_name(name: str) -> str:
     """Lower-case ``name``, unify separators: ``"Inverse-Gaussian"`` -> ``"inverse_gaussian"``."""
     return str(name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+# ``name(argument)``: a name that starts with a letter, then the argument up to the last ")"
+_CALL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_\- ]*?)\s*\(\s*(.*?)\s*\)\s*$")
+
+
+def parse_call(text: str) -> tuple[str, str | None]:
+    """Split ``"name(argument)"`` into the name and the argument's text.
+
+    The one reader of the call form that families, losses, links and scenarios accept
+    (``"tweedie(1.5)"``, ``"NB( 0.5 )"``, ``"power(-2)"``, ``"negative-binomial(1e-1)"``):
+    white space around the name, the parentheses and the argument is ignored; the name is
+    returned as written (look it up with a registry) and the argument unparsed (the entry's
+    :class:`~simbench._domains.Parameter` reads it).  Text without that form comes back
+    whole with ``None``: ``"poisson"`` -> ``("poisson", None)``; ``"power()"`` ->
+    ``("power", "")``.
+    """
+    match = _CALL.match(text)
+    if match is None:
+        return text, None
+    return match.group(1), match.group(2)
 
 
 _QUOTED_CHARS = 80  # a name quoted in a message is cut to this many characters

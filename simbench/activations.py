@@ -19,16 +19,38 @@ from simbench._registry import Registry
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.kernels import codes
 
-__all__ = ["DESCRIPTIONS", "REGISTRY", "Activation", "descriptions", "get", "names"]
+__all__ = [
+    "DESCRIPTIONS",
+    "REGISTRY",
+    "SPECS",
+    "Activation",
+    "ActivationSpec",
+    "descriptions",
+    "get",
+    "names",
+]
 
-# canonical name -> (code, one-line description, aliases)
-_TABLE: dict[str, tuple[int, str, tuple[str, ...]]] = {
-    "identity": (codes.ACT_IDENTITY, "f(x) = x", ("linear", "none")),
-    "relu": (codes.ACT_RELU, "f(x) = max(0, x), f'(0) = 0", ("rectifier",)),
-    "tanh": (codes.ACT_TANH, "f(x) = tanh(x)", ("hyperbolic_tangent",)),
-    "sigmoid": (codes.ACT_SIGMOID, "f(x) = 1 / (1 + exp(-x))", ("logistic", "expit")),
-    "softplus": (codes.ACT_SOFTPLUS, "f(x) = log(1 + exp(x))", ()),
-}
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """One entry of the hidden-activation vocabulary: canonical name, kernel code, one line
+    with the formula of ``f``, other accepted names."""
+
+    name: str
+    code: int
+    description: str
+    aliases: tuple[str, ...] = ()
+
+
+SPECS: tuple[ActivationSpec, ...] = (
+    ActivationSpec("identity", codes.ACT_IDENTITY, "f(x) = x", ("linear", "none")),
+    ActivationSpec("relu", codes.ACT_RELU, "f(x) = max(0, x), f'(0) = 0", ("rectifier",)),
+    ActivationSpec("tanh", codes.ACT_TANH, "f(x) = tanh(x)", ("hyperbolic_tangent",)),
+    ActivationSpec("sigmoid", codes.ACT_SIGMOID, "f(x) = 1 / (1 + exp(-x))", ("logistic", "expit")),
+    ActivationSpec("softplus", codes.ACT_SOFTPLUS, "f(x) = log(1 + exp(x))"),
+)
+
+_SPEC: dict[str, ActivationSpec] = {spec.name: spec for spec in SPECS}
 
 
 def _kernels():
@@ -76,9 +98,14 @@ class Activation:
         return f"Activation({self.name!r})"
 
     @property
+    def entry(self) -> ActivationSpec:
+        """The vocabulary entry of this activation (:class:`ActivationSpec`)."""
+        return _SPEC[self.name]
+
+    @property
     def description(self) -> str:
         """One line with the formula of ``f``."""
-        return _TABLE[self.name][1]
+        return self.entry.description
 
     def _apply(self, kernel, x):
         try:
@@ -106,10 +133,10 @@ class Activation:
 
 
 REGISTRY: Registry[Activation] = Registry("activation")
-for _name, (_code, _desc, _aliases) in _TABLE.items():
-    REGISTRY.register(_name, Activation(_name, _code), _aliases)
+for _spec in SPECS:
+    REGISTRY.register(_spec.name, Activation(_spec.name, _spec.code), _spec.aliases)
 
-DESCRIPTIONS: dict[str, str] = {name: desc for name, (_c, desc, _a) in _TABLE.items()}
+DESCRIPTIONS: dict[str, str] = {spec.name: spec.description for spec in SPECS}
 
 
 def names(aliases: bool = False) -> list[str]:

@@ -103,14 +103,14 @@ import functools
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import families, links
-from ._registry import normalize_name, unknown_name_message
+from ._domains import Domain
+from ._registry import normalize_name, parse_call, unknown_name_message
 from .columns import Column, columns_text, draw_columns, parse_columns
 from .errors import UnknownNameError, ValidationError
 from .expression import Expression, parse_expression
@@ -144,8 +144,6 @@ SEPARABLE_MARGIN = 0.1  # removed band |eta*| < SEPARABLE_MARGIN * sd(eta*)
 
 _DEFAULT_P = 5
 _DEFAULT_LEVELS = 4
-_DEFAULT_ALPHA = 1.0
-_DEFAULT_POWER = 1.5
 
 # ---- field validation ----------------------------------------------------------------------
 
@@ -181,6 +179,13 @@ def _as_float(
     return x
 
 
+def _in_domain(key: str, value: object, domain: Domain, note: str = "") -> float:
+    """``value`` as a float inside ``domain``; the message says what the domain accepts."""
+    if not _is_real(value) or float(value) not in domain:
+        raise _fail(key, value, domain.accepted(key) + note)
+    return float(value)
+
+
 def _as_bool(key: str, value: object) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise _fail(key, value, "true or false")
@@ -196,25 +201,15 @@ def _as_choice(key: str, value: object, choices: tuple[str, ...]) -> str:
     return name
 
 
-_PARAM_RE = re.compile(r"^\s*([A-Za-z][\w\- ]*?)\s*\(\s*([^()]*?)\s*\)\s*$")
-
-
 def _split_param(text: str) -> tuple[str, float | None]:
     """``"tweedie(1.7)"`` -> ``("tweedie", 1.7)``; ``"poisson"`` -> ``("poisson", None)``."""
-    match = _PARAM_RE.match(text)
-    if match is None:
+    name, argument = parse_call(text)
+    if argument is None:
         return text, None
     try:
-        return match.group(1), float(match.group(2))
+        return name, float(argument)
     except ValueError:
         raise _fail("family", text, "a family name, optionally with its parameter") from None
-
-
-def _link_label(link: links.Link) -> str:
-    """Canonical text of a link: its name, or ``"power(0.3)"`` for a power link."""
-    if link.code == codes.LINK_POWER:
-        return f"power({float(link.param)!r})"
-    return link.name
 
 
 # ---- the scenario --------------------------------------------------------------------------
@@ -301,7 +296,7 @@ class Scenario:
     levels: int | None = None
     signal: float = 0.5
     mean: float = 2.0
-    dispersion: float = 1.0
+    dispersion: float = families.DISPERSION.default
     alpha: float | None = None
     power: float | None = None
     trials: int = 1
@@ -332,15 +327,11 @@ class Scenario:
         )
         put("correlation", _as_choice("correlation", self.correlation, CORRELATIONS))
         put("signal", _as_float("signal", self.signal, "a number >= 0", 0.0))
-        if family.is_binary or family.code == codes.FAMILY_GAUSSIAN:
-            put("mean", _as_float("mean", self.mean, "a finite number"))
-        else:
-            what = f"a number > 0 (a mean of the {family.name} family)"
-            put("mean", _as_float("mean", self.mean, what, 0.0, low_open=True))
-        put(
-            "dispersion",
-            _as_float("dispersion", self.dispersion, "a number > 0", 0.0, low_open=True),
-        )
+        # the population mean must be a mean of the family (binary families ignore it)
+        means = families.REAL if family.is_binary else family.entry.mu_domain
+        note = "" if means == families.REAL else f" (a mean of the {family.name} family)"
+        put("mean", _in_domain("mean", self.mean, means, note))
+        put("dispersion", _in_domain("dispersion", self.dispersion, families.DISPERSION.domain))
         put("trials", _as_int("trials", self.trials, 1))
         put("exposure", _as_bool("exposure", self.exposure))
         put("separable", _as_bool("separable", self.separable))
@@ -358,14 +349,13 @@ class Scenario:
         # Keys that do not affect the data are reset to their defaults, so that a grid over
         # them (alpha on a Poisson scenario, rho on an iid design) gives one scenario, one id
         # and one data set, not copies that differ only in a parameter nobody reads.
-        if family.code != codes.FAMILY_NEGATIVE_BINOMIAL:
-            put("alpha", _DEFAULT_ALPHA)
-        if family.code != codes.FAMILY_TWEEDIE:
-            put("power", _DEFAULT_POWER)
+        for parameter in families.PARAMETERS:  # alpha, power: each read by one family
+            if parameter is not family.entry.parameter:
+                put(parameter.name, parameter.default)
         if family.code != codes.FAMILY_BINOMIAL:
             put("trials", 1)
         if not family.has_dispersion:
-            put("dispersion", 1.0)
+            put("dispersion", families.DISPERSION.default)
         if family.is_binary and self.beta is None:
             put("mean", 2.0)
         if self.design != "correlated":
@@ -390,29 +380,19 @@ class Scenario:
             name = families.REGISTRY.canonical(raw)
         except UnknownNameError as err:
             raise UnknownNameError(f"scenario key 'family': {err}") from None
-        alpha = self._family_param("alpha", name == "negative_binomial", param, _DEFAULT_ALPHA)
-        power = self._family_param("power", name == "tweedie", param, _DEFAULT_POWER)
-        if name not in ("negative_binomial", "tweedie") and param not in (None, 0.0):
-            if isinstance(self.family, str):
-                raise _fail("family", self.family, f"{name!r} without a parameter")
-        put("alpha", _as_float("alpha", alpha, "a number > 0", 0.0, low_open=True))
-        put(
-            "power",
-            _as_float(
-                "power",
-                power,
-                "a number with 1 < power < 2",
-                1.0,
-                2.0,
-                low_open=True,
-                high_open=True,
-            ),
-        )
-        fam = _get_family(name, self.alpha, self.power)
+        own = families.entry(name).parameter
+        if own is None and param not in (None, 0.0) and isinstance(self.family, str):
+            raise _fail("family", self.family, f"{name!r} without a parameter")
+        for parameter in families.PARAMETERS:  # alpha, power: a field or the name's "(x)"
+            value = self._family_param(parameter, from_name=param if parameter is own else None)
+            put(parameter.name, _in_domain(parameter.name, value, parameter.domain))
+        fam = families.get(name, alpha=self.alpha, power=self.power)
         put("family", fam.name)
         raw_link = self.link
-        if not isinstance(raw_link, str):  # a Link object
-            raw_link = _link_label(raw_link)
+        if isinstance(raw_link, links.Link):
+            raw_link = raw_link.spec
+        elif not isinstance(raw_link, str):
+            raise _fail("link", raw_link, 'a link name or "canonical"')
         try:
             if normalize_name(raw_link) == "canonical":
                 lnk = fam.default_link
@@ -420,16 +400,18 @@ class Scenario:
                 lnk = fam.check_link(raw_link)
         except ValidationError as err:
             raise type(err)(f"scenario key 'link': {err}") from None
-        put("link", _link_label(lnk))
+        put("link", lnk.spec)
         return fam, lnk
 
-    def _family_param(self, key: str, applies: bool, from_name, default: float):
-        """The value of ``alpha`` / ``power``: the field, or the family string's parameter."""
+    def _family_param(self, parameter, from_name: float | None):
+        """The value of ``alpha`` / ``power``: the field, or the family string's parameter
+        (``from_name``, given only for the family's own parameter), or the default."""
+        key = parameter.name
         given = getattr(self, key)
         if given is not None and not _is_real(given):
             raise _fail(key, given, "a number")
-        if not applies or from_name is None:
-            return default if given is None else given
+        if from_name is None:
+            return parameter.default if given is None else given
         if given is not None and float(given) != from_name:
             raise ValidationError(
                 f"scenario key {key!r} is {given!r} but family {self.family!r} gives "
@@ -627,7 +609,7 @@ class Scenario:
 
     def get_family(self) -> families.Family:
         """The :class:`~simbench.families.Family` object (with ``alpha`` / ``power``)."""
-        return _get_family(self.family, self.alpha, self.power)
+        return families.get(self.family, alpha=self.alpha, power=self.power)
 
     def get_link(self) -> links.Link:
         """The resolved :class:`~simbench.links.Link` object."""
@@ -657,14 +639,6 @@ def _parse_predictor(text: str, p: int) -> Expression:
 @functools.lru_cache(maxsize=256)
 def _parse_columns(columns: tuple[str, ...]) -> tuple[Column, ...]:
     return parse_columns(columns)
-
-
-def _get_family(name: str, alpha: float, power: float) -> families.Family:
-    if name == "negative_binomial":
-        return families.get(name, alpha=alpha)
-    if name == "tweedie":
-        return families.get(name, power=power)
-    return families.get(name)
 
 
 def true_beta(scenario: Scenario | Mapping[str, Any]) -> np.ndarray:

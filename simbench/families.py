@@ -32,107 +32,214 @@ Family('negative_binomial', 0.5)
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from simbench._registry import Registry, closest, normalize_name
+from simbench._domains import Domain, Parameter
+from simbench._registry import Registry, closest, normalize_name, parse_call
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.kernels import codes
 
-__all__ = ["DESCRIPTIONS", "REGISTRY", "Family", "descriptions", "get", "names"]
+__all__ = [
+    "DESCRIPTIONS",
+    "REGISTRY",
+    "SPECS",
+    "Family",
+    "FamilySpec",
+    "descriptions",
+    "get",
+    "names",
+]
 
-DEFAULT_ALPHA = 1.0
-DEFAULT_POWER = 1.5
+# ---- domains ---------------------------------------------------------------------------------
+REAL = Domain()
+POSITIVE = Domain(0.0)
+NONNEGATIVE = Domain(0.0, low_closed=True)
+COUNTS = Domain(0.0, low_closed=True, integer=True)
+BINARY = Domain(values=(0.0, 1.0))
+UNIT = Domain(0.0, 1.0, low_closed=True, high_closed=True)
+OPEN_UNIT = Domain(0.0, 1.0)
 
-# canonical name -> (code, one-line description)
-_TABLE: dict[str, tuple[int, str]] = {
-    "gaussian": (codes.FAMILY_GAUSSIAN, "normal; V(mu) = 1, dispersion phi = sigma^2"),
-    "bernoulli": (codes.FAMILY_BERNOULLI, "binary y in {0, 1}; V(mu) = mu (1 - mu)"),
-    "binomial": (
+# ---- parameters ------------------------------------------------------------------------------
+#: the negative-binomial alpha in V = mu + alpha mu^2
+ALPHA = Parameter("alpha", "alpha", POSITIVE, 1.0)
+#: the Tweedie power p in V = mu^p
+POWER = Parameter("power", "p", Domain(1.0, 2.0), 1.5)
+#: the family parameters, each held by one family and named like the scenario key
+PARAMETERS = (ALPHA, POWER)
+#: the dispersion phi of the families that have one (the others have phi = 1)
+DISPERSION = Parameter("dispersion", "phi", POSITIVE, 1.0)
+
+DEFAULT_ALPHA = ALPHA.default
+DEFAULT_POWER = POWER.default
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One entry of the family vocabulary: everything simbench knows about a family
+    besides its kernels.
+
+    Parameters
+    ----------
+    name, code, description, aliases
+        Canonical name, kernel code (:mod:`simbench.kernels.codes`), one line for listings,
+        other accepted names.
+    links : tuple of str
+        The links the family accepts (``"power"`` stands for every power link).
+    canonical_link : str or None
+        The canonical link's name; ``"power"`` means the power link
+        :math:`\\mu^{1-p}` of the family's parameter ``p``; None where it is not in the
+        link vocabulary.
+    default_link : str
+        The link of ``link = "canonical"``.
+    parameter : Parameter or None
+        The family's parameter (negative binomial alpha, Tweedie power).
+    has_dispersion, is_binary : bool
+        Whether phi is free; whether the response is a 0/1 outcome or a proportion of them.
+    y_support, y_deviance, mu_domain : Domain
+        The support of the response, the wider set where the deviance is defined (non-integer
+        counts, fractional binary responses: quasi-likelihood), and the open mean space.
+    responses : str
+        What the family's responses are, in words (``"counts 0, 1, 2, ..."``).
+    """
+
+    name: str
+    code: int
+    description: str
+    aliases: tuple[str, ...]
+    links: tuple[str, ...]
+    canonical_link: str | None
+    default_link: str
+    y_support: Domain
+    y_deviance: Domain
+    mu_domain: Domain
+    responses: str
+    parameter: Parameter | None = None
+    has_dispersion: bool = False
+    is_binary: bool = False
+
+
+_BINARY_LINKS = ("logit", "probit", "cloglog", "loglog", "cauchit", "log", "identity")
+
+SPECS: tuple[FamilySpec, ...] = (
+    FamilySpec(
+        "gaussian",
+        codes.FAMILY_GAUSSIAN,
+        "normal; V(mu) = 1, dispersion phi = sigma^2",
+        ("normal", "gauss"),
+        ("identity", "log", "inverse", "inverse_squared", "sqrt", "power"),
+        "identity",
+        "identity",
+        y_support=REAL,
+        y_deviance=REAL,
+        mu_domain=REAL,
+        responses="real responses, negative ones included",
+        has_dispersion=True,
+    ),
+    FamilySpec(
+        "bernoulli",
+        codes.FAMILY_BERNOULLI,
+        "binary y in {0, 1}; V(mu) = mu (1 - mu)",
+        (),
+        _BINARY_LINKS,
+        "logit",
+        "logit",
+        y_support=BINARY,
+        y_deviance=UNIT,
+        mu_domain=OPEN_UNIT,
+        responses="responses in {0, 1}",
+        is_binary=True,
+    ),
+    FamilySpec(
+        "binomial",
         codes.FAMILY_BINOMIAL,
         "proportion y of n trials (weights = n); V(mu) = mu (1 - mu)",
+        (),
+        _BINARY_LINKS,
+        "logit",
+        "logit",
+        y_support=Domain(0.0, 1.0, True, True, note="a proportion: successes / trials"),
+        y_deviance=UNIT,
+        mu_domain=OPEN_UNIT,
+        responses="proportions count/trials in [0, 1]",
+        is_binary=True,
     ),
-    "poisson": (codes.FAMILY_POISSON, "counts; V(mu) = mu"),
-    "gamma": (codes.FAMILY_GAMMA, "y > 0, shape 1/phi, mean mu; V(mu) = mu^2"),
-    "inverse_gaussian": (
+    FamilySpec(
+        "poisson",
+        codes.FAMILY_POISSON,
+        "counts; V(mu) = mu",
+        (),
+        ("log", "identity", "sqrt", "power", "inverse"),
+        "log",
+        "log",
+        y_support=COUNTS,
+        y_deviance=NONNEGATIVE,
+        mu_domain=POSITIVE,
+        responses="counts 0, 1, 2, ...",
+    ),
+    FamilySpec(
+        "gamma",
+        codes.FAMILY_GAMMA,
+        "y > 0, shape 1/phi, mean mu; V(mu) = mu^2",
+        (),
+        ("inverse", "log", "identity", "inverse_squared", "power", "sqrt"),
+        "inverse",
+        "inverse",
+        y_support=POSITIVE,
+        y_deviance=POSITIVE,
+        mu_domain=POSITIVE,
+        responses="positive responses",
+        has_dispersion=True,
+    ),
+    FamilySpec(
+        "inverse_gaussian",
         codes.FAMILY_INVERSE_GAUSSIAN,
         "y > 0, mean mu, shape 1/phi (Wald); V(mu) = mu^3",
+        ("ig", "inverse_normal", "wald"),
+        ("inverse_squared", "inverse", "log", "identity", "power"),
+        "inverse_squared",
+        "inverse_squared",
+        y_support=POSITIVE,
+        y_deviance=POSITIVE,
+        mu_domain=POSITIVE,
+        responses="positive responses",
+        has_dispersion=True,
     ),
-    "negative_binomial": (
+    FamilySpec(
+        "negative_binomial",
         codes.FAMILY_NEGATIVE_BINOMIAL,
-        "counts, NB2 gamma-Poisson mixture; V(mu) = mu + alpha mu^2 (alpha fixed, default 1)",
+        "counts, NB2 gamma-Poisson mixture; V(mu) = mu + alpha mu^2 "
+        f"(alpha fixed, default {ALPHA.default:g})",
+        ("nb", "nb2", "negbin"),
+        ("log", "identity", "sqrt", "power"),
+        None,  # log(alpha mu / (1 + alpha mu)) is not a named link
+        "log",
+        y_support=COUNTS,
+        y_deviance=NONNEGATIVE,
+        mu_domain=POSITIVE,
+        responses="counts 0, 1, 2, ...",
+        parameter=ALPHA,
     ),
-    "tweedie": (
+    FamilySpec(
+        "tweedie",
         codes.FAMILY_TWEEDIE,
-        "y >= 0 with mass at 0, compound Poisson-gamma; V(mu) = mu^p, 1 < p < 2 (default 1.5)",
+        "y >= 0 with mass at 0, compound Poisson-gamma; V(mu) = mu^p, "
+        f"{POWER.domain.text('p')} (default {POWER.default:g})",
+        (),
+        ("log", "power", "identity", "sqrt", "inverse"),
+        "power",  # mu^(1 - p)
+        "log",
+        y_support=NONNEGATIVE,
+        y_deviance=NONNEGATIVE,
+        mu_domain=POSITIVE,
+        responses="responses >= 0 with exact zeros",
+        parameter=POWER,
+        has_dispersion=True,
     ),
-}
+)
 
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "gaussian": ("normal", "gauss"),
-    "bernoulli": (),
-    "binomial": (),
-    "poisson": (),
-    "gamma": (),
-    "inverse_gaussian": ("ig", "inverse_normal", "wald"),
-    "negative_binomial": ("nb", "nb2", "negbin"),
-    "tweedie": (),
-}
-
-# the family's parameter: name, default, and what is accepted (for messages)
-_PARAMETER: dict[str, tuple[str, float, str]] = {
-    "negative_binomial": ("alpha", DEFAULT_ALPHA, "a finite number alpha > 0"),
-    "tweedie": ("power", DEFAULT_POWER, "a number p with 1 < p < 2"),
-}
-
-_LINKS: dict[str, tuple[str, ...]] = {
-    "gaussian": ("identity", "log", "inverse", "inverse_squared", "sqrt", "power"),
-    "bernoulli": ("logit", "probit", "cloglog", "loglog", "cauchit", "log", "identity"),
-    "binomial": ("logit", "probit", "cloglog", "loglog", "cauchit", "log", "identity"),
-    "poisson": ("log", "identity", "sqrt", "power", "inverse"),
-    "gamma": ("inverse", "log", "identity", "inverse_squared", "power", "sqrt"),
-    "inverse_gaussian": ("inverse_squared", "inverse", "log", "identity", "power"),
-    "negative_binomial": ("log", "identity", "sqrt", "power"),
-    "tweedie": ("log", "power", "identity", "sqrt", "inverse"),
-}
-
-# canonical links by name (tweedie's, power(1 - p), depends on p; NB's is not a named link)
-_CANONICAL: dict[str, str | None] = {
-    "gaussian": "identity",
-    "bernoulli": "logit",
-    "binomial": "logit",
-    "poisson": "log",
-    "gamma": "inverse",
-    "inverse_gaussian": "inverse_squared",
-    "negative_binomial": None,
-    "tweedie": None,
-}
-
-# links that are members of the power family eta = mu^lambda (lambda = 0 read as log)
-_POWER_FAMILY = frozenset({"power", "identity", "sqrt", "inverse", "inverse_squared", "log"})
-
-# the response, in words: (support, the wider domain where the deviance is defined)
-_Y_TEXT: dict[str, tuple[str, str]] = {
-    "gaussian": ("a finite real number", "a finite real number"),
-    "bernoulli": ("0 or 1", "in [0, 1]"),
-    "binomial": ("a proportion in [0, 1] (successes / trials)", "in [0, 1]"),
-    "poisson": ("a non-negative integer count", "a finite number >= 0"),
-    "gamma": ("a finite number > 0", "a finite number > 0"),
-    "inverse_gaussian": ("a finite number > 0", "a finite number > 0"),
-    "negative_binomial": ("a non-negative integer count", "a finite number >= 0"),
-    "tweedie": ("a finite number >= 0", "a finite number >= 0"),
-}
-
-_MU_TEXT: dict[str, str] = {
-    "gaussian": "a finite real number",
-    "bernoulli": "0 < mu < 1",
-    "binomial": "0 < mu < 1",
-}
-
-_PARAM_STRING = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_\- ]*?)\s*\(\s*(.*?)\s*\)\s*$")
+_SPEC: dict[str, FamilySpec] = {spec.name: spec for spec in SPECS}
 
 
 def _kernels():
@@ -204,30 +311,35 @@ class Family:
     param: float = 0.0
 
     def __repr__(self) -> str:
-        if self.name in _PARAMETER:
+        if self.entry.parameter is not None:
             return f"Family({self.name!r}, {self.param!r})"
         return f"Family({self.name!r})"
 
     # ---- descriptive properties ----------------------------------------------------------
 
     @property
+    def entry(self) -> FamilySpec:
+        """The vocabulary entry of this family (:class:`FamilySpec`)."""
+        return _SPEC[self.name]
+
+    @property
     def spec(self) -> str:
         """A string that :func:`get` maps back to this family: ``"tweedie(1.5)"``, ``"poisson"``."""
-        if self.name in _PARAMETER:
+        if self.entry.parameter is not None:
             return f"{self.name}({self.param!r})"
         return self.name
 
     @property
     def parameter_name(self) -> str | None:
         """``"alpha"`` (negative_binomial), ``"power"`` (tweedie) or None."""
-        entry = _PARAMETER.get(self.name)
-        return entry[0] if entry else None
+        parameter = self.entry.parameter
+        return None if parameter is None else parameter.name
 
     @property
     def description(self) -> str:
         """One line: the response and the variance function (for ``simbench list families``)."""
-        text = _TABLE[self.name][1]
-        if self.name in _PARAMETER:
+        text = self.entry.description
+        if self.entry.parameter is not None:
             text += f"; here {self.parameter_name} = {self.param:g}"
         return text
 
@@ -235,53 +347,47 @@ class Family:
     def has_dispersion(self) -> bool:
         """Whether :math:`\\phi` is a free parameter (gaussian, gamma, inverse_gaussian, tweedie);
         for the others :math:`\\phi = 1`."""
-        return self.code in (
-            codes.FAMILY_GAUSSIAN,
-            codes.FAMILY_GAMMA,
-            codes.FAMILY_INVERSE_GAUSSIAN,
-            codes.FAMILY_TWEEDIE,
-        )
+        return self.entry.has_dispersion
 
     @property
     def is_binary(self) -> bool:
         """Whether the response is a 0/1 outcome or a proportion of them (bernoulli, binomial)."""
-        return self.code in (codes.FAMILY_BERNOULLI, codes.FAMILY_BINOMIAL)
+        return self.entry.is_binary
 
     @property
     def y_support(self) -> str:
         """The support of the response, in words."""
-        return _Y_TEXT[self.name][0]
+        return self.entry.y_support.words()
 
     @property
     def mu_domain(self) -> str:
         """The mean space, in words."""
-        return _MU_TEXT.get(self.name, "a finite number mu > 0")
+        return self.entry.mu_domain.words("mu")
 
     # ---- links ---------------------------------------------------------------------------
 
     @property
     def links(self) -> tuple[str, ...]:
         """Names of the links this family accepts (``"power"`` stands for every power link)."""
-        return _LINKS[self.name]
+        return self.entry.links
 
     @property
     def canonical_link(self):
         """The canonical link :math:`g = (b')^{-1}`, or None where it is not in the link
         vocabulary (negative binomial: :math:`\\log(\\alpha\\mu/(1+\\alpha\\mu))`).
         Tweedie: :math:`\\mu^{1-p}` (power :math:`1-p`)."""
-        links = _links()
-        if self.code == codes.FAMILY_TWEEDIE:
-            return links.get("power", power=1.0 - self.param)
-        name = _CANONICAL[self.name]
-        return None if name is None else links.get(name)
+        name = self.entry.canonical_link
+        if name == "power":  # the power link of the family's own parameter
+            return _links().get("power", power=1.0 - self.param)
+        return None if name is None else _links().get(name)
 
     @property
     def default_link(self):
         """The canonical link where it exists and is usual; log for negative_binomial and
         tweedie."""
-        if self.code in (codes.FAMILY_NEGATIVE_BINOMIAL, codes.FAMILY_TWEEDIE):
-            return _links().get("log")
-        return self.canonical_link
+        if self.entry.default_link == self.entry.canonical_link:
+            return self.canonical_link
+        return _links().get(self.entry.default_link)
 
     def check_link(self, link):
         """The :class:`~simbench.links.Link` for ``link`` if this family accepts it.
@@ -313,7 +419,7 @@ class Family:
                 + ", ".join(self.links)
             ) from None
         ok = resolved.name in self.links or (
-            "power" in self.links and resolved.name in _POWER_FAMILY
+            "power" in self.links and resolved.power_exponent is not None
         )
         if not ok:
             raise ValidationError(
@@ -334,12 +440,10 @@ class Family:
         """Boolean array: where ``y`` is in the support (``support=True``), or in the wider
         domain where the deviance is defined (``support=False``: non-integer counts and
         fractional binary responses allowed, as in quasi-likelihood)."""
-        arr = _as_float_array(y, self, "y")
-        out = np.empty(arr.size, dtype=np.bool_)
-        k = _kernels()
-        fn = k.fam_y_valid_arr if support else k.fam_y_deviance_valid_arr
-        fn(self.code, float(self.param), _flat(arr), out)
-        return out.reshape(arr.shape)
+        return self._y_domain(support).contains(_as_float_array(y, self, "y"))
+
+    def _y_domain(self, support: bool) -> Domain:
+        return self.entry.y_support if support else self.entry.y_deviance
 
     def check_y(self, y, support: bool = True) -> np.ndarray:
         """Raise :class:`~simbench.errors.ValidationError` unless every ``y`` is valid.
@@ -351,33 +455,23 @@ class Family:
         arr = _as_float_array(y, self, "y")
         ok = self.y_valid(arr, support=support)
         if not ok.all():
-            what = _Y_TEXT[self.name][0 if support else 1]
+            what = self._y_domain(support).words()
             raise ValidationError(f"family {self.spec!r}: y must be {what}; {_first_bad(arr, ok)}")
         return arr
 
     def mu_valid(self, mu) -> np.ndarray:
         """Boolean array: where ``mu`` is in the open mean space (:attr:`mu_domain`)."""
-        arr = _as_float_array(mu, self, "mu")
-        out = np.empty(arr.size, dtype=np.bool_)
-        _kernels().fam_mu_valid_arr(self.code, float(self.param), _flat(arr), out)
-        return out.reshape(arr.shape)
+        return self.entry.mu_domain.contains(_as_float_array(mu, self, "mu"))
 
     def _check_mu(self, mu) -> np.ndarray:
         # the wrappers accept the closed mean space: a fitted mean that saturated to a
         # boundary (a Bernoulli 1.0, a Poisson 0.0) has a deviance, possibly infinite
         arr = _as_float_array(mu, self, "mu")
-        ok = np.isfinite(arr)
-        if self.is_binary:
-            ok &= (arr >= 0.0) & (arr <= 1.0)
-            domain = "0 <= mu <= 1"
-        elif self.code != codes.FAMILY_GAUSSIAN:
-            ok &= arr >= 0.0
-            domain = "a finite number mu >= 0"
-        else:
-            domain = "a finite real number"
+        closed = self.entry.mu_domain.closure()
+        ok = closed.contains(arr)
         if not ok.all():
             raise ValidationError(
-                f"family {self.spec!r}: mu must be {domain}; {_first_bad(arr, ok)}"
+                f"family {self.spec!r}: mu must be {closed.words('mu')}; {_first_bad(arr, ok)}"
             )
         return arr
 
@@ -462,13 +556,11 @@ class Family:
         )
 
     def _check_phi(self, phi) -> float:
-        try:
-            value = float(phi)
-        except (TypeError, ValueError):
-            value = math.nan
-        if isinstance(phi, bool) or not (math.isfinite(value) and value > 0):
+        value = DISPERSION.value(phi)
+        if value is None:
             raise ValidationError(
-                f"family {self.spec!r}: the dispersion phi must be a finite number > 0; got {phi!r}"
+                f"family {self.spec!r}: the dispersion phi must be {DISPERSION.domain.words()}; "
+                f"got {phi!r}"
             )
         if not self.has_dispersion and value != 1.0:
             raise ValidationError(
@@ -521,11 +613,11 @@ class Family:
 # ---- registry ------------------------------------------------------------------------------
 
 REGISTRY: Registry[Family] = Registry("family")
-for _name, (_code, _desc) in _TABLE.items():
-    _default = _PARAMETER[_name][1] if _name in _PARAMETER else 0.0
-    REGISTRY.register(_name, Family(_name, _code, _default), _ALIASES[_name])
+for _spec in SPECS:
+    _default = 0.0 if _spec.parameter is None else _spec.parameter.default
+    REGISTRY.register(_spec.name, Family(_spec.name, _spec.code, _default), _spec.aliases)
 
-DESCRIPTIONS: dict[str, str] = {name: desc for name, (_c, desc) in _TABLE.items()}
+DESCRIPTIONS: dict[str, str] = {spec.name: spec.description for spec in SPECS}
 
 
 def names(aliases: bool = False) -> list[str]:
@@ -538,23 +630,20 @@ def descriptions() -> dict[str, str]:
     return dict(DESCRIPTIONS)
 
 
-def _parse_param(family: str, value: object, given: object) -> float:
-    """``value`` as the parameter of ``family``, or a ValidationError saying what is accepted."""
-    pname, _default, accepted = _PARAMETER[family]
-    x = math.nan
-    if not isinstance(value, bool) and value is not None:
-        try:
-            x = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            x = math.nan
-    if family == "negative_binomial":
-        ok = math.isfinite(x) and x > 0.0
-    else:
-        ok = 1.0 < x < 2.0
-    if not ok:
+def entry(name: str) -> FamilySpec:
+    """The vocabulary entry of the family called ``name`` (an alias or canonical name)."""
+    return _SPEC[REGISTRY.canonical(name)]
+
+
+def _parse_param(spec: FamilySpec, value: object, given: object) -> float:
+    """``value`` as the parameter of ``spec``, or a ValidationError saying what is accepted."""
+    param = spec.parameter
+    assert param is not None
+    x = param.value(value)
+    if x is None:
         raise ValidationError(
-            f"{family}: {pname} must be {accepted}; got {given!r}; e.g. "
-            f"get({family!r}, {pname}={_default}) or '{family}({_default})'"
+            f"{spec.name}: {param.name} must be {param.accepted}; got {given!r}; e.g. "
+            f"get({spec.name!r}, {param.name}={param.default}) or '{spec.name}({param.default})'"
         )
     return x
 
@@ -589,31 +678,20 @@ def get(name: str | Family, alpha: float | None = None, power: float | None = No
         raise UnknownNameError(
             f"a family is given by name; got {name!r}; accepted: " + ", ".join(names())
         )
-    from_string = None
-    match = _PARAM_STRING.match(name)
-    if match is not None:
-        canonical = REGISTRY.canonical(match.group(1))
-        if canonical not in _PARAMETER:
-            raise ValidationError(
-                f"family {canonical!r} takes no parameter; got {name!r}; families with a "
-                "parameter: negative_binomial(alpha), tweedie(power)"
-            )
-        from_string = _parse_param(canonical, match.group(2), name)
-    else:
-        canonical = REGISTRY.canonical(name)
-    base = REGISTRY.get(canonical)
-    if canonical not in _PARAMETER:
+    key, argument = parse_call(name)
+    spec = _SPEC[REGISTRY.canonical(key)]
+    param = spec.parameter
+    if argument is not None and param is None:
+        raise ValidationError(
+            f"family {spec.name!r} takes no parameter; got {name!r}; families with a "
+            "parameter: " + ", ".join(f"{s.name}({s.parameter.name})" for s in SPECS if s.parameter)
+        )
+    base = REGISTRY.get(spec.name)
+    if param is None:
         return base
-    keyword = alpha if canonical == "negative_binomial" else power
-    if keyword is not None:
-        value = _parse_param(canonical, keyword, keyword)
-        if from_string is not None and value != from_string:
-            raise ValidationError(
-                f"family {name!r} given together with a different "
-                f"{_PARAMETER[canonical][0]}={keyword!r}"
-            )
-    elif from_string is not None:
-        value = from_string
-    else:
+    keyword = {"alpha": alpha, "power": power}[param.name]
+    read = lambda value, shown: _parse_param(spec, value, shown)  # noqa: E731
+    value = param.resolve("family", name, argument, keyword, read)
+    if value is None:
         return base
-    return Family(canonical, base.code, value + 0.0)
+    return Family(spec.name, spec.code, value + 0.0)

@@ -19,79 +19,186 @@ cube-root link ``power(1/3)``); use :func:`get`, which insists on an explicit ex
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from simbench._registry import Registry
+from simbench._domains import Domain, Parameter
+from simbench._registry import Registry, parse_call
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.kernels import codes
 
-__all__ = ["DESCRIPTIONS", "REGISTRY", "Link", "descriptions", "get", "names"]
+__all__ = ["DESCRIPTIONS", "REGISTRY", "SPECS", "Link", "LinkSpec", "descriptions", "get", "names"]
 
-# canonical name -> (code, name of h as an activation, one-line description)
-_TABLE: dict[str, tuple[int, str, str]] = {
-    "identity": (codes.LINK_IDENTITY, "identity", "mu = eta"),
-    "log": (codes.LINK_LOG, "exp", "mu = exp(eta)"),
-    "logit": (codes.LINK_LOGIT, "sigmoid", "mu = 1 / (1 + exp(-eta))"),
-    "probit": (codes.LINK_PROBIT, "normal_cdf", "mu = Phi(eta), the standard normal CDF"),
-    "cloglog": (codes.LINK_CLOGLOG, "inverse_cloglog", "mu = 1 - exp(-exp(eta))"),
-    "loglog": (codes.LINK_LOGLOG, "inverse_loglog", "mu = exp(-exp(-eta))"),
-    "cauchit": (codes.LINK_CAUCHIT, "cauchy_cdf", "mu = 1/2 + atan(eta) / pi"),
-    "inverse": (codes.LINK_INVERSE, "reciprocal", "mu = 1 / eta  (power -1)"),
-    "inverse_squared": (codes.LINK_INVERSE_SQUARED, "rsqrt", "mu = eta^(-1/2)  (power -2)"),
-    "sqrt": (codes.LINK_SQRT, "square", "mu = eta^2  (power 1/2)"),
-    "power": (codes.LINK_POWER, "power", "mu = eta^(1/lambda), i.e. eta = mu^lambda"),
-    "relu": (codes.LINK_RELU, "relu", "mu = max(0, eta)  (output activation only)"),
-    "softplus": (codes.LINK_SOFTPLUS, "softplus", "mu = log(1 + exp(eta))  (output activation)"),
-}
+_REAL = Domain()
+_POSITIVE = Domain(0.0)
+_NONNEGATIVE = Domain(0.0, low_closed=True)
+_OPEN_UNIT = Domain(0.0, 1.0)
+_NONZERO = Domain(excluded=(0.0,))
 
-# aliases: the names of h as an activation, and other common spellings
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "identity": ("linear",),
-    "log": ("exp", "exponential"),
-    "logit": ("sigmoid", "expit", "logistic"),
-    "probit": ("normal_cdf", "norm_cdf", "phi"),
-    "cloglog": ("complementary_log_log", "inverse_cloglog"),
-    "loglog": ("log_log", "inverse_loglog"),
-    "cauchit": ("cauchy", "cauchy_cdf"),
-    "inverse": ("reciprocal", "inverse_power"),
-    "inverse_squared": ("rsqrt", "inverse_square"),
-    "sqrt": ("square", "square_root"),
-    "power": (),
-    "relu": ("rectifier",),
-    "softplus": (),
-}
+#: the exponent lambda of the power link eta = mu^lambda (required: no default)
+POWER = Parameter("power", "lambda", _REAL)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One entry of the link vocabulary.
+
+    Parameters
+    ----------
+    name, code, inverse_name, description, aliases
+        Canonical name, kernel code, the name of ``h`` as an output activation, one line
+        with the formula of ``h``, other accepted names (the activation names among them).
+    mu_domain, eta_domain : Domain
+        Where ``g`` is finite, and where ``h`` is defined and inverted by ``g``; for the
+        power link, with a negative exponent.
+    positive_mu_domain, positive_eta_domain : Domain or None
+        The power link's domains with a positive exponent (``mu = 0`` allowed).
+    exponent : float or None
+        For the links of the power family :math:`\\eta = \\mu^\\lambda`, the
+        :math:`\\lambda` they stand for (0 read as log).
+    parameter : Parameter or None
+        The power link's exponent.
+    output_only, invertible : bool
+        An output activation rather than a GLM link (relu, softplus); ``g`` a true inverse
+        of ``h`` (not relu).
+    """
+
+    name: str
+    code: int
+    inverse_name: str
+    description: str
+    aliases: tuple[str, ...]
+    mu_domain: Domain = _REAL
+    eta_domain: Domain = _REAL
+    exponent: float | None = None
+    parameter: Parameter | None = None
+    positive_mu_domain: Domain | None = None
+    positive_eta_domain: Domain | None = None
+    output_only: bool = False
+    invertible: bool = True
+
+
+SPECS: tuple[LinkSpec, ...] = (
+    LinkSpec("identity", codes.LINK_IDENTITY, "identity", "mu = eta", ("linear",), exponent=1.0),
+    LinkSpec(
+        "log",
+        codes.LINK_LOG,
+        "exp",
+        "mu = exp(eta)",
+        ("exp", "exponential"),
+        mu_domain=_POSITIVE,
+        exponent=0.0,
+    ),
+    LinkSpec(
+        "logit",
+        codes.LINK_LOGIT,
+        "sigmoid",
+        "mu = 1 / (1 + exp(-eta))",
+        ("sigmoid", "expit", "logistic"),
+        mu_domain=_OPEN_UNIT,
+    ),
+    LinkSpec(
+        "probit",
+        codes.LINK_PROBIT,
+        "normal_cdf",
+        "mu = Phi(eta), the standard normal CDF",
+        ("normal_cdf", "norm_cdf", "phi"),
+        mu_domain=_OPEN_UNIT,
+    ),
+    LinkSpec(
+        "cloglog",
+        codes.LINK_CLOGLOG,
+        "inverse_cloglog",
+        "mu = 1 - exp(-exp(eta))",
+        ("complementary_log_log", "inverse_cloglog"),
+        mu_domain=_OPEN_UNIT,
+    ),
+    LinkSpec(
+        "loglog",
+        codes.LINK_LOGLOG,
+        "inverse_loglog",
+        "mu = exp(-exp(-eta))",
+        ("log_log", "inverse_loglog"),
+        mu_domain=_OPEN_UNIT,
+    ),
+    LinkSpec(
+        "cauchit",
+        codes.LINK_CAUCHIT,
+        "cauchy_cdf",
+        "mu = 1/2 + atan(eta) / pi",
+        ("cauchy", "cauchy_cdf"),
+        mu_domain=_OPEN_UNIT,
+    ),
+    LinkSpec(
+        "inverse",
+        codes.LINK_INVERSE,
+        "reciprocal",
+        "mu = 1 / eta  (power -1)",
+        ("reciprocal", "inverse_power"),
+        mu_domain=_NONZERO,
+        eta_domain=_NONZERO,
+        exponent=-1.0,
+    ),
+    LinkSpec(
+        "inverse_squared",
+        codes.LINK_INVERSE_SQUARED,
+        "rsqrt",
+        "mu = eta^(-1/2)  (power -2)",
+        ("rsqrt", "inverse_square"),
+        mu_domain=_POSITIVE,
+        eta_domain=_POSITIVE,
+        exponent=-2.0,
+    ),
+    LinkSpec(
+        "sqrt",
+        codes.LINK_SQRT,
+        "square",
+        "mu = eta^2  (power 1/2)",
+        ("square", "square_root"),
+        mu_domain=_NONNEGATIVE,
+        eta_domain=_NONNEGATIVE,
+        exponent=0.5,
+    ),
+    LinkSpec(
+        "power",
+        codes.LINK_POWER,
+        "power",
+        "mu = eta^(1/lambda), i.e. eta = mu^lambda",
+        (),
+        mu_domain=_POSITIVE,
+        eta_domain=_POSITIVE,
+        parameter=POWER,
+        positive_mu_domain=_NONNEGATIVE,
+        positive_eta_domain=_NONNEGATIVE,
+    ),
+    LinkSpec(
+        "relu",
+        codes.LINK_RELU,
+        "relu",
+        "mu = max(0, eta)  (output activation only)",
+        ("rectifier",),
+        mu_domain=_NONNEGATIVE,
+        output_only=True,
+        invertible=False,
+    ),
+    LinkSpec(
+        "softplus",
+        codes.LINK_SOFTPLUS,
+        "softplus",
+        "mu = log(1 + exp(eta))  (output activation)",
+        (),
+        mu_domain=_POSITIVE,
+        output_only=True,
+    ),
+)
+
+_SPEC: dict[str, LinkSpec] = {spec.name: spec for spec in SPECS}
 
 # power links with a name of their own: lambda -> canonical name
 _NAMED_POWERS: dict[float, str] = {
-    1.0: "identity",
-    -1.0: "inverse",
-    -2.0: "inverse_squared",
-    0.5: "sqrt",
-    0.0: "log",
+    spec.exponent: spec.name for spec in SPECS if spec.exponent is not None
 }
-
-# the domain of g, in words (the kernel link_mu_valid is the executable form)
-_MU_DOMAIN: dict[str, str] = {
-    "identity": "any finite mu",
-    "log": "mu > 0",
-    "logit": "0 < mu < 1",
-    "probit": "0 < mu < 1",
-    "cloglog": "0 < mu < 1",
-    "loglog": "0 < mu < 1",
-    "cauchit": "0 < mu < 1",
-    "inverse": "mu != 0",
-    "inverse_squared": "mu > 0",
-    "sqrt": "mu >= 0",
-    "power": "mu > 0 (mu >= 0 if lambda > 0)",
-    "relu": "mu >= 0",
-    "softplus": "mu > 0",
-}
-
-_POWER_STRING = re.compile(r"^\s*power\s*\(\s*(.*?)\s*\)\s*$", re.IGNORECASE)
 
 
 def _kernels():
@@ -166,42 +273,73 @@ class Link:
     param: float = 0.0
 
     def __repr__(self) -> str:
-        if self.name == "power":
-            return f"Link('power', {self.param!r})"
+        if self.entry.parameter is not None:
+            return f"Link({self.name!r}, {self.param!r})"
         return f"Link({self.name!r})"
 
     # ---- descriptive properties --------------------------------------------------------
 
     @property
+    def entry(self) -> LinkSpec:
+        """The vocabulary entry of this link (:class:`LinkSpec`)."""
+        return _SPEC[self.name]
+
+    @property
+    def spec(self) -> str:
+        """A string that :func:`get` maps back to this link: ``"power(0.3)"``, ``"logit"``."""
+        if self.entry.parameter is not None:
+            return f"{self.name}({float(self.param)!r})"
+        return self.name
+
+    @property
+    def power_exponent(self) -> float | None:
+        """:math:`\\lambda` for the links of the power family :math:`\\eta = \\mu^\\lambda`
+        (identity 1, sqrt 0.5, log 0, inverse -1, inverse_squared -2, power its own); None
+        for the others."""
+        if self.entry.parameter is not None:
+            return self.param
+        return self.entry.exponent
+
+    @property
     def inverse_name(self) -> str:
         """The name of ``h`` as an output activation, e.g. ``"exp"`` for the log link."""
-        if self.name == "power":
+        if self.entry.parameter is not None:
             return f"power({1.0 / self.param:g})"
-        return _TABLE[self.name][1]
+        return self.entry.inverse_name
 
     @property
     def invertible(self) -> bool:
         """Whether ``g`` is a true inverse of ``h`` (False for relu, which is not injective)."""
-        return self.code != codes.LINK_RELU
+        return self.entry.invertible
 
     @property
     def output_only(self) -> bool:
         """Whether this is an output activation rather than a link of a GLM (relu, softplus)."""
-        return self.code in (codes.LINK_RELU, codes.LINK_SOFTPLUS)
+        return self.entry.output_only
 
     @property
     def description(self) -> str:
         """One line with the formula of ``h``."""
-        if self.name == "power":
+        if self.entry.parameter is not None:
             return f"mu = eta^(1/{self.param:g}), i.e. eta = mu^{self.param:g}"
-        return _TABLE[self.name][2]
+        return self.entry.description
+
+    def _domains(self) -> tuple[Domain, Domain]:
+        """(the domain of ``mu``, the domain of ``eta``) of this link."""
+        entry = self.entry
+        if entry.positive_mu_domain is not None and self.param > 0:
+            return entry.positive_mu_domain, entry.positive_eta_domain or entry.eta_domain
+        return entry.mu_domain, entry.eta_domain
 
     @property
     def mu_domain(self) -> str:
         """The means ``g`` accepts, in words (e.g. ``"0 < mu < 1"``)."""
-        if self.name == "power":
-            return "mu >= 0" if self.param > 0 else "mu > 0"
-        return _MU_DOMAIN[self.name]
+        return self._domains()[0].text("mu")
+
+    @property
+    def eta_domain(self) -> str:
+        """The linear predictors ``h`` accepts and ``g`` inverts, in words (``"eta > 0"``)."""
+        return self._domains()[1].text("eta")
 
     # ---- evaluation --------------------------------------------------------------------
 
@@ -241,28 +379,21 @@ class Link:
         :math:`\eta > 0`; every other link accepts any finite :math:`\eta`.  Whether
         ``h(eta)`` is a valid mean of a family is the family's check.
         """
-        arr = _float_array(eta, self, "eta", finite=False)
-        out = np.empty(arr.size, dtype=np.bool_)
-        _kernels().link_eta_valid_arr(self.code, float(self.param), _flat(arr), out)
-        return out.reshape(arr.shape)
+        return self._domains()[1].contains(_float_array(eta, self, "eta", finite=False))
 
     def mu_valid(self, mu) -> np.ndarray:
         """Boolean array: where ``mu`` is finite and in the domain of ``g`` (:attr:`mu_domain`)."""
-        arr = _float_array(mu, self, "mu", finite=False)
-        out = np.empty(arr.size, dtype=np.bool_)
-        _kernels().link_mu_valid_arr(self.code, float(self.param), _flat(arr), out)
-        return out.reshape(arr.shape)
+        return self._domains()[0].contains(_float_array(mu, self, "mu", finite=False))
 
 
 REGISTRY: Registry[Link] = Registry("link")
-for _name, (_code, _inv, _desc) in _TABLE.items():
+for _spec in SPECS:
     # the registry keeps one representative per name; for "power" it is the cube-root link,
     # and get("power") itself insists on an explicit exponent
-    REGISTRY.register(
-        _name, Link(_name, _code, 1.0 / 3.0 if _name == "power" else 0.0), _ALIASES[_name]
-    )
+    _param = 1.0 / 3.0 if _spec.parameter is not None else 0.0
+    REGISTRY.register(_spec.name, Link(_spec.name, _spec.code, _param), _spec.aliases)
 
-DESCRIPTIONS: dict[str, str] = {name: desc for name, (_c, _i, desc) in _TABLE.items()}
+DESCRIPTIONS: dict[str, str] = {spec.name: spec.description for spec in SPECS}
 
 
 def names(aliases: bool = False) -> list[str]:
@@ -275,24 +406,21 @@ def descriptions() -> dict[str, str]:
     return dict(DESCRIPTIONS)
 
 
+def entry(name: str) -> LinkSpec:
+    """The vocabulary entry of the link called ``name`` (an alias or canonical name)."""
+    return _SPEC[REGISTRY.canonical(name)]
+
+
 def _parse_power(value: object, given: object) -> float:
     """``value`` as a finite float exponent, or a ValidationError saying what is accepted."""
-    if isinstance(value, bool) or value is None:
-        ok = False
-    else:
-        try:
-            lam = float(value)  # type: ignore[arg-type]
-            ok = math.isfinite(lam)
-        except (TypeError, ValueError):
-            ok = False
-    if not ok:
+    lam = POWER.value(value)
+    if lam is None:
+        named = ", ".join(f"power({lam:g}) = {name}" for lam, name in _NAMED_POWERS.items())
         raise ValidationError(
-            f"power link: the exponent lambda (eta = mu^lambda) must be a finite real number; "
-            f"got {given!r}; accepted: get('power', power=0.3) or 'power(0.3)', with "
-            f"power(0) = log, power(0.5) = sqrt, power(1) = identity, power(-1) = inverse, "
-            f"power(-2) = inverse_squared"
+            f"power link: the exponent lambda (eta = mu^lambda) must be {POWER.accepted}; "
+            f"got {given!r}; accepted: get('power', power=0.3) or 'power(0.3)', with {named}"
         )
-    return lam + 0.0  # -0.0 -> 0.0
+    return lam
 
 
 def _power_link(lam: float) -> Link:
@@ -321,7 +449,8 @@ def get(name: str | Link, power: float | None = None) -> Link:
     UnknownNameError
         ``name`` is not a link; the message lists the accepted names and the closest one.
     ValidationError
-        A missing, non-finite or misplaced ``power``.
+        A missing, non-finite or misplaced ``power``, or a parameter in the string of a
+        link that has none.
     """
     if isinstance(name, Link):
         if power is not None:
@@ -331,22 +460,23 @@ def get(name: str | Link, power: float | None = None) -> Link:
         raise UnknownNameError(
             f"a link is given by name; got {name!r}; accepted: " + ", ".join(names())
         )
-    match = _POWER_STRING.match(name)
-    if match is not None:
-        lam = _parse_power(match.group(1), name)
-        if power is not None and _parse_power(power, power) != lam:
-            raise ValidationError(f"link {name!r} given together with a different power={power!r}")
-        return _power_link(lam)
-    canonical = REGISTRY.canonical(name)
-    if canonical == "power":
-        if power is None:
+    key, argument = parse_call(name)
+    canonical = REGISTRY.canonical(key)
+    if _SPEC[canonical].parameter is None:
+        if argument is not None:
             raise ValidationError(
-                "the power link needs its exponent lambda (eta = mu^lambda): "
-                "get('power', power=0.3) or 'power(0.3)'"
+                f"link {canonical!r} takes no parameter; got {name!r}; the link with a "
+                "parameter: power(lambda)"
             )
-        return _power_link(_parse_power(power, power))
-    if power is not None:
+        if power is not None:
+            raise ValidationError(
+                f"power={power!r} applies only to the power link, not to {canonical!r}"
+            )
+        return REGISTRY.get(canonical)
+    lam = POWER.resolve("link", name, argument, power, _parse_power)
+    if lam is None:
         raise ValidationError(
-            f"power={power!r} applies only to the power link, not to {canonical!r}"
+            "the power link needs its exponent lambda (eta = mu^lambda): "
+            "get('power', power=0.3) or 'power(0.3)'"
         )
-    return REGISTRY.get(canonical)
+    return _power_link(lam)

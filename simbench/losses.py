@@ -31,173 +31,168 @@ False
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from simbench._registry import Registry
+from simbench import families as _families
+from simbench._domains import Domain, Parameter
+from simbench._registry import Registry, parse_call
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.kernels import codes
 
 __all__ = [
     "DESCRIPTIONS",
     "REGISTRY",
+    "SPECS",
     "Loss",
+    "LossSpec",
     "descriptions",
     "for_family",
     "get",
     "names",
 ]
 
-# ---- response domains ------------------------------------------------------------------------
-# A loss is defined for responses in a domain; a family's responses lie in one.  The loss
-# applies to a family's data when the family's domain is inside the loss's.
-_REAL, _NONNEG, _POSITIVE, _UNIT, _BINARY = "real", "nonnegative", "positive", "unit", "binary"
 
-_INSIDE: dict[str, frozenset[str]] = {  # domain -> the domains that contain it
-    _REAL: frozenset({_REAL}),
-    _NONNEG: frozenset({_NONNEG, _REAL}),
-    _POSITIVE: frozenset({_POSITIVE, _NONNEG, _REAL}),
-    _UNIT: frozenset({_UNIT, _NONNEG, _REAL}),
-    _BINARY: frozenset({_BINARY, _UNIT, _NONNEG, _REAL}),
-}
+@dataclass(frozen=True)
+class LossSpec:
+    """One entry of the loss vocabulary.
 
-_DOMAIN_TEXT: dict[str, str] = {
-    _REAL: "finite y",
-    _NONNEG: "y >= 0",
-    _POSITIVE: "y > 0",
-    _UNIT: "0 <= y <= 1",
-    _BINARY: "y in {0, 1}",
-}
+    Parameters
+    ----------
+    name, code, description, aliases
+        Canonical name, kernel code (the family code for a family NLL, else a ``LOSS_*``
+        code), one line with the formula, other accepted names.
+    y_domain : Domain
+        The responses the loss is defined for (a family NLL: where its family's deviance is).
+    reason : str
+        Why the domain, in words, for messages (empty where it needs no reason).
+    family : FamilySpec or None
+        The family of a negative log-likelihood; its parameter is the loss's.
+    """
 
-# what each family's responses are
-_FAMILY_DATA: dict[str, tuple[str, str]] = {
-    "gaussian": (_REAL, "real responses, negative ones included"),
-    "bernoulli": (_BINARY, "responses in {0, 1}"),
-    "binomial": (_UNIT, "proportions count/trials in [0, 1]"),
-    "poisson": (_NONNEG, "counts 0, 1, 2, ..."),
-    "gamma": (_POSITIVE, "positive responses"),
-    "inverse_gaussian": (_POSITIVE, "positive responses"),
-    "negative_binomial": (_NONNEG, "counts 0, 1, 2, ..."),
-    "tweedie": (_NONNEG, "responses >= 0 with exact zeros"),
-}
+    name: str
+    code: int
+    description: str
+    aliases: tuple[str, ...]
+    y_domain: Domain
+    reason: str = ""
+    family: _families.FamilySpec | None = None
 
-# canonical name -> (code, response domain, why the domain, one-line description)
-_TABLE: dict[str, tuple[int, str, str, str]] = {
-    "gaussian": (
-        codes.FAMILY_GAUSSIAN,
-        _REAL,
-        "",
+    @property
+    def parameter(self) -> Parameter | None:
+        """The loss's parameter: its family's (negative binomial alpha, Tweedie power)."""
+        return None if self.family is None else self.family.parameter
+
+
+def _nll(family: str, description: str, aliases: tuple[str, ...], reason: str = "") -> LossSpec:
+    """The negative log-likelihood of ``family``: its code, domain and parameter are the
+    family's."""
+    fam = _families.entry(family)
+    return LossSpec(fam.name, fam.code, description, aliases, fam.y_deviance, reason, fam)
+
+
+_MARGIN = "margin losses use the labels t = 2y - 1 in {-1, 1}"
+
+SPECS: tuple[LossSpec, ...] = (
+    _nll(
+        "gaussian",
         "Gaussian NLL (y - mu)^2 / (2 phi)",
+        ("gaussian_nll", "gaussian_deviance", "normal", "normal_nll"),
     ),
-    "bernoulli": (
-        codes.FAMILY_BERNOULLI,
-        _UNIT,
-        "the Bernoulli deviance needs 0 <= y <= 1",
+    _nll(
+        "bernoulli",
         "Bernoulli NLL (log loss) -[y log mu + (1-y) log(1-mu)], deviance form",
+        (
+            "bernoulli_nll",
+            "bernoulli_deviance",
+            "log_loss",
+            "logloss",
+            "binary_crossentropy",
+            "binary_cross_entropy",
+            "bce",
+            "cross_entropy",
+        ),
+        "the Bernoulli deviance needs 0 <= y <= 1",
     ),
-    "binomial": (
-        codes.FAMILY_BINOMIAL,
-        _UNIT,
-        "y is a proportion count/trials, the trials are the weights",
+    _nll(
+        "binomial",
         "binomial NLL per trial, y a proportion and weights the trials",
+        ("binomial_nll", "binomial_deviance"),
+        "y is a proportion count/trials, the trials are the weights",
     ),
-    "poisson": (
-        codes.FAMILY_POISSON,
-        _NONNEG,
-        "the Poisson deviance is undefined for y < 0",
+    _nll(
+        "poisson",
         "Poisson NLL y log(y/mu) - (y - mu), deviance form",
+        ("poisson_nll", "poisson_deviance"),
+        "the Poisson deviance is undefined for y < 0",
     ),
-    "gamma": (
-        codes.FAMILY_GAMMA,
-        _POSITIVE,
-        "the gamma deviance is infinite at y = 0",
+    _nll(
+        "gamma",
         "gamma NLL [(y - mu)/mu - log(y/mu)] / phi, deviance form",
+        ("gamma_nll", "gamma_deviance"),
+        "the gamma deviance is infinite at y = 0",
     ),
-    "inverse_gaussian": (
-        codes.FAMILY_INVERSE_GAUSSIAN,
-        _POSITIVE,
-        "the inverse Gaussian deviance is infinite at y = 0",
+    _nll(
+        "inverse_gaussian",
         "inverse Gaussian NLL (y - mu)^2 / (2 phi y mu^2)",
+        ("inverse_gaussian_nll", "inverse_gaussian_deviance", "ig", "wald"),
+        "the inverse Gaussian deviance is infinite at y = 0",
     ),
-    "negative_binomial": (
-        codes.FAMILY_NEGATIVE_BINOMIAL,
-        _NONNEG,
-        "the negative binomial deviance is undefined for y < 0",
+    _nll(
+        "negative_binomial",
         "NB2 NLL with fixed alpha, V = mu + alpha mu^2, deviance form",
+        ("negative_binomial_nll", "negative_binomial_deviance", "nb", "nb2"),
+        "the negative binomial deviance is undefined for y < 0",
     ),
-    "tweedie": (
-        codes.FAMILY_TWEEDIE,
-        _NONNEG,
-        "the Tweedie deviance (1 < p < 2) is undefined for y < 0",
-        "Tweedie NLL with power p in (1, 2), V = mu^p, deviance form",
+    _nll(
+        "tweedie",
+        f"Tweedie NLL with power p in {_families.POWER.domain.interval()}, V = mu^p, deviance form",
+        ("tweedie_nll", "tweedie_deviance"),
+        f"the Tweedie deviance ({_families.POWER.domain.text('p')}) is undefined for y < 0",
     ),
-    "squared_error": (
+    LossSpec(
+        "squared_error",
         codes.LOSS_SQUARED_ERROR,
-        _REAL,
-        "",
         "squared error (y - mu)^2 / 2, no dispersion",
+        ("mse", "l2", "squared", "squared_loss", "least_squares"),
+        _families.REAL,
     ),
-    "hinge": (
+    LossSpec(
+        "hinge",
         codes.LOSS_HINGE,
-        _BINARY,
-        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "hinge max(0, 1 - t mu), t = 2y - 1; identity output + L2 = soft-margin SVM",
+        ("hinge_loss",),
+        _families.BINARY,
+        _MARGIN,
     ),
-    "squared_hinge": (
+    LossSpec(
+        "squared_hinge",
         codes.LOSS_SQUARED_HINGE,
-        _BINARY,
-        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "squared hinge max(0, 1 - t mu)^2, t = 2y - 1",
+        ("squared_hinge_loss",),
+        _families.BINARY,
+        _MARGIN,
     ),
-    "logistic": (
+    LossSpec(
+        "logistic",
         codes.LOSS_LOGISTIC,
-        _BINARY,
-        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "logistic margin loss log(1 + exp(-t mu)); = Bernoulli-logit NLL with identity output",
+        ("logistic_margin", "margin_logistic"),
+        _families.BINARY,
+        _MARGIN,
     ),
-    "perceptron": (
+    LossSpec(
+        "perceptron",
         codes.LOSS_PERCEPTRON,
-        _BINARY,
-        "margin losses use the labels t = 2y - 1 in {-1, 1}",
         "perceptron max(0, -t mu), t = 2y - 1",
+        ("perceptron_loss",),
+        _families.BINARY,
+        _MARGIN,
     ),
-}
+)
 
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "gaussian": ("gaussian_nll", "gaussian_deviance", "normal", "normal_nll"),
-    "bernoulli": (
-        "bernoulli_nll",
-        "bernoulli_deviance",
-        "log_loss",
-        "logloss",
-        "binary_crossentropy",
-        "binary_cross_entropy",
-        "bce",
-        "cross_entropy",
-    ),
-    "binomial": ("binomial_nll", "binomial_deviance"),
-    "poisson": ("poisson_nll", "poisson_deviance"),
-    "gamma": ("gamma_nll", "gamma_deviance"),
-    "inverse_gaussian": ("inverse_gaussian_nll", "inverse_gaussian_deviance", "ig", "wald"),
-    "negative_binomial": ("negative_binomial_nll", "negative_binomial_deviance", "nb", "nb2"),
-    "tweedie": ("tweedie_nll", "tweedie_deviance"),
-    "squared_error": ("mse", "l2", "squared", "squared_loss", "least_squares"),
-    "hinge": ("hinge_loss",),
-    "squared_hinge": ("squared_hinge_loss",),
-    "logistic": ("logistic_margin", "margin_logistic"),
-    "perceptron": ("perceptron_loss",),
-}
-
-# losses with a parameter: canonical name -> (keyword, default, accepted range in words)
-_PARAMS: dict[str, tuple[str, float, str]] = {
-    "negative_binomial": ("alpha", 1.0, "a finite alpha > 0"),
-    "tweedie": ("power", 1.5, "a power p with 1 < p < 2"),
-}
-
-_CALL = re.compile(r"^\s*([A-Za-z0-9_\- ]+?)\s*\(\s*(.*?)\s*\)\s*$")
+_SPEC: dict[str, LossSpec] = {spec.name: spec for spec in SPECS}
 
 
 def _kernels():
@@ -207,33 +202,22 @@ def _kernels():
     return k
 
 
-def _param_ok(name: str, value: float) -> bool:
-    if name == "negative_binomial":
-        return math.isfinite(value) and value > 0.0
-    return 1.0 < value < 2.0
-
-
-def _parse_param(name: str, value: object) -> float:
-    keyword, _default, accepted = _PARAMS[name]
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        x = math.nan
-    if isinstance(value, bool) or not _param_ok(name, x):
+def _parse_param(spec: LossSpec, value: object) -> float:
+    param = spec.parameter
+    assert param is not None
+    x = param.value(value)
+    if x is None:
         raise ValidationError(
-            f"loss {name!r}: {keyword}={value!r} is not accepted; need {accepted}"
+            f"loss {spec.name!r}: {param.name}={value!r} is not accepted; need {param.accepted}"
         )
-    return x + 0.0  # -0.0 -> 0.0
+    return x
 
 
-def _family_name(family: object) -> str:
-    """Canonical family name of a Family or a family name such as ``"tweedie(1.5)"``."""
-    name = getattr(family, "name", None)
-    if isinstance(name, str) and name in _FAMILY_DATA:
-        return name
-    from simbench import families
-
-    return families.get(family).name  # type: ignore[arg-type]
+def _family_entry(family: object) -> _families.FamilySpec:
+    """The vocabulary entry of a Family or a family name such as ``"tweedie(1.5)"``."""
+    if isinstance(family, _families.Family):
+        return family.entry
+    return _families.get(family).entry  # type: ignore[arg-type]
 
 
 def _as_float_array(x, loss: Loss, what: str, n: int | None = None) -> np.ndarray:
@@ -290,7 +274,7 @@ class Loss:
     param: float = 0.0
 
     def __repr__(self) -> str:
-        if self.name in _PARAMS:
+        if self.entry.parameter is not None:
             return f"Loss({self.name!r}, {self.param!r})"
         return f"Loss({self.name!r})"
 
@@ -300,38 +284,42 @@ class Loss:
     # ---- descriptive properties --------------------------------------------------------
 
     @property
+    def entry(self) -> LossSpec:
+        """The vocabulary entry of this loss (:class:`LossSpec`)."""
+        return _SPEC[self.name]
+
+    @property
     def label(self) -> str:
         """``name`` with the parameter, e.g. ``"tweedie(1.5)"``; the plain name otherwise."""
-        if self.name in _PARAMS:
+        if self.entry.parameter is not None:
             return f"{self.name}({self.param:g})"
         return self.name
 
     @property
     def description(self) -> str:
         """One line with the formula, for ``simbench list losses``."""
-        return _TABLE[self.name][3]
+        return self.entry.description
 
     @property
     def is_nll(self) -> bool:
         """Whether this is a family's negative log-likelihood."""
-        return self.code < codes.LOSS_SQUARED_ERROR
+        return self.entry.family is not None
 
     @property
     def family(self):
         """The :class:`~simbench.families.Family` of a family NLL (with its parameter); None
         for losses with no family."""
-        if not self.is_nll:
+        family = self.entry.family
+        if family is None:
             return None
-        from simbench import families
-
-        if self.name in _PARAMS:
-            return families.get(self.name, **{_PARAMS[self.name][0]: self.param})
-        return families.get(self.name)
+        if family.parameter is not None:
+            return _families.get(family.name, **{family.parameter.name: self.param})
+        return _families.get(family.name)
 
     @property
     def binary_only(self) -> bool:
         """Whether the loss needs labels y in {0, 1} (the margin losses)."""
-        return _TABLE[self.name][1] == _BINARY
+        return self.entry.y_domain == _families.BINARY
 
     @property
     def has_dispersion(self) -> bool:
@@ -341,7 +329,7 @@ class Loss:
     @property
     def y_domain(self) -> str:
         """The responses the loss accepts, in words (e.g. ``"y > 0"``)."""
-        return _DOMAIN_TEXT[_TABLE[self.name][1]]
+        return self.entry.y_domain.text("y")
 
     # ---- applicability -----------------------------------------------------------------
 
@@ -357,14 +345,12 @@ class Loss:
         family : Family or str
             A family object or name (``"tweedie(1.5)"`` allowed).
         """
-        fam = _family_name(family)
-        data_domain, data_text = _FAMILY_DATA[fam]
-        _code, domain, reason, _desc = _TABLE[self.name]
-        if domain in _INSIDE[data_domain]:
+        fam = _family_entry(family)
+        if fam.y_support.issubset(self.entry.y_domain):
             return None
         return (
-            f"loss {self.label!r} needs {_DOMAIN_TEXT[domain]} ({reason}); "
-            f"family {fam!r} has {data_text}"
+            f"loss {self.label!r} needs {self.y_domain} ({self.entry.reason}); "
+            f"family {fam.name!r} has {fam.responses}"
         )
 
     def supports(self, family) -> bool:
@@ -381,22 +367,13 @@ class Loss:
             names the loss, the first offending value and its index.
         """
         arr = _as_float_array(y, self, "y")
-        domain = _TABLE[self.name][1]
-        ok = np.isfinite(arr)
-        if domain == _NONNEG:
-            ok &= arr >= 0.0
-        elif domain == _POSITIVE:
-            ok &= arr > 0.0
-        elif domain == _UNIT:
-            ok &= (arr >= 0.0) & (arr <= 1.0)
-        elif domain == _BINARY:
-            ok &= (arr == 0.0) | (arr == 1.0)
+        ok = self.entry.y_domain.contains(arr)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
-            reason = _TABLE[self.name][2]
+            reason = self.entry.reason
             why = f" ({reason})" if reason else ""
             raise ValidationError(
-                f"loss {self.label!r} needs {_DOMAIN_TEXT[domain]}{why}; "
+                f"loss {self.label!r} needs {self.y_domain}{why}; "
                 f"got y[{i}] = {float(arr[i])!r} ({int((~ok).sum())} of {arr.size} values rejected)"
             )
         return arr
@@ -423,7 +400,7 @@ class Loss:
             if not np.isfinite(off).all():
                 raise ValidationError(f"{self!r}: offset must be finite")
         phi = float(phi)
-        if not (math.isfinite(phi) and phi > 0.0):
+        if phi not in _families.DISPERSION.domain:
             raise ValidationError(f"{self!r}: phi must be finite and > 0; got {phi!r}")
         return lk, y, eta, w, off, phi
 
@@ -473,11 +450,11 @@ class Loss:
 
 
 REGISTRY: Registry[Loss] = Registry("loss")
-for _name, (_code, _domain, _reason, _desc) in _TABLE.items():
-    _default = _PARAMS[_name][1] if _name in _PARAMS else 0.0
-    REGISTRY.register(_name, Loss(_name, _code, _default), _ALIASES[_name])
+for _spec in SPECS:
+    _default = 0.0 if _spec.parameter is None else _spec.parameter.default
+    REGISTRY.register(_spec.name, Loss(_spec.name, _spec.code, _default), _spec.aliases)
 
-DESCRIPTIONS: dict[str, str] = {name: row[3] for name, row in _TABLE.items()}
+DESCRIPTIONS: dict[str, str] = {spec.name: spec.description for spec in SPECS}
 
 
 def names(aliases: bool = False) -> list[str]:
@@ -520,40 +497,27 @@ def get(name: str | Loss, alpha: float | None = None, power: float | None = None
         raise UnknownNameError(
             f"a loss is given by name; got {name!r}; accepted: " + ", ".join(names())
         )
-    match = _CALL.match(name)
-    inline = None
-    key = name
-    if match is not None:
-        key, inline = match.group(1), match.group(2)
-    canonical = REGISTRY.canonical(key)
-    if canonical not in _PARAMS:
-        if inline is not None:
+    key, argument = parse_call(name)
+    spec = _SPEC[REGISTRY.canonical(key)]
+    param = spec.parameter
+    if param is None:
+        if argument is not None:
             raise ValidationError(
-                f"loss {canonical!r} takes no parameter; got {name!r}; losses with a "
-                "parameter: negative_binomial(alpha), tweedie(power)"
+                f"loss {spec.name!r} takes no parameter; got {name!r}; losses with a "
+                "parameter: "
+                + ", ".join(f"{s.name}({s.parameter.name})" for s in SPECS if s.parameter)
             )
-        return REGISTRY.get(canonical)
-    keyword, default, _accepted = _PARAMS[canonical]
-    given = alpha if keyword == "alpha" else power
-    value = default
-    if inline is not None:
-        value = _parse_param(canonical, inline)
-    if given is not None:
-        explicit = _parse_param(canonical, given)
-        if inline is not None and explicit != value:
-            raise ValidationError(
-                f"loss {name!r} given together with a different {keyword}={given!r}"
-            )
-        value = explicit
-    return Loss(canonical, _TABLE[canonical][0], value)
+        return REGISTRY.get(spec.name)
+    keyword = {"alpha": alpha, "power": power}[param.name]
+    read = lambda value, _shown: _parse_param(spec, value)  # noqa: E731
+    value = param.resolve("loss", name, argument, keyword, read)
+    return Loss(spec.name, spec.code, param.default if value is None else value)
 
 
 def for_family(family) -> Loss:
     """The negative log-likelihood of ``family`` (a Family or a family name such as
     ``"tweedie(1.7)"``), carrying its parameter (negative binomial alpha, Tweedie power)."""
-    from simbench import families
-
-    fam = families.get(family)
-    if fam.name in _PARAMS:
-        return Loss(fam.name, _TABLE[fam.name][0], float(fam.param))
+    fam = _families.get(family)
+    if fam.entry.parameter is not None:
+        return Loss(fam.name, fam.code, float(fam.param))
     return REGISTRY.get(fam.name)

@@ -118,12 +118,7 @@ def _canonical_output(value: Any) -> str:
         raise _fail("output", value, "expected 'matched' or a link/activation name")
     if normalize_name(value) == "matched":
         return "matched"
-    return _link_spec(_named("output", links.get, value))
-
-
-def _link_spec(link) -> str:
-    """A string that ``links.get`` maps back to ``link``."""
-    return f"power({link.param!r})" if link.name == "power" else link.name
+    return _named("output", links.get, value).spec
 
 
 def _canonical_loss(value: Any) -> str:

@@ -57,8 +57,6 @@ if TYPE_CHECKING:  # pragma: no cover
 # boundary responses fitted closer than this to the boundary of the mean space (relative to
 # the mean response for counts) make the fit suspect of separation and trigger the check
 _SEPARATION_SUSPECT = 1e-6
-_SEPARABLE_BINARY_LINKS = frozenset({"logit", "probit", "cloglog", "loglog", "cauchit"})
-_COUNT_FAMILIES = frozenset({"poisson", "negative_binomial", "tweedie"})
 
 # the certificate asks the scoring step to use at most this share of each boundary row's
 # distance to its boundary in the linear predictor, |u_i| / W_i, so that rounding cannot flip
@@ -122,10 +120,17 @@ class Undecided:
 
 
 def separation_kind(family: Family, link: Link) -> str | None:
-    """``"binary"``, ``"count"``, or None where the MLE cannot fail to exist this way."""
-    if family.is_binary and link.name in _SEPARABLE_BINARY_LINKS:
+    """``"binary"``, ``"count"``, or None where the MLE cannot fail to exist this way.
+
+    Read from the vocabulary's domains: a binary family with a link whose means are the
+    open (0, 1) (the distribution-function links: logit, probit, cloglog, loglog, cauchit),
+    and the log link with a family whose responses reach the lower end of its mean space
+    (counts and Tweedie: ``y = 0`` where ``mu > 0``).
+    """
+    means = family.entry.mu_domain
+    if family.is_binary and link.entry.mu_domain == means:
         return "binary"
-    if family.name in _COUNT_FAMILIES and link.name == "log":
+    if link.name == "log" and not family.is_binary and means.low in family.entry.y_support:
         return "count"
     return None
 
