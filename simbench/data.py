@@ -111,12 +111,16 @@ import numpy as np
 from . import families, links
 from ._domains import Domain
 from ._registry import normalize_name, parse_call, unknown_name_message
-from .columns import Column, columns_text, draw_columns, parse_columns
+from .columns import Column, columns_text, parse_columns
+from .design import COLUMNS_DESIGN, EXPOSURE_RANGE, population_size
+from .design import child as _child
+from .design import draw_design as _draw_design
+from .design import population_sample as _population_sample
 from .errors import UnknownNameError, ValidationError
 from .expression import Expression, parse_expression
 from .kernels import codes
 from .sampling import _is_real, _seed_sequence, sample
-from .truth import UNIFORM_HALF_WIDTH, TruePredictor, true_predictor
+from .truth import TruePredictor, true_predictor
 
 __all__ = [
     "CORRELATIONS",
@@ -134,12 +138,10 @@ __all__ = [
 ]
 
 DESIGNS = ("gaussian", "correlated", "uniform", "binary", "mixed", "categorical")
-COLUMNS_DESIGN = "columns"  # the design of a scenario that gives ``columns``
 CORRELATIONS = ("equi", "ar1")
 LINEAR = "linear"  # the predictor of a GLM truth
 PREDICTOR_SCALES = ("signal", "literal")
 
-EXPOSURE_RANGE = (0.5, 2.0)  # exposure is log-uniform on this interval
 SEPARABLE_MARGIN = 0.1  # removed band |eta*| < SEPARABLE_MARGIN * sd(eta*)
 
 _DEFAULT_P = 5
@@ -654,47 +656,6 @@ def true_beta(scenario: Scenario | Mapping[str, Any]) -> np.ndarray:
 # ---- designs ---------------------------------------------------------------------------------
 
 
-def _draw_design(s: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
-    p = s.p
-    if s.design == "gaussian":
-        return rng.standard_normal((n, p))
-    if s.design == "correlated":
-        if s.correlation == "equi":
-            z = rng.standard_normal((n, p + 1))
-            return math.sqrt(s.rho) * z[:, :1] + math.sqrt(1.0 - s.rho) * z[:, 1:]
-        z = rng.standard_normal((n, p))
-        X = np.empty((n, p))
-        X[:, 0] = z[:, 0]
-        scale = math.sqrt(1.0 - s.rho * s.rho)
-        for j in range(1, p):
-            X[:, j] = s.rho * X[:, j - 1] + scale * z[:, j]
-        return X
-    if s.design == "uniform":
-        return rng.uniform(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, size=(n, p))
-    if s.design == "binary":
-        return 2.0 * rng.integers(0, 2, size=(n, p)) - 1.0
-    if s.design == "mixed":
-        pc = (p + 1) // 2
-        X = np.empty((n, p))
-        X[:, :pc] = rng.standard_normal((n, pc))
-        X[:, pc:] = 2.0 * rng.integers(0, 2, size=(n, p - pc)) - 1.0
-        return X
-    if s.design == COLUMNS_DESIGN:
-        return draw_columns(s.column_list, rng, n)
-    level = rng.integers(0, s.levels, size=n)
-    return (level[:, None] == np.arange(1, s.levels)[None, :]).astype(np.float64)
-
-
-POPULATION_SEED = 20260102  # fixed: the population sample belongs to the scenario
-_POPULATION_CELLS = 1 << 22  # about 32 MB of design
-
-
-def population_size(p: int) -> int:
-    """Rows of a scenario's population sample: 2^18, fewer for wide designs (at least
-    2^15), so that the sample's design stays near 32 MB."""
-    return int(min(1 << 18, max(1 << 15, _POPULATION_CELLS // max(int(p), 1))))
-
-
 def population_sample(scenario: Scenario | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """A large fixed sample of a scenario's design: ``(X, offset)``.
 
@@ -705,16 +666,7 @@ def population_sample(scenario: Scenario | Mapping[str, Any]) -> tuple[np.ndarra
     and the GLM projection of the truth (:func:`simbench.metrics.truth_projection`) are
     computed on it.  Separable scenarios are sampled without the margin's rejection.
     """
-    s = _as_scenario(scenario)
-    root = np.random.SeedSequence(POPULATION_SEED)
-    size = population_size(s.p)
-    X = np.ascontiguousarray(_draw_design(s, _child(root, 0), size), dtype=np.float64)
-    if s.exposure:
-        low, high = math.log(EXPOSURE_RANGE[0]), math.log(EXPOSURE_RANGE[1])
-        offset = _child(root, 1).uniform(low, high, size)
-    else:
-        offset = np.zeros(size)
-    return X, offset
+    return _population_sample(_as_scenario(scenario))
 
 
 def _draw_separable(s: Scenario, rng, n: int, tp: TruePredictor, margin: float) -> np.ndarray:
@@ -808,18 +760,7 @@ class Dataset:
         )
 
 
-def _child(root: np.random.SeedSequence, k: int) -> np.random.Generator:
-    # the k-th child built explicitly: SeedSequence.spawn would mutate a caller's sequence
-    seq = np.random.SeedSequence(
-        entropy=root.entropy, spawn_key=(*root.spawn_key, k), pool_size=root.pool_size
-    )
-    return np.random.Generator(np.random.PCG64(seq))
-
-
 _STREAMS = {"x": 0, "y": 1, "x_test": 2, "y_test": 3, "exposure": 4, "exposure_test": 5}
-
-
-_CDF_LINKS = frozenset({"logit", "probit", "cloglog", "loglog", "cauchit"})
 
 
 def _draw_sample(s, family, link, phi, tp, n, rng_x, rng_y, rng_e):
@@ -835,7 +776,7 @@ def _draw_sample(s, family, link, phi, tp, n, rng_x, rng_y, rng_e):
     eta = tp.eta(X) + offset
     mu = np.asarray(link.h(eta), dtype=np.float64)
     ok = np.asarray(link.eta_valid(eta), dtype=bool)
-    if not (family.is_binary and link.name in _CDF_LINKS):
+    if not (family.is_binary and link.entry.cdf):
         # a CDF link maps every finite eta inside (0, 1); a mean that rounds to 0 or 1 in
         # float64 (cloglog at eta > 3.6) is still a valid probability to sample from
         ok &= np.asarray(family.mu_valid(mu), dtype=bool)

@@ -78,6 +78,12 @@ class LinkSpec:
     output_only: bool = False
     invertible: bool = True
 
+    @property
+    def cdf(self) -> bool:
+        """Whether ``h`` is a distribution function: every finite ``eta`` maps inside
+        (0, 1) (logit, probit, cloglog, loglog, cauchit)."""
+        return self.mu_domain == _OPEN_UNIT and self.eta_domain == _REAL
+
 
 SPECS: tuple[LinkSpec, ...] = (
     LinkSpec("identity", codes.LINK_IDENTITY, "identity", "mu = eta", ("linear",), exponent=1.0),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import families, links
+from .design import UNIFORM_HALF_WIDTH, population_sample
 from .errors import ValidationError
 from .kernels import codes
 
@@ -33,26 +34,11 @@ if TYPE_CHECKING:
     from .expression import Expression
 
 TAIL_Z = 6.0  # an unbounded design must be in the domain within +-TAIL_Z sd
-UNIFORM_HALF_WIDTH = math.sqrt(3.0)  # the uniform design is U(-sqrt 3, sqrt 3): variance 1
 _GL_NODES = 48  # Gauss-Legendre nodes for the Gaussian part on [-TAIL_Z, TAIL_Z]
 _MAX_ENUMERATED = 10  # binary columns enumerated exactly (2^10 atoms), beyond: Monte Carlo
 _MC_SIZE = 1 << 16
 _MC_SIZE_MIXED = 1 << 12
 _MC_SEED = 20260101  # fixed: the truth must not depend on the data seed
-
-_BINARY_LINKS = (
-    codes.LINK_LOGIT,
-    codes.LINK_PROBIT,
-    codes.LINK_CLOGLOG,
-    codes.LINK_LOGLOG,
-    codes.LINK_CAUCHIT,
-)
-_POSITIVE_ETA_LINKS = (
-    codes.LINK_INVERSE,
-    codes.LINK_INVERSE_SQUARED,
-    codes.LINK_SQRT,
-    codes.LINK_POWER,
-)
 
 
 def _direction(p: int) -> np.ndarray:
@@ -204,9 +190,9 @@ def _eta_interval(family: families.Family, link: links.Link) -> tuple[float, flo
     """Open interval of ``eta`` whose mean ``h(eta)`` is valid for the family."""
     c = link.code
     inf = math.inf
-    if c in _BINARY_LINKS:
+    if link.entry.cdf:
         return -inf, inf
-    if c in _POSITIVE_ETA_LINKS:  # used on the positive branch eta > 0
+    if link.entry.eta_domain != families.REAL:  # used on the positive branch eta > 0
         return 0.0, inf
     if family.is_binary:
         if c == codes.LINK_IDENTITY:
@@ -564,8 +550,6 @@ def _build_predictor(s: Scenario) -> TruePredictor:
     if expr is None or s.nonlinearity == 0.0:
         beta, sd = truth(s)
         return TruePredictor(beta=beta, sd=sd, nonlinear_share=0.0)
-    from .data import population_sample  # the design's sampler; data imports this module
-
     X, _ = population_sample(s)
     f = expr.evaluate(X)
     bad = ~np.isfinite(f)

@@ -304,6 +304,20 @@ def test_spec_tables_are_consistent():
             assert lo.code == lo.family.code and lo.y_domain is lo.family.y_deviance
             assert lo.parameter is lo.family.parameter
             assert losses.get(lo.name).family.entry is lo.family
+    # the links whose h is a distribution function, and those used on a half-line of eta
+    assert [lk.name for lk in links.SPECS if lk.cdf] == [
+        "logit",
+        "probit",
+        "cloglog",
+        "loglog",
+        "cauchit",
+    ]
+    assert [lk.name for lk in links.SPECS if lk.eta_domain != Domain()] == [
+        "inverse",
+        "inverse_squared",
+        "sqrt",
+        "power",
+    ]
     # a named power link stands for its exponent
     for lk in links.SPECS:
         if lk.exponent is not None:

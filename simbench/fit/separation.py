@@ -127,9 +127,9 @@ def separation_kind(family: Family, link: Link) -> str | None:
     and the log link with a family whose responses reach the lower end of its mean space
     (counts and Tweedie: ``y = 0`` where ``mu > 0``).
     """
-    means = family.entry.mu_domain
-    if family.is_binary and link.entry.mu_domain == means:
+    if family.is_binary and link.entry.cdf:
         return "binary"
+    means = family.entry.mu_domain
     if link.name == "log" and not family.is_binary and means.low in family.entry.y_support:
         return "count"
     return None
