@@ -10,9 +10,15 @@ The public functions, loaded on first use (``import simbench.report`` stays chea
     result = compare("results/a", "results/b")
     print(result.format()); result.exit_code  # 3 when B regressed
 
-Modules: :mod:`~simbench.report.aggregate` (the statistics),
-:mod:`~simbench.report.tables`, :mod:`~simbench.report.figures`,
-:mod:`~simbench.report.report`, :mod:`~simbench.report.compare`,
+Modules, by concern: :mod:`~simbench.report.frame` (which rows and columns count),
+:mod:`~simbench.report.labels` (scenario and configuration labels),
+:mod:`~simbench.report.summary` (summaries across replicates),
+:mod:`~simbench.report.inference` (coefficients: bias, efficiency, coverage),
+:mod:`~simbench.report.directions` (which way a metric improves), whose names
+:mod:`~simbench.report.aggregate` also holds; :mod:`~simbench.report.markdown` (the one
+Markdown table writer), :mod:`~simbench.report.tables`,
+:mod:`~simbench.report.figures`, :mod:`~simbench.report.report`,
+:mod:`~simbench.report.crossover`, :mod:`~simbench.report.compare`,
 :mod:`~simbench.report.commands` (the CLI subcommands) and
 :mod:`~simbench.report.synthetic` (realistic fake results for tests and demos).
 """
@@ -23,12 +29,14 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "aggregate": "simbench.report.aggregate",
-    "cell_counts": "simbench.report.aggregate",
-    "coefficients": "simbench.report.aggregate",
-    "coverage": "simbench.report.aggregate",
-    "efficiency": "simbench.report.aggregate",
-    "direction": "simbench.report.aggregate",
+    # from the modules by concern, not from the module simbench.report.aggregate, whose
+    # import would bind the package's name "aggregate" to the module, not the function
+    "aggregate": "simbench.report.summary",
+    "cell_counts": "simbench.report.summary",
+    "coefficients": "simbench.report.inference",
+    "coverage": "simbench.report.inference",
+    "efficiency": "simbench.report.inference",
+    "direction": "simbench.report.directions",
     "make_table": "simbench.report.tables",
     "render": "simbench.report.tables",
     "write_report": "simbench.report.report",

@@ -127,8 +127,8 @@ def table_command(parser: argparse.ArgumentParser) -> Handler:
 
 def _crossover_view(df, args: argparse.Namespace) -> int:
     from ..errors import ValidationError
-    from .aggregate import config_labels
     from .crossover import crossover, crossover_markdown, glm_config
+    from .labels import config_labels
 
     if args.format not in ("md", "csv"):
         raise ValidationError(f"--view crossover writes md or csv; got --format {args.format}")

@@ -57,16 +57,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ValidationError
-from .aggregate import (
-    TIMING_COLUMNS,
-    aggregate,
-    config_labels,
-    direction,
-    format_param,
-    metric_columns,
-    numeric_values,
-    scenario_labels,
-)
+from .directions import direction
+from .frame import TIMING_COLUMNS, metric_columns, numeric_values, unknown_metric_message
+from .labels import config_labels, format_param, scenario_labels
+from .markdown import md_table
+from .summary import aggregate
 from .tables import _plain_number, format_number
 
 __all__ = ["MACHINE_FIELDS", "Change", "Comparison", "compare", "machine_differences"]
@@ -427,9 +422,7 @@ def _compare_accuracy(out, df_a, df_b, metrics, sigma, atol, rtol, s_lab, c_lab)
     metrics = _default_metrics(df_a, df_b) if metrics is None else list(metrics)
     for m in metrics:
         if m not in df_a.columns or m not in df_b.columns:
-            from .aggregate import _unknown_metric_message
-
-            raise ValidationError(_unknown_metric_message(m, df_a if m not in df_a else df_b))
+            raise ValidationError(unknown_metric_message(m, df_a if m not in df_a else df_b))
     agg_a = aggregate(df_a, metrics=metrics)
     agg_b = aggregate(df_b, metrics=metrics)
     keys = ["scenario_id", "config_id"]
@@ -613,21 +606,10 @@ def _compare_speed(out, df_a, df_b, timing, factor, alpha, s_lab, c_lab) -> None
 # --------------------------------------------------------------------------- output
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
 def _changes_table(changes: list[Change]) -> list[str]:
     header = ["what", "scenario", "configuration", "metric", "A", "B", "why"]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---"] * 4 + ["---:"] * 2 + [":---"]) + "|",
-    ]
-    for c in changes:
-        what = {"failures": "failures", "accuracy": "accuracy", "speed": "speed"}[c.aspect]
-        cells = [what, c.scenario, c.config, c.metric, c.a, c.b, c.why]
-        lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
-    return lines
+    rows = [[c.aspect, c.scenario, c.config, c.metric, c.a, c.b, c.why] for c in changes]
+    return md_table(header, rows, "llllrrl").splitlines()
 
 
 def _format_md(comp: Comparison, show_all: bool) -> str:
@@ -666,44 +648,40 @@ def _format_md(comp: Comparison, show_all: bool) -> str:
     if show_all and not comp.accuracy.empty:
         lines += ["## Every accuracy comparison", ""]
         header = ["scenario", "configuration", "metric", "A", "B", "Δ / SE", "flag"]
-        lines += [
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join([":---"] * 3 + ["---:"] * 3 + [":---"]) + "|",
-        ]
+        rows = []
         for r in comp.accuracy.to_dict(orient="records"):
             z = r["z"]
             ztext = "—" if not isinstance(z, float) or math.isnan(z) else f"{z:+.1f}"
-            cells = [
-                r["scenario"],
-                r["config"],
-                r["metric"],
-                _fmt(r["mean_a"], r["se_a"]),
-                _fmt(r["mean_b"], r["se_b"]),
-                ztext,
-                r["kind"],
-            ]
-            lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
-        lines.append("")
+            rows.append(
+                [
+                    r["scenario"],
+                    r["config"],
+                    r["metric"],
+                    _fmt(r["mean_a"], r["se_a"]),
+                    _fmt(r["mean_b"], r["se_b"]),
+                    ztext,
+                    r["kind"],
+                ]
+            )
+        lines += [*md_table(header, rows, "lllrrrl").splitlines(), ""]
     if show_all and not comp.speed.empty:
         lines += ["## Every timing comparison", ""]
         header = ["scenario", "configuration", "median A", "median B", "ratio", "p", "flag"]
-        lines += [
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join([":---"] * 2 + ["---:"] * 4 + [":---"]) + "|",
-        ]
+        rows = []
         for r in comp.speed.to_dict(orient="records"):
             p = r["p"]
-            cells = [
-                r["scenario"],
-                r["config"],
-                _fmt_seconds(r["median_a"]),
-                _fmt_seconds(r["median_b"]),
-                f"×{r['ratio']:.2f}" if math.isfinite(r["ratio"]) else "—",
-                "—" if math.isnan(p) else f"{p:.2g}",
-                r["kind"],
-            ]
-            lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
-        lines.append("")
+            rows.append(
+                [
+                    r["scenario"],
+                    r["config"],
+                    _fmt_seconds(r["median_a"]),
+                    _fmt_seconds(r["median_b"]),
+                    f"×{r['ratio']:.2f}" if math.isfinite(r["ratio"]) else "—",
+                    "—" if math.isnan(p) else f"{p:.2g}",
+                    r["kind"],
+                ]
+            )
+        lines += [*md_table(header, rows, "llrrrrl").splitlines(), ""]
     if comp.notes:
         lines += ["Notes:", "", *[f"- {n}" for n in comp.notes], ""]
     lines.append(f"Result: {comp.summary()}")

@@ -46,7 +46,7 @@ def glm_config(df: pd.DataFrame, reference: str | None = None) -> str | None:
     """The ``config_id`` of the GLM to compare with (see the module notes), or None.
 
     ``reference`` names it instead (a configuration name or id)."""
-    from .aggregate import config_labels
+    from .labels import config_labels
 
     labels = config_labels(df)
     if reference is not None:
@@ -97,8 +97,9 @@ def crossover(
         ``n_max``), ``glm_floor`` (mean ``misspec_floor`` at ``n_max``, NaN without it).
         Empty when there is no GLM, no network or fewer than two values of ``n``.
     """
-    from .aggregate import config_labels, numeric_values
     from .figures import _panels_without_n
+    from .frame import numeric_values
+    from .labels import config_labels
 
     columns = ["panel", "config", "crossover_n", "verdict", "n_max", "difference",
                "difference_se", "replicates", "glm_floor"]  # fmt: skip
@@ -176,7 +177,7 @@ def crossover(
 
 def crossover_markdown(table: pd.DataFrame, metric: str, glm_label: str) -> str:
     """The crossover table in Markdown, with a one-line caption."""
-    from .report import _md_table
+    from .markdown import md_table
     from .tables import format_number
 
     def number(x: float, err: float | None = None) -> str:
@@ -206,4 +207,4 @@ def crossover_markdown(table: pd.DataFrame, metric: str, glm_label: str) -> str:
         )
     header = ["scenario", "network", "crossover n", "network − GLM at the largest n",
               "GLM floor (misspec_floor)"]  # fmt: skip
-    return "\n".join(head) + _md_table(header, rows, align="llrrr")
+    return "\n".join(head) + md_table(header, rows, align="llrrr")

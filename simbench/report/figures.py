@@ -31,13 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .aggregate import (
-    aggregate,
-    config_labels,
-    efficiency,
-    numeric_values,
-    scenario_labels,
-)
+from .frame import numeric_values
+from .inference import coef_count, efficiency, stack_vectors
+from .labels import config_labels, scenario_labels
+from .summary import aggregate
 
 __all__ = [
     "balance_figure",
@@ -158,9 +155,7 @@ def _panels_without_n(df: pd.DataFrame) -> pd.Series:
 
 def _reference_line(ok: pd.DataFrame, metric: str, sids: Sequence[str]):
     """``(n values, reference values, label)`` for the panel's scenarios, or None."""
-    from .aggregate import _coef_count, _stack
-
-    k_of = _coef_count(ok)
+    k_of = coef_count(ok)
     ns, refs = [], []
     for sid in sids:
         rows = ok[ok["scenario_id"] == sid]
@@ -171,8 +166,8 @@ def _reference_line(ok: pd.DataFrame, metric: str, sids: Sequence[str]):
         if metric == "excess_deviance":
             refs.append(k / n)
         elif metric == "coef_err_truth" and "crb_var" in rows:
-            crb = _stack(rows["crb_var"], k)
-            truth = _stack(rows["beta_true"], k)
+            crb = stack_vectors(rows["crb_var"], k)
+            truth = stack_vectors(rows["beta_true"], k)
             good = np.isfinite(crb).all(axis=1) & np.isfinite(truth).all(axis=1)
             if not good.any():
                 continue
@@ -196,8 +191,6 @@ def _reference_line(ok: pd.DataFrame, metric: str, sids: Sequence[str]):
 def _floor_line(ok: pd.DataFrame, sids: Sequence[str]):
     """``(n values, mean misspec_floor, label)`` for the panel's scenarios where the GLM
     cannot reach the truth (a positive floor), or None."""
-    from .aggregate import numeric_values
-
     if "misspec_floor" not in ok.columns:
         return None
     ns, floors = [], []

@@ -20,7 +20,11 @@ import pandas as pd
 
 from ..errors import ValidationError
 from . import figures as _fig
-from .aggregate import cell_counts, config_labels, coverage, metric_columns, varying_params
+from .frame import metric_columns
+from .inference import coverage
+from .labels import config_labels, varying_params
+from .markdown import md_table
+from .summary import cell_counts
 from .tables import make_table, render
 
 __all__ = ["MAIN_METRICS", "Report", "write_report"]
@@ -55,21 +59,6 @@ class Report:
     path: Path
     figures: list[Path] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
-
-
-def _md_cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> str:
-    align = align or ("l" + "r" * (len(header) - 1))
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = [
-        "| " + " | ".join(_md_cell(h) for h in header) + " |",
-        "|" + "|".join(marks[a] for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _runs(manifest: dict, df: pd.DataFrame) -> list[dict]:
@@ -128,7 +117,7 @@ def _sweep_section(directory: Path, df: pd.DataFrame, manifest: dict) -> list[st
         opts = last.get("options") or {}
         if opts:
             rows.append(["backend", f"{opts.get('backend', '?')}, {opts.get('jobs', 1)} job(s)"])
-    out = ["## Sweep", "", _md_table(["", ""], rows, "ll")]
+    out = ["## Sweep", "", md_table(["", ""], rows, "ll")]
     text = manifest.get("sweep_text")
     if text:
         out += [
@@ -160,7 +149,7 @@ def _cells_section(df: pd.DataFrame) -> list[str]:
         "never averaged.  *Not converged* cells are ok (they finished their epoch budget "
         "without meeting the tolerance) and are included in the tables.",
         "",
-        _md_table(header, rows),
+        md_table(header, rows),
     ]
     failed = df[~df["status"].astype(object).isin(["ok"])]
     if len(failed) and "error" in failed.columns:
@@ -226,13 +215,12 @@ def _coverage_section(df: pd.DataFrame) -> list[str]:
         "compares the mean model-based SE with the Monte Carlo SD of β_MLE (1 when the "
         "standard errors are right).",
         "",
-        _md_table(header, rows),
+        md_table(header, rows),
     ]
 
 
 def _crossover_section(df: pd.DataFrame) -> list[str]:
     """When the GLM meets networks over several n: from which n each network beats it."""
-    from .aggregate import config_labels
     from .crossover import crossover, crossover_markdown, glm_config
 
     if not _has_values(df, "excess_deviance"):

@@ -41,14 +41,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ValidationError
-from .aggregate import (
-    DERIVED_METRICS,
-    Direction,
-    aggregate,
-    direction,
-    format_param,
-    metric_columns,
-)
+from .directions import Direction, direction
+from .frame import DERIVED_METRICS, metric_columns, numeric_values, unknown_metric_message
+from .labels import format_param, varying_params
+from .markdown import md_table
+from .summary import aggregate
 
 __all__ = ["FORMATS", "STATS", "Table", "TableCell", "make_table", "render", "resolve_key"]
 
@@ -135,7 +132,7 @@ class Table:
             else ""
         )
         stopped = (
-            "; \"not converged\": fits that stopped without meeting a stopping rule (at their "
+            '; "not converged": fits that stopped without meeting a stopping rule (at their '
             "iteration limit, mostly), included"
             if any(c.present and c.n_not_converged for row in self.cells for c in row)
             else ""
@@ -225,8 +222,6 @@ def _complete(agg: pd.DataFrame, rows: list[str], cols: list[str]) -> tuple[list
     notes = []
     keys = rows + cols
     if not _determines(agg, keys, "scenario_id"):
-        from .aggregate import varying_params
-
         extra = [c for c in varying_params(agg, "s_") if c not in keys]
         if "s_link" in extra and "s_family" in keys + extra:
             trial = [c for c in extra if c != "s_link"]
@@ -284,9 +279,7 @@ def make_table(
     if stat not in STATS:
         raise ValidationError(f"unknown statistic {stat!r}; accepted: {', '.join(STATS)}")
     if metric not in df.columns and metric not in DERIVED_METRICS:
-        from .aggregate import _unknown_metric_message
-
-        raise ValidationError(_unknown_metric_message(metric, df))
+        raise ValidationError(unknown_metric_message(metric, df))
     derived = metric in DERIVED_METRICS
     if not derived and metric not in metric_columns(df):
         raise ValidationError(f"column {metric!r} is not a numeric metric column")
@@ -356,8 +349,6 @@ def make_table(
 
 def _fill_extremes(df, agg, metric, cells, r_index, c_index, row_of, col_of) -> None:
     """min/max per entry (not kept by :func:`aggregate`)."""
-    from .aggregate import numeric_values
-
     ok = df[(df["status"].astype(object) == "ok").to_numpy()]
     values = numeric_values(ok[metric])
     frame = pd.DataFrame(
@@ -523,10 +514,6 @@ def _html_number(num: _Number) -> str:
     return (f"({body})" if num.error is not None else body) + f"×10<sup>{exp}</sup>"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -547,17 +534,12 @@ def latex_escape(text: str) -> str:
 
 
 def _render_md(table: Table, caption: bool) -> str:
-    header = [*table.row_keys, *table.columns]
-    lines = [
-        "| " + " | ".join(_md_escape(h) for h in header) + " |",
-        "|" + "|".join([":---"] * len(table.row_keys) + ["---:"] * len(table.columns)) + "|",
+    rows = [
+        [*label, *(_entry_text(c, table, _plain_number, lambda t: f"**{t}**", "—") for c in row)]
+        for label, row in zip(table.rows, table.cells, strict=True)
     ]
-    for label, row in zip(table.rows, table.cells, strict=True):
-        entries = [
-            _md_escape(_entry_text(c, table, _plain_number, lambda t: f"**{t}**", "—")) for c in row
-        ]
-        lines.append("| " + " | ".join([*map(_md_escape, label), *entries]) + " |")
-    out = "\n".join(lines) + "\n"
+    align = "l" * len(table.row_keys) + "r" * len(table.columns)
+    out = md_table([*table.row_keys, *table.columns], rows, align)
     if caption:
         out = f"{table.caption()}\n\n{out}"
     return out
