@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import UnknownNameError
 
@@ -73,6 +73,39 @@ def unknown_name_message(kind: str, name: object, accepted: list[str]) -> str:
     return text + "; accepted: " + ", ".join(accepted)
 
 
+class VocabularyItem:
+    """What the vocabulary objects (Family, Link, Loss, Activation) share: their entry in
+    the vocabulary table, their ``repr`` and the string that names them with their
+    parameter.  A subclass sets ``_entries`` (canonical name -> spec) and has the fields
+    ``name`` and ``param``."""
+
+    _entries: ClassVar[Mapping[str, Any]]
+    name: str
+    param: float
+
+    @property
+    def entry(self) -> Any:
+        """The vocabulary entry (spec) of this object."""
+        return self._entries[self.name]
+
+    @property
+    def _has_parameter(self) -> bool:
+        return getattr(self.entry, "parameter", None) is not None
+
+    @property
+    def spec(self) -> str:
+        """A string that the module's ``get`` maps back to this object: ``"tweedie(1.5)"``,
+        ``"power(0.3)"``, ``"poisson"``."""
+        if self._has_parameter:
+            return f"{self.name}({float(self.param)!r})"
+        return self.name
+
+    def __repr__(self) -> str:
+        if self._has_parameter:
+            return f"{type(self).__name__}({self.name!r}, {self.param!r})"
+        return f"{type(self).__name__}({self.name!r})"
+
+
 class Registry(Generic[T]):
     """Canonical name -> object, with aliases.
 
@@ -107,6 +140,16 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         return self._items[self.canonical(name)]
+
+    def require_name(self, name: object) -> str:
+        """``name`` if it is a string; else an UnknownNameError listing the accepted names."""
+        if not isinstance(name, str):
+            article = "an" if self.kind[:1] in tuple("aeiou") else "a"
+            raise UnknownNameError(
+                f"{article} {self.kind} is given by name; got {name!r}; accepted: "
+                + ", ".join(self.names())
+            )
+        return name
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)

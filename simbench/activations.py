@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simbench._registry import Registry
-from simbench.errors import UnknownNameError, ValidationError
+from simbench._registry import Registry, VocabularyItem
+from simbench.errors import ValidationError
 from simbench.kernels import codes
 
 __all__ = [
@@ -61,7 +61,7 @@ def _kernels():
 
 
 @dataclass(frozen=True, repr=False)
-class Activation:
+class Activation(VocabularyItem):
     r"""A hidden-layer activation ``f`` with derivative ``f'``.
 
     Obtain activations with :func:`get`; the constructor trusts its arguments.
@@ -94,13 +94,7 @@ class Activation:
     code: int
     param: float = 0.0
 
-    def __repr__(self) -> str:
-        return f"Activation({self.name!r})"
-
-    @property
-    def entry(self) -> ActivationSpec:
-        """The vocabulary entry of this activation (:class:`ActivationSpec`)."""
-        return _SPEC[self.name]
+    _entries = _SPEC  # entry (its ActivationSpec) and repr come from there
 
     @property
     def description(self) -> str:
@@ -165,8 +159,4 @@ def get(name: str | Activation) -> Activation:
     """
     if isinstance(name, Activation):
         return name
-    if not isinstance(name, str):
-        raise UnknownNameError(
-            f"an activation is given by name; got {name!r}; accepted: " + ", ".join(names())
-        )
-    return REGISTRY.get(name)
+    return REGISTRY.get(REGISTRY.require_name(name))

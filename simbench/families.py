@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simbench._domains import Domain, Parameter
-from simbench._registry import Registry, closest, normalize_name, parse_call
+from simbench._registry import Registry, VocabularyItem, closest, normalize_name, parse_call
 from simbench.errors import UnknownNameError, ValidationError
 from simbench.kernels import codes
 
@@ -278,7 +278,7 @@ def _flat(arr: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, repr=False)
-class Family:
+class Family(VocabularyItem):
     r"""An exponential dispersion family, identified by ``name`` and its parameter.
 
     Obtain families with :func:`get`; the constructor trusts its arguments.
@@ -310,24 +310,9 @@ class Family:
     code: int
     param: float = 0.0
 
-    def __repr__(self) -> str:
-        if self.entry.parameter is not None:
-            return f"Family({self.name!r}, {self.param!r})"
-        return f"Family({self.name!r})"
+    _entries = _SPEC  # entry (its FamilySpec), repr and spec ("tweedie(1.5)") come from there
 
     # ---- descriptive properties ----------------------------------------------------------
-
-    @property
-    def entry(self) -> FamilySpec:
-        """The vocabulary entry of this family (:class:`FamilySpec`)."""
-        return _SPEC[self.name]
-
-    @property
-    def spec(self) -> str:
-        """A string that :func:`get` maps back to this family: ``"tweedie(1.5)"``, ``"poisson"``."""
-        if self.entry.parameter is not None:
-            return f"{self.name}({self.param!r})"
-        return self.name
 
     @property
     def parameter_name(self) -> str | None:
@@ -674,11 +659,7 @@ def get(name: str | Family, alpha: float | None = None, power: float | None = No
     """
     if isinstance(name, Family):
         return name
-    if not isinstance(name, str):
-        raise UnknownNameError(
-            f"a family is given by name; got {name!r}; accepted: " + ", ".join(names())
-        )
-    key, argument = parse_call(name)
+    key, argument = parse_call(REGISTRY.require_name(name))
     spec = _SPEC[REGISTRY.canonical(key)]
     param = spec.parameter
     if argument is not None and param is None:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from simbench._domains import Domain, Parameter
-from simbench._registry import Registry, parse_call
-from simbench.errors import UnknownNameError, ValidationError
+from simbench._registry import Registry, VocabularyItem, parse_call
+from simbench.errors import ValidationError
 from simbench.kernels import codes
 
 __all__ = ["DESCRIPTIONS", "REGISTRY", "SPECS", "Link", "LinkSpec", "descriptions", "get", "names"]
@@ -234,7 +234,7 @@ def _flat(arr: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, repr=False)
-class Link:
+class Link(VocabularyItem):
     r"""A link function ``eta = g(mu)`` with inverse ``mu = h(eta)``.
 
     Obtain links with :func:`get`; the constructor trusts its arguments.
@@ -278,24 +278,9 @@ class Link:
     code: int
     param: float = 0.0
 
-    def __repr__(self) -> str:
-        if self.entry.parameter is not None:
-            return f"Link({self.name!r}, {self.param!r})"
-        return f"Link({self.name!r})"
+    _entries = _SPEC  # entry (its LinkSpec), repr and spec ("power(0.3)") come from there
 
     # ---- descriptive properties --------------------------------------------------------
-
-    @property
-    def entry(self) -> LinkSpec:
-        """The vocabulary entry of this link (:class:`LinkSpec`)."""
-        return _SPEC[self.name]
-
-    @property
-    def spec(self) -> str:
-        """A string that :func:`get` maps back to this link: ``"power(0.3)"``, ``"logit"``."""
-        if self.entry.parameter is not None:
-            return f"{self.name}({float(self.param)!r})"
-        return self.name
 
     @property
     def power_exponent(self) -> float | None:
@@ -462,11 +447,7 @@ def get(name: str | Link, power: float | None = None) -> Link:
         if power is not None:
             raise ValidationError(f"power={power!r} given with the link object {name!r}")
         return name
-    if not isinstance(name, str):
-        raise UnknownNameError(
-            f"a link is given by name; got {name!r}; accepted: " + ", ".join(names())
-        )
-    key, argument = parse_call(name)
+    key, argument = parse_call(REGISTRY.require_name(name))
     canonical = REGISTRY.canonical(key)
     if _SPEC[canonical].parameter is None:
         if argument is not None:

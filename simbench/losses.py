@@ -37,8 +37,8 @@ import numpy as np
 
 from simbench import families as _families
 from simbench._domains import Domain, Parameter
-from simbench._registry import Registry, parse_call
-from simbench.errors import UnknownNameError, ValidationError
+from simbench._registry import Registry, VocabularyItem, parse_call
+from simbench.errors import ValidationError
 from simbench.kernels import codes
 
 __all__ = [
@@ -237,7 +237,7 @@ def _as_float_array(x, loss: Loss, what: str, n: int | None = None) -> np.ndarra
 
 
 @dataclass(frozen=True, repr=False)
-class Loss:
+class Loss(VocabularyItem):
     r"""A loss :math:`\ell(y, \eta)` of a response and an output unit's linear predictor.
 
     Obtain losses with :func:`get` or :func:`for_family`; the constructor trusts its arguments.
@@ -273,20 +273,12 @@ class Loss:
     code: int
     param: float = 0.0
 
-    def __repr__(self) -> str:
-        if self.entry.parameter is not None:
-            return f"Loss({self.name!r}, {self.param!r})"
-        return f"Loss({self.name!r})"
+    _entries = _SPEC  # entry (its LossSpec), repr and spec ("tweedie(1.5)") come from there
 
     def __str__(self) -> str:
         return self.label
 
     # ---- descriptive properties --------------------------------------------------------
-
-    @property
-    def entry(self) -> LossSpec:
-        """The vocabulary entry of this loss (:class:`LossSpec`)."""
-        return _SPEC[self.name]
 
     @property
     def label(self) -> str:
@@ -493,11 +485,7 @@ def get(name: str | Loss, alpha: float | None = None, power: float | None = None
     """
     if isinstance(name, Loss):
         return name
-    if not isinstance(name, str):
-        raise UnknownNameError(
-            f"a loss is given by name; got {name!r}; accepted: " + ", ".join(names())
-        )
-    key, argument = parse_call(name)
+    key, argument = parse_call(REGISTRY.require_name(name))
     spec = _SPEC[REGISTRY.canonical(key)]
     param = spec.parameter
     if param is None:
