@@ -394,7 +394,8 @@ class Scenario:
         if isinstance(raw_link, links.Link):
             raw_link = raw_link.spec
         elif not isinstance(raw_link, str):
-            raise _fail("link", raw_link, 'a link name or "canonical"')
+            accepted = f'a link name or "canonical" (a string, not {type(raw_link).__name__})'
+            raise _fail("link", raw_link, accepted)
         try:
             if normalize_name(raw_link) == "canonical":
                 lnk = fam.default_link

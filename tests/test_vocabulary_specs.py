@@ -486,3 +486,10 @@ def test_parameter_value_reads_numbers_only():
     assert p.value(0.0) is None and p.value(math.inf) is None
     lam = links.POWER
     assert lam.value(-0.0) == 0.0 and math.copysign(1.0, lam.value(-0.0)) == 1.0
+
+
+@pytest.mark.parametrize("link", [3, 1.5, None, ["log"]])
+def test_a_link_that_is_no_name_is_bad_input(link):
+    with pytest.raises(ValidationError, match=rf"'link'.*{type(link).__name__}"):
+        Scenario(family="poisson", link=link)
+    assert Scenario(family="gamma", link=links.get("power(0.3)")).link == "power(0.3)"
