@@ -32,7 +32,7 @@ def run_cli(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def results():
-    """Two families x two n x three configurations, 6 replicates; 'mlp' fails twice at
+    """Two families x two n x three configurations, 6 replicates; 'mlp' diverges twice at
     bernoulli n=100 and 'early-stop' is skipped (not applicable) at poisson n=400."""
     df = synthetic_results(families=("poisson", "bernoulli"), ns=(100, 400), replicates=6)
     fail = (df["c_name"] == "mlp") & (df["s_family"] == "bernoulli") & (df["s_n"] == 100)
@@ -103,7 +103,9 @@ def test_markdown(results):
     assert all(line.count("|") == 5 for line in table)
     assert sum(line.count("**") for line in table) == 2 * 4  # one bold entry per row
     bern100 = next(line for line in table if line.startswith("| bernoulli, n=100"))
-    assert "(2 failed)" in bern100.split("|")[3]  # mlp column
+    # diverged, not failed: the count of simbench status (error and timeout) is "failed"
+    assert "(2 diverged)" in bern100.split("|")[3]  # mlp column
+    assert "failed" not in bern100
     pois400 = next(line for line in table if line.startswith("| poisson, n=400"))
     assert pois400.split("|")[4].strip() == "n/a"  # skipped early-stop
     assert " ± " in table[2]
@@ -174,7 +176,7 @@ def test_html(results):
     assert parser.rows[0] == ["scenario", "glm-as-nn", "mlp", "early-stop"]
     assert len(parser.rows) == 5 and all(len(r) == 4 for r in parser.rows)
     assert parser.tags.count("strong") == 4
-    assert "(2 failed)" in parser.rows[3][2]
+    assert "(2 diverged)" in parser.rows[3][2]
     assert parser.rows[2][3] == "n/a"
 
 

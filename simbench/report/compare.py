@@ -58,7 +58,13 @@ import pandas as pd
 
 from ..errors import ValidationError
 from .directions import direction
-from .frame import TIMING_COLUMNS, metric_columns, numeric_values, unknown_metric_message
+from .frame import (
+    FAILED_STATUSES,
+    TIMING_COLUMNS,
+    metric_columns,
+    numeric_values,
+    unknown_metric_message,
+)
 from .labels import config_labels, format_param, scenario_labels
 from .markdown import md_table
 from .summary import aggregate
@@ -392,7 +398,7 @@ def _compare_failures(out, df_a, df_b, s_lab, c_lab) -> None:
             if moved.empty:
                 continue
             moves = Counter(zip(moved["status_a"], moved["status_b"], strict=True))
-            text = ", ".join(f"{n} × {x} → {y}" for (x, y), n in moves.items())
+            text = _moves_text(moves, kind)
             if kind == "regression" and "error" in moved.columns:
                 msgs = moved["error"].dropna().astype(str)
                 msgs = msgs[msgs.str.strip() != ""]
@@ -407,9 +413,22 @@ def _compare_failures(out, df_a, df_b, s_lab, c_lab) -> None:
                     metric="status",
                     a=f"{int(g['ok_a'].sum())}/{len(g)} ok",
                     b=f"{int(g['ok_b'].sum())}/{len(g)} ok",
-                    why=("new failures: " if kind == "regression" else "fixed: ") + text,
+                    why=text,
                 )
             )
+
+
+def _moves_text(moves: Counter, kind: str) -> str:
+    """``"new failures: 1 × ok → error; newly diverged: 2 × ok → diverged"``: the moves of
+    cells between statuses, grouped as ``simbench status`` and the tables count them (failed:
+    :data:`FAILED_STATUSES`; diverged and skipped apart)."""
+    if kind != "regression":
+        return "fixed: " + ", ".join(f"{n} × {x} → {y}" for (x, y), n in moves.items())
+    groups: dict[str, list[str]] = {}
+    for (x, y), n in moves.items():
+        what = "new failures" if y in FAILED_STATUSES else f"newly {y}"
+        groups.setdefault(what, []).append(f"{n} × {x} → {y}")
+    return "; ".join(f"{what}: {', '.join(items)}" for what, items in groups.items())
 
 
 def _default_metrics(df_a, df_b) -> list[str]:

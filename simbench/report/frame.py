@@ -8,12 +8,13 @@ a results table), :func:`metric_columns` (which columns are metrics), :func:`num
 Which rows count
 ----------------
 Metric summaries use the rows whose ``status`` is ``"ok"`` and whose value is finite.
-Rows that failed (``error``, ``diverged``, ``timeout``) and rows that do not apply
-(``skipped``) are *counted* (``n_failed``, ``n_skipped``; shown next to every table entry)
-but never averaged: a mean over the surviving replicates of a configuration that fails half
-the time is biased towards its good runs, which is why the failure count always travels
-with it.  An ``ok`` row whose metric is NaN (say ``auc`` on Poisson data, or a deviance
-whose ``μ̂`` left the family's domain) is counted in ``<metric>_nan``.
+Rows that failed (``error``, ``timeout``: :data:`simbench.sweep.status.FAILED_STATUSES`, the
+same set ``simbench status`` counts), rows that diverged and rows that do not apply
+(``skipped``) are *counted* (``n_failed``, ``n_diverged``, ``n_skipped``; shown next to every
+table entry) but never averaged: a mean over the surviving replicates of a configuration that
+fails or diverges half the time is biased towards its good runs, which is why those counts
+always travel with it.  An ``ok`` row whose metric is NaN (say ``auc`` on Poisson data, or
+a deviance whose ``μ̂`` left the family's domain) is counted in ``<metric>_nan``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import pandas as pd
 
 from .._registry import closest
 from ..errors import ValidationError
+from ..sweep.status import FAILED_STATUSES as _FAILED
+from ..sweep.status import STATUSES
 
 __all__ = [
     "DERIVED_METRICS",
@@ -41,9 +44,10 @@ __all__ = [
     "unknown_metric_message",
 ]
 
-#: statuses counted as failures in tables and comparisons (``skipped`` is "not applicable")
-FAILED_STATUSES = ("error", "diverged", "timeout")
-STATUS_ORDER = ("ok", "error", "diverged", "timeout", "skipped")
+#: the statuses in their order of display, and those counted as failures (one vocabulary
+#: with the runner and ``simbench status``: :mod:`simbench.sweep.status`)
+STATUS_ORDER = STATUSES
+FAILED_STATUSES = tuple(s for s in STATUSES if s in _FAILED)
 
 #: metric-like columns that are not metrics of a fit's quality (timing and optimiser state)
 TIMING_COLUMNS = ("fit_seconds", "compile_seconds", "epochs_run", "grad_norm", "converged")

@@ -40,7 +40,7 @@ def cell_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Cells per status for every (scenario, configuration).
 
     Columns ``n_cells``, ``n_ok``, ``n_error``, ``n_diverged``, ``n_timeout``,
-    ``n_skipped``, ``n_failed`` (error + diverged + timeout) and ``n_not_converged``
+    ``n_skipped``, ``n_failed`` (error + timeout) and ``n_not_converged``
     (``ok`` rows whose optimiser did not meet its tolerance), after the label columns.
     """
     df = check_results(df)

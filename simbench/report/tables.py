@@ -19,12 +19,14 @@ What an entry shows
 finite (``--stat`` picks another aggregate: ``mean_sd`` for ``mean ± SD``, ``median``,
 ``sd``, ``se``, ``min``, ``max``).  Digits follow the SE: two significant digits of the SE,
 the mean rounded to the same place.  Failures are shown, never hidden: ``— (3 failed)``
-when nothing is left to average, ``0.012 ± 0.001 (2 failed)`` when some replicates failed,
-``n/a`` when the configuration does not apply (skipped), ``(1 NaN)`` when the metric is
-undefined for some ok replicates.  The best entry of each row, by the metric's direction
-(:func:`~simbench.report.aggregate.direction`), is bold (Markdown, LaTeX, HTML) or starred
-in the ``best`` column (CSV).  The CSV is long ("tidy"): one line per entry with the raw
-``mean``, ``se``, ``sd``, ``median``, ``n`` and counts.
+when nothing is left to average, ``0.012 ± 0.001 (2 failed)`` when some replicates failed
+(``error`` or ``timeout``, as ``simbench status`` counts them), ``(1 diverged)`` for
+replicates whose training diverged, ``n/a`` when the configuration does not apply (skipped),
+``(1 NaN)`` when the metric is undefined for some ok replicates, ``(5 not converged)`` for
+ok fits that stopped without meeting a stopping rule.  The best entry of each row, by the
+metric's direction (:func:`~simbench.report.aggregate.direction`), is bold (Markdown,
+LaTeX, HTML) or starred in the ``best`` column (CSV).  The CSV is long ("tidy"): one line
+per entry with the raw ``mean``, ``se``, ``sd``, ``median``, ``n`` and counts.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class TableCell:
     n: int = 0
     n_ok: int = 0
     n_failed: int = 0
+    n_diverged: int = 0
     n_skipped: int = 0
     n_not_converged: int = 0  # ok cells whose fit stopped without meeting a stopping rule
     n_nan: int = 0
@@ -159,6 +162,7 @@ class Table:
                     n=cell.n,
                     n_ok=cell.n_ok,
                     n_failed=cell.n_failed,
+                    n_diverged=cell.n_diverged,
                     n_skipped=cell.n_skipped,
                     n_not_converged=cell.n_not_converged,
                     best="*" if cell.best else "",
@@ -317,6 +321,7 @@ def make_table(
         cell.present = True
         cell.n_ok = int(rec["n_ok"])
         cell.n_failed = int(rec["n_failed"])
+        cell.n_diverged = int(rec["n_diverged"])
         cell.n_skipped = int(rec["n_skipped"])
         cell.n_not_converged = int(rec["n_not_converged"])
         if derived:
@@ -459,12 +464,14 @@ def _entry_parts(cell: TableCell, stat: str, derived: bool) -> tuple[str, _Numbe
     notes = []
     if cell.n_failed:
         notes.append(f"{cell.n_failed} failed")
+    if cell.n_diverged:
+        notes.append(f"{cell.n_diverged} diverged")
     if cell.n_not_converged:
         notes.append(f"{cell.n_not_converged} not converged")
     if cell.n_nan and not derived:
         notes.append(f"{cell.n_nan} NaN")
     note = f" ({', '.join(notes)})" if notes else ""
-    if cell.n_ok == 0 and cell.n_failed == 0 and cell.n_skipped:
+    if cell.n_ok == 0 and cell.n_failed == 0 and cell.n_diverged == 0 and cell.n_skipped:
         return "n/a", None, ""
     if cell.n == 0 or not math.isfinite(cell.value(stat)):
         return "missing", None, note
@@ -590,7 +597,8 @@ def _render_html(table: Table, caption: bool) -> str:
             text = _entry_text(
                 cell, table, _html_number, lambda t: f"<strong>{t}</strong>", "—", html.escape
             )
-            cls = ' class="best"' if cell.best else (' class="failed"' if cell.n_failed else "")
+            marked = cell.n_failed or cell.n_diverged
+            cls = ' class="best"' if cell.best else (' class="failed"' if marked else "")
             parts.append(f'<td{cls} style="text-align:right">{text}</td>')
         lines.append("    <tr>" + "".join(parts) + "</tr>")
     lines += ["  </tbody>", "</table>"]
