@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import os
 import signal
 import sys
 import traceback
@@ -87,7 +86,7 @@ def _jobs(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 (all CPUs) or more, got {text!r}")
-    return value or (os.cpu_count() or 1)
+    return value  # 0 is mapped to the CPUs where every backend is chosen (make_executor)
 
 
 # --------------------------------------------------------------------------- run
@@ -124,27 +123,21 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
     )
 
     def handle(args: argparse.Namespace) -> int:
-        from .sweep.api import default_out
-        from .sweep.executors import make_executor
-        from .sweep.runner import Runner
-        from .sweep.spec import load_sweep
+        from .sweep.api import make_runner
 
-        spec = load_sweep(args.sweep)
-        out = Path(args.out) if args.out else default_out(spec)
-        backend = args.backend
-        if backend is None and args.address:
-            backend = "dask"
-        executor = make_executor(backend, jobs=args.jobs, address=args.address)
-        runner = Runner(
-            spec,
-            out,
-            executor=executor,
+        runner = make_runner(
+            args.sweep,
+            args.out,
+            jobs=args.jobs,
+            backend=args.backend,
+            address=args.address,
             quick=args.quick,
             timeout=args.timeout,
             fail_fast=args.fail_fast,
             rerun_failed=args.rerun_failed,
             progress=not args.no_progress,
         )
+        spec, out = runner.spec, runner.store.root
         if args.dry_run:
             print(_describe_plan(spec, runner, out))
             return EXIT_OK

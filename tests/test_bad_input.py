@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from simbench.cli import main
-from simbench.sweep.executors import SerialExecutor
+from simbench.sweep.backends import SerialExecutor
 from simbench.sweep.limits import MAX_CELLS, MESSAGE_CHARS, MIN_TIMEOUT
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import RawVocabulary, parse_sweep

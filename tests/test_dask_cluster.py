@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simbench.sweep.cluster import DaskExecutor
-from simbench.sweep.executors import LocalExecutor
+from simbench.sweep.backends.dask import DaskExecutor
+from simbench.sweep.backends import LocalExecutor
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import load_sweep
 from simbench.sweep.store import load
@@ -202,7 +202,7 @@ def test_quick_groups_go_in_chunks_of_about_a_second(two_workers, tmp_path):
 
 
 def test_chunk_sizes_follow_the_measured_work():
-    from simbench.sweep.cluster import MAX_CHUNK
+    from simbench.sweep.backends.dask import MAX_CHUNK
 
     executor = DaskExecutor()
     assert executor._chunk_size() == 1  # nothing measured yet
@@ -277,7 +277,7 @@ def comparable(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_the_real_worker_gives_identical_metrics_on_every_backend(two_workers, tmp_path):
-    from simbench.sweep.executors import SerialExecutor
+    from simbench.sweep.backends import SerialExecutor
     from simbench.sweep.spec import parse_sweep
 
     spec = parse_sweep(REAL, source="real.toml")

@@ -15,7 +15,7 @@ import pytest
 
 from simbench.errors import ValidationError
 from simbench.sweep.cells import expand_cells
-from simbench.sweep.executors import LocalExecutor, SerialExecutor, make_executor
+from simbench.sweep.backends import LocalExecutor, SerialExecutor, make_executor
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import RawVocabulary, Vocabulary, parse_sweep
 from simbench.sweep.store import load, load_manifest
@@ -275,7 +275,7 @@ def test_bad_options_are_input_errors(tmp_path):
 
 def test_dask_executor_on_a_local_cluster(tmp_path):
     pytest.importorskip("distributed")
-    from simbench.sweep.cluster import DaskExecutor
+    from simbench.sweep.backends.dask import DaskExecutor
 
     spec = make_spec(["ok1", "raise", "ok2"], replicates=2, ns=(50,))
     _, serial = run(spec, tmp_path / "serial")
@@ -345,7 +345,7 @@ def test_summary_table_per_config():
 
 
 def test_local_workers_get_their_share_of_the_cores(monkeypatch):
-    from simbench.sweep.executors import THREAD_VARIABLES, LocalExecutor
+    from simbench.sweep.backends import THREAD_VARIABLES, LocalExecutor
 
     for var in THREAD_VARIABLES:
         monkeypatch.delenv(var, raising=False)

@@ -15,14 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backends import make_executor
 from .cells import iter_group_ids
-from .executors import make_executor
 from .runner import Runner, RunReport
 from .spec import SweepError, SweepSpec, load_sweep, parse_sweep
 from .status import FAILED_STATUSES, STATUSES, exit_code
 from .store import ResultStore, load, load_manifest
 
-__all__ = ["StatusReport", "as_spec", "default_out", "run", "run_sweep", "status", "validate"]
+__all__ = [
+    "StatusReport",
+    "as_spec",
+    "default_out",
+    "make_runner",
+    "run",
+    "run_sweep",
+    "status",
+    "validate",
+]
 
 
 def as_spec(sweep: str | Path | Mapping[str, Any] | SweepSpec) -> SweepSpec:
@@ -46,6 +55,35 @@ def default_out(spec: SweepSpec) -> Path:
     return Path("results") / spec.name
 
 
+def make_runner(
+    sweep: str | Path | Mapping[str, Any] | SweepSpec,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    backend: str | None = None,
+    address: str | None = None,
+    quick: bool = False,
+    timeout: float | None = None,
+    fail_fast: bool = False,
+    rerun_failed: bool = False,
+    progress: bool = False,
+    group_fn: str | Callable | None = None,
+) -> Runner:
+    """The :class:`~simbench.sweep.runner.Runner` of a sweep, with the settings of
+    :func:`run` (``simbench run`` builds it here too, then runs or plans it and prints)."""
+    spec = as_spec(sweep)
+    return Runner(
+        spec,
+        Path(out) if out is not None else default_out(spec),
+        executor=make_executor(backend, jobs=jobs, address=address),
+        group_fn=group_fn,
+        quick=quick,
+        timeout=timeout,
+        fail_fast=fail_fast,
+        rerun_failed=rerun_failed,
+        progress=progress,
+    )
+
+
 def run_sweep(
     sweep: str | Path | Mapping[str, Any] | SweepSpec,
     out: str | Path | None = None,
@@ -60,26 +98,26 @@ def run_sweep(
     group_fn: str | Callable | None = None,
 ) -> RunReport:
     """Like :func:`run`, returning the :class:`~simbench.sweep.runner.RunReport`."""
-    spec = as_spec(sweep)
-    runner = Runner(
-        spec,
-        out if out is not None else default_out(spec),
-        executor=make_executor(backend, jobs=jobs, address=address),
-        group_fn=group_fn,
+    return make_runner(
+        sweep,
+        out,
+        jobs=jobs,
+        backend=backend,
+        address=address,
         quick=quick,
         timeout=timeout,
         fail_fast=fail_fast,
         rerun_failed=rerun_failed,
         progress=progress,
-    )
-    return runner.run()
+        group_fn=group_fn,
+    ).run()
 
 
 def run(
     sweep_or_path: str | Path | Mapping[str, Any] | SweepSpec,
     out: str | Path | None = None,
     jobs: int = 1,
-    backend: str | None = "serial",
+    backend: str | None = None,
     quick: bool = False,
     timeout: float | None = None,
     fail_fast: bool = False,
@@ -97,10 +135,11 @@ def run(
     out : str or Path, optional
         Results directory; default ``results/<sweep name>``.
     jobs : int
-        Worker processes (``backend="local"``) or local Dask workers.
+        Worker processes (``backend="local"``) or local Dask workers; 0 means one per CPU
+        (as ``--jobs 0``).
     backend : {"serial", "local", "dask"} or None
-        ``None`` picks serial for one job and local otherwise.  With ``jobs > 1`` and
-        the default ``"serial"``, ``"local"`` is used.
+        ``None``: dask with an ``address``, else serial for one job and local for more
+        (:func:`simbench.sweep.backends.make_executor`, as on the command line).
     quick : bool
         One replicate of the smallest ``n`` of each scenario block.
     timeout : float, optional
@@ -123,8 +162,6 @@ def run(
         :func:`simbench.load` returns them; ``df.attrs["manifest"]`` and
         ``df.attrs["exit_code"]`` describe the run.
     """
-    if backend == "serial" and jobs > 1:
-        backend = "local"
     report = run_sweep(
         sweep_or_path,
         out=out,

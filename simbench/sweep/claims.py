@@ -36,9 +36,8 @@ def claims_dir() -> Path:
     are shared only between processes that share a cache."""
     import numba
 
-    import simbench
-
-    where = os.environ.get("NUMBA_CACHE_DIR") or str(Path(simbench.__file__).parent)
+    package = Path(__file__).resolve().parent.parent  # where Numba caches beside the sources
+    where = os.environ.get("NUMBA_CACHE_DIR") or str(package)
     tag = hashlib.sha1(f"{where}|{numba.__version__}".encode()).hexdigest()[:16]
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"simbench-compile-{uid}" / tag

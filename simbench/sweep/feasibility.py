@@ -24,11 +24,14 @@ are cached per scenario (without its sample sizes), so a grid over ``n`` costs o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._registry import quoted
 from ..errors import ValidationError
-from .spec import SweepError, SweepSpec, canonical_json
+from .canonical import SweepError, canonical_json
+
+if TYPE_CHECKING:
+    from .spec import SweepSpec
 
 __all__ = ["SAMPLE_ROWS", "SAMPLE_SEED", "check_feasible", "validation_split"]
 

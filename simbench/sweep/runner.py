@@ -94,9 +94,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from .backends import Executor, make_executor
 from .cells import Cell, CellIds, CellTask, GroupTask, count_cells, identity_columns, task_of
 from .cells import iter_group_ids as _iter_group_ids
-from .executors import Executor, make_executor
 from .limits import MIN_TIMEOUT
 from .progress import Progress
 from .spec import SweepSpec
@@ -228,7 +228,7 @@ class Runner:
     out : str or Path
         Results directory (created on the first run).
     executor : Executor, optional
-        Default: :class:`~simbench.sweep.executors.SerialExecutor`.
+        Default: :class:`~simbench.sweep.backends.serial.SerialExecutor`.
     group_fn : str or callable, optional
         Default: :func:`default_group_fn`.
     quick : bool

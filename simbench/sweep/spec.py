@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import math
 import re
 from abc import ABC, abstractmethod
@@ -73,6 +72,7 @@ from typing import Any
 
 from .._registry import closest, quoted
 from ..errors import ValidationError
+from .canonical import SweepError, canonical_json, digest
 from .limits import MAX_CELLS, MAX_CONFIGS, MAX_NAME_LENGTH, MAX_SCENARIOS, MIN_TIMEOUT
 
 try:
@@ -115,41 +115,6 @@ LIST_VALUED_KEYS = {
 # keys that do not change any result, left out of the content hash
 _HASH_EXEMPT_SWEEP_KEYS = ("description", "timeout")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched with fullmatch
-
-
-class SweepError(ValidationError):
-    """A sweep file that cannot be run; the message names file, block, key and value."""
-
-
-# --------------------------------------------------------------------------- canonical form
-
-
-def _json_default(obj: Any) -> Any:
-    # numpy scalars/arrays and tuples reach here from to_dict() implementations
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "name"):
-        return obj.name
-    raise TypeError(f"cannot put {type(obj).__name__} into a canonical sweep dictionary")
-
-
-def canonical_json(obj: Any) -> str:
-    """Key-order independent JSON: sorted keys, no spaces, floats by their shortest ``repr``.
-
-    Python's ``json`` writes floats with ``float.__repr__`` (shortest round-tripping
-    digits), identical on every platform and Python version, so the text and any hash of it
-    are stable.
-    """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
-
-
-def digest(obj: Any) -> str:
-    """SHA-256 (hex) of :func:`canonical_json` of ``obj``."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- vocabulary

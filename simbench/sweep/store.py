@@ -1055,7 +1055,7 @@ def provenance() -> dict[str, Any]:
 
     Versions are read from package metadata so that collecting them imports nothing heavy.
     """
-    import simbench
+    from .._version import __version__
 
     commit, dirty = _git_commit()
     try:
@@ -1067,7 +1067,7 @@ def provenance() -> dict[str, Any]:
         for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     }
     return {
-        "simbench": simbench.__version__,
+        "simbench": __version__,
         "numba": _version("numba"),
         "numpy": _version("numpy"),
         "pandas": _version("pandas"),

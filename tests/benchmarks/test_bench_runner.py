@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from simbench.sweep.executors import LocalExecutor, SerialExecutor
+from simbench.sweep.backends import LocalExecutor, SerialExecutor
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import RawVocabulary, parse_sweep
 

@@ -1,8 +1,8 @@
 """The Dask backend: groups as tasks on a ``dask.distributed`` cluster.
 
 Each Dask task runs a *chunk* of groups through a one-process
-:class:`~simbench.sweep.executors.LocalExecutor` on the Dask worker, so hangs and crashes
-become rows exactly as they do locally (see :mod:`simbench.sweep.executors`).
+:class:`~simbench.sweep.backends.local.LocalExecutor` on the Dask worker, so hangs and crashes
+become rows exactly as they do locally (see :mod:`simbench.sweep.backends.base`).
 
 Chunks are sized to about :data:`CHUNK_SECONDS` of work, measured as the sweep goes (the
 first chunks hold one group each; then ``CHUNK_SECONDS`` / the mean seconds per group so
@@ -26,9 +26,11 @@ import re
 import sys
 import time
 
-from ..errors import ValidationError
-from .cells import GroupTask
-from .executors import Executor, LocalExecutor, SerialExecutor, _error_text, _status_row
+from ...errors import ValidationError
+from ..cells import GroupTask
+from .base import Executor, _error_text, _status_row
+from .local import LocalExecutor
+from .serial import SerialExecutor
 
 __all__ = ["CHUNKS_PER_WORKER", "CHUNK_SECONDS", "MAX_CHUNK", "DaskExecutor"]
 

@@ -1,0 +1,312 @@
+"""The local backend: ``jobs`` worker processes on this machine.
+
+``forkserver`` start method where available, else ``spawn``; never ``fork``, which is unsafe
+with threaded numerical libraries.  Each worker streams rows back through a pipe as cells
+finish, so a killed or crashed worker loses nothing already computed; a hang becomes a
+``timeout`` row and a crash an ``error`` row, and the group's remaining cells go to a fresh
+worker.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+from ...errors import ValidationError
+from ..cells import GroupTask
+from .base import (
+    _TICK,
+    Executor,
+    Output,
+    _error_text,
+    _finish,
+    _on_raise,
+    _Progress,
+    _signal_name,
+    _status_row,
+    _timeout_row,
+    preparation,
+    resolve_group_fn,
+    stream_group,
+)
+
+# --------------------------------------------------------------------------- local processes
+
+
+def _worker_main(conn, group_fn) -> None:
+    """Body of a worker process: receive tasks, stream events back, until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    try:
+        fn = resolve_group_fn(group_fn)
+        prepare = preparation(fn)
+        warm = getattr(fn, "warmup", None)
+        if prepare is None and callable(warm):
+            warm()
+    except BaseException as exc:
+        conn.send(("fatal", _error_text(exc), traceback.format_exc(limit=20)))
+        return
+    try:
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            if prepare is not None:
+                prepare(task)  # before the "start" event, which starts the task's clock
+            # what lives now (modules, compiled code) stays out of the collector's full
+            # passes: with Numba's objects they cost tens of milliseconds each
+            gc.freeze()
+            for event in stream_group(fn, task):
+                conn.send(event)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the parent went away
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Any
+    progress: _Progress | None = None
+    deadline: float | None = None
+    fatal: tuple | None = None
+
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def _default_context():
+    methods = multiprocessing.get_all_start_methods()
+    method = os.environ.get("SIMBENCH_START_METHOD") or (
+        "forkserver" if "forkserver" in methods else "spawn"
+    )
+    return multiprocessing.get_context(method)
+
+
+class LocalExecutor(Executor):
+    """A pool of ``jobs`` worker processes on this machine (see the module docstring).
+
+    Parameters
+    ----------
+    jobs : int
+        Number of worker processes.
+    context : multiprocessing context, optional
+        Defaults to ``forkserver`` (``spawn`` where unavailable); the environment variable
+        ``SIMBENCH_START_METHOD`` overrides the default.
+    """
+
+    name = "local"
+
+    def __init__(self, jobs: int = 2, context=None) -> None:
+        if int(jobs) < 1:
+            raise ValidationError(f"--jobs must be at least 1, got {jobs}")
+        self.jobs = int(jobs)
+        self._ctx = context or _default_context()
+        self._queue: collections.deque[GroupTask] = collections.deque()
+        self._workers: list[_Worker] = []
+        self._group_fn: str | Callable | None = None
+        self._timeout: float | None = None
+        self.workers_started = 0
+
+    def start(self, group_fn, timeout):
+        resolve_group_fn(group_fn)  # fail here, not in every worker, if it cannot be imported
+        self._group_fn = group_fn
+        self._timeout = timeout
+        self._limit_worker_threads()
+        if self._ctx.get_start_method() == "forkserver":
+            preload = ["simbench.sweep.backends.local"]
+            if isinstance(group_fn, str):
+                preload.append(group_fn.partition(":")[0])
+            self._ctx.set_forkserver_preload(preload)
+
+    def submit(self, task):
+        self._queue.append(task)
+
+    def _limit_worker_threads(self) -> None:
+        # N workers that each start a thread per core oversubscribe the machine N-fold:
+        # BLAS and OpenMP pools then stall each other (a 2-thread gemm was seen 100x slower
+        # on a busy 2-core machine).  Give each worker its share of the cores unless the user
+        # chose thread counts; the variables are read when a worker imports numpy/numba,
+        # and restored in the parent at shutdown.  Results do not depend on thread counts.
+        share = str(max(1, (os.cpu_count() or 1) // self.jobs))
+        self._saved_env = {var: os.environ.get(var) for var in THREAD_VARIABLES}
+        for var in THREAD_VARIABLES:
+            os.environ.setdefault(var, share)
+
+    def _restore_env(self) -> None:
+        for var, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        self._saved_env = {}
+
+    # -- workers
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self._group_fn), daemon=True, name="simbench-worker"
+        )
+        proc.start()
+        child.close()  # so the parent sees EOF when the worker dies
+        self.workers_started += 1
+        worker = _Worker(proc, parent)
+        self._workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker, kill: bool) -> None:
+        if kill and worker.proc.is_alive():
+            worker.proc.kill()
+        worker.proc.join(timeout=5)
+        worker.conn.close()
+        if worker in self._workers:
+            self._workers.remove(worker)
+
+    def _dispatch(self) -> None:
+        idle = [w for w in self._workers if w.progress is None and w.fatal is None]
+        while idle or len(self._workers) < self.jobs:
+            task = self._pull()
+            if task is None:
+                break
+            worker = idle.pop() if idle else self._spawn()
+            try:
+                worker.conn.send(task)
+            except (BrokenPipeError, OSError):
+                # died while idle: put the task back and replace the worker
+                self._queue.appendleft(task)
+                self._retire(worker, kill=True)
+                continue
+            worker.progress = _Progress(task)
+            worker.deadline = None  # the clock starts with the worker's "start" event
+
+    def _budget(self, progress: _Progress) -> float | None:
+        if self._timeout is None:
+            return None
+        return self._timeout * (len(progress.task.cells) if progress.mode == "batch" else 1)
+
+    def _handle(self, worker: _Worker, message: tuple) -> Iterator[Output]:
+        kind = message[0]
+        progress = worker.progress
+        if kind == "fatal":
+            worker.fatal = message
+            if progress is not None:
+                while not progress.done:
+                    yield (
+                        progress.cell(progress.next),
+                        _status_row(
+                            "error", f"worker could not start: {message[1]}", traceback=message[2]
+                        ),
+                    )
+                    progress.next += 1
+                worker.progress = None
+            return
+        if progress is None:
+            return
+        if kind == "start":
+            progress.mode = message[1]
+            budget = self._budget(progress)
+            worker.deadline = None if budget is None else time.monotonic() + budget
+        elif kind == "row":
+            index = message[1]
+            if index == progress.next:
+                yield progress.cell(index), message[2]
+                progress.next += 1
+                if self._timeout is not None and progress.mode == "stream":
+                    worker.deadline = time.monotonic() + self._timeout
+        elif kind == "raise":
+            yield from _on_raise(progress, message)
+        elif kind == "end":
+            yield from _finish(progress, self._queue)
+            worker.progress = None
+            worker.deadline = None
+
+    def _drain(self, worker: _Worker) -> tuple[list[Output], bool]:
+        """Read every message waiting from ``worker``; report whether its pipe is closed."""
+        out: list[Output] = []
+        try:
+            while worker.conn.poll():
+                out.extend(self._handle(worker, worker.conn.recv()))
+        except (EOFError, OSError):
+            return out, True
+        return out, False
+
+    def _lost(self, worker: _Worker, status: str, error: str) -> Iterator[Output]:
+        """``worker`` is gone: its current cell gets a row, the rest of its task is retried."""
+        progress = worker.progress
+        if progress is not None and not progress.done:
+            yield progress.cell(progress.next), _status_row(status, error, worker=None)
+            progress.next += 1
+            rest = progress.rest()
+            if rest is not None:
+                self._queue.appendleft(rest)
+        worker.progress = None
+
+    def results(self):
+        assert self._group_fn is not None, "start() first"
+        while self._has_tasks() or any(w.progress is not None for w in self._workers):
+            self._dispatch()
+            now = time.monotonic()
+            deadlines = [w.deadline for w in self._workers if w.deadline is not None]
+            wait_for = min([_TICK, *(max(0.0, d - now) for d in deadlines)])
+            handles = [w.conn for w in self._workers] + [w.proc.sentinel for w in self._workers]
+            ready = set(wait(handles, timeout=wait_for)) if handles else set()
+            produced = False
+            for worker in list(self._workers):
+                if worker.conn in ready or worker.proc.sentinel in ready:
+                    out, closed = self._drain(worker)
+                    for item in out:
+                        produced = True
+                        yield item
+                    if closed or not worker.proc.is_alive():
+                        worker.proc.join(timeout=5)
+                        if worker.fatal is None:
+                            error = (
+                                "worker process died while running this cell "
+                                f"({_signal_name(worker.proc.exitcode)})"
+                            )
+                            for item in self._lost(worker, "error", error):
+                                produced = True
+                                yield item
+                        self._retire(worker, kill=True)
+            now = time.monotonic()
+            for worker in list(self._workers):
+                if worker.deadline is not None and now >= worker.deadline:
+                    out, _ = self._drain(worker)  # a row may have arrived just in time
+                    for item in out:
+                        produced = True
+                        yield item
+                    if worker.deadline is None or time.monotonic() < worker.deadline:
+                        continue
+                    progress = worker.progress
+                    error = _timeout_row(self._timeout, progress)["error"]
+                    self._retire(worker, kill=True)
+                    for item in self._lost(worker, "timeout", error):
+                        produced = True
+                        yield item
+            if not produced:
+                yield None
+
+    def shutdown(self, cancel=False):
+        self._restore_env()
+        for worker in list(self._workers):
+            if not cancel and worker.progress is None and worker.proc.is_alive():
+                try:
+                    worker.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+                worker.proc.join(timeout=2)
+            self._retire(worker, kill=True)
+        self._queue.clear()
+        self._source = None
