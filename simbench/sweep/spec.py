@@ -208,49 +208,16 @@ class _RealVocabulary(Vocabulary):
 
 
 def _family_and_link(scenario: Any) -> tuple[Any, Any]:
-    """The Family and Link objects of a validated scenario (objects or canonical names)."""
-    if hasattr(scenario, "get_family") and hasattr(scenario, "get_link"):
-        return scenario.get_family(), scenario.get_link()
-    from .. import families, links
-
-    fam = scenario.family
-    if not hasattr(fam, "code"):
-        name = families.REGISTRY.canonical(str(fam))
-        params: dict[str, Any] = {}
-        if name == "negative_binomial":
-            params["alpha"] = scenario.alpha
-        elif name == "tweedie":
-            params["power"] = scenario.power
-        fam = families.get(name, **params)
-    link = scenario.link
-    if not hasattr(link, "code"):
-        link = fam.default_link if str(link) == "canonical" else links.get(str(link))
-    return fam, link
-
-
-def _optional_attr(module: str, attr: str) -> Any:
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        # only the module itself being absent means "not written yet"; a broken import
-        # inside an existing module is a bug that must surface
-        if exc.name == module:
-            return None
-        raise
-    return getattr(mod, attr)
+    """The Family and Link objects of a validated scenario (with its own parameters)."""
+    return scenario.get_family(), scenario.get_link()
 
 
 def default_vocabulary() -> Vocabulary:
-    """Validation through ``Scenario.from_dict`` and ``NetworkConfig.from_dict``.
+    """Validation through ``Scenario.from_dict`` and ``NetworkConfig.from_dict``."""
+    from ..data import Scenario
+    from ..fit.config import NetworkConfig
 
-    A part whose module does not exist yet falls back to taking blocks as written.
-    """
-    return _RealVocabulary(
-        _optional_attr("simbench.data", "Scenario"),
-        _optional_attr("simbench.fit.network", "NetworkConfig"),
-    )
+    return _RealVocabulary(Scenario, NetworkConfig)
 
 
 # --------------------------------------------------------------------------- spec objects
