@@ -111,6 +111,7 @@ import numpy as np
 from . import families, links
 from ._domains import Domain
 from ._registry import normalize_name, parse_call, unknown_name_message
+from ._validation import seed_sequence
 from .columns import Column, columns_text, parse_columns
 from .design import COLUMNS_DESIGN, EXPOSURE_RANGE, population_size
 from .design import child as _child
@@ -119,7 +120,7 @@ from .design import population_sample as _population_sample
 from .errors import UnknownNameError, ValidationError
 from .expression import Expression, parse_expression
 from .kernels import codes
-from .sampling import _is_real, _seed_sequence, sample
+from .sampling import _is_real, sample
 from .truth import TruePredictor, true_predictor
 
 __all__ = [
@@ -824,7 +825,7 @@ def simulate(scenario: Scenario | Mapping[str, Any], seed: int | np.random.SeedS
         For an invalid scenario, seed, or means outside the family's domain.
     """
     s = _as_scenario(scenario)
-    root = _seed_sequence(seed)
+    root = seed_sequence(seed)
     tp = true_predictor(s)
     family, link = s.get_family(), s.get_link()
     phi = float(s.dispersion) if family.has_dispersion else 1.0

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import families
+from ._validation import seed_sequence
 from .errors import ValidationError
 from .kernels import codes
 
@@ -38,19 +39,10 @@ def _is_real(value: object) -> bool:
     )
 
 
-def _seed_sequence(seed) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
-        if seed >= 0:
-            return np.random.SeedSequence(int(seed))
-    raise ValidationError(f"seed must be an integer >= 0 or a SeedSequence; got {seed!r}")
-
-
 def _as_generator(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.Generator(np.random.PCG64(_seed_sequence(rng)))
+    return np.random.Generator(np.random.PCG64(seed_sequence(rng)))
 
 
 def sample(

@@ -44,6 +44,7 @@ import numpy as np
 
 from simbench import families as _families
 from simbench._jit import readonly
+from simbench._validation import real_matrix, real_vector
 from simbench.errors import ValidationError
 from simbench.fit.scoring import (
     CONVERGED,
@@ -308,12 +309,7 @@ class GLMFit:
         return _readonly(np.sqrt(np.diag(self.covariance_sandwich)))
 
     def _check_X(self, X) -> np.ndarray:
-        arr = _as_matrix(X, "X")
-        if arr.shape[1] != self.n_features:
-            raise ValidationError(
-                f"X has {arr.shape[1]} columns; the model was fitted with {self.n_features}"
-            )
-        return arr
+        return real_matrix(X, columns=self.n_features)
 
     def linear_predictor(self, X, offset=None) -> np.ndarray:
         r""":math:`\eta = \tilde X\hat\beta + o` for new rows ``X`` (n, p)."""
@@ -322,7 +318,7 @@ class GLMFit:
         if self.fit_intercept:
             eta = eta + self.coef[0]
         if offset is not None:
-            eta = eta + _as_vector(offset, "offset", arr.shape[0], scalar_ok=True)
+            eta = eta + real_vector(offset, arr.shape[0], "offset", scalar_ok=True)
         return eta
 
     def predict(self, X, offset=None) -> np.ndarray:
@@ -349,38 +345,6 @@ class GLMFit:
 
 
 # ---- input validation -------------------------------------------------------------------------
-
-
-def _as_matrix(X, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"{what} must be a 2-D array of real numbers; got {type(X).__name__}"
-        ) from None
-    if arr.ndim != 2:
-        raise ValidationError(
-            f"{what} must be 2-D (n rows, p columns, no intercept column); got shape {arr.shape}"
-        )
-    return np.ascontiguousarray(arr)
-
-
-def _as_vector(v, what: str, n: int, scalar_ok: bool = False) -> np.ndarray:
-    try:
-        arr = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"{what} must be an array of real numbers; got {type(v).__name__}"
-        ) from None
-    if arr.ndim == 0 and scalar_ok:
-        arr = np.full(n, float(arr))
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValidationError(f"{what} must have shape ({n},) like y; got shape {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(f"{what} must be finite; got {arr[i]!r} at index {i}")
-    return np.ascontiguousarray(arr)
 
 
 def _check_nonfinite_X(X: np.ndarray) -> None:
@@ -517,7 +481,7 @@ def fit_glm(
     except TypeError:  # unhashable arguments: resolve without the cache
         fam, lnk, canonical = _resolve.__wrapped__(family, link)
     names_in = getattr(X, "columns", None)
-    Xa = _as_matrix(X, "X")
+    Xa = real_matrix(X)
     n, p = Xa.shape
     if n == 0:
         raise ValidationError("X has no rows")
@@ -526,20 +490,20 @@ def fit_glm(
         if names_in is not None and len(names_in) == p
         else tuple(f"x{j + 1}" for j in range(p))
     )
-    ya = _as_vector(y, "y", n)
+    ya = real_vector(y, n, "y")
     fam.check_y(ya, support=False)
     if weights is None:
         wa = np.empty(0)
         wpos_count_ok = True
     else:
-        wa = _as_vector(weights, "weights", n)
+        wa = real_vector(weights, n, "weights")
         if (wa < 0).any():
             i = int(np.flatnonzero(wa < 0)[0])
             raise ValidationError(f"weights must be >= 0; got {wa[i]!r} at index {i}")
         wpos_count_ok = bool((wa > 0).any())
     if not wpos_count_ok:
         raise ValidationError("weights are all zero: there is nothing to fit")
-    oa = np.empty(0) if offset is None else _as_vector(offset, "offset", n, scalar_ok=True)
+    oa = np.empty(0) if offset is None else real_vector(offset, n, "offset", scalar_ok=True)
     try:
         tol_f = float(tol)
     except (TypeError, ValueError):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simbench._threads import fit_threads
+from simbench._validation import real_matrix, real_vector, seed_sequence
 from simbench.errors import ValidationError
 from simbench.fit.config import NetworkConfig
 from simbench.fit.objective import Objective, init_params, layer_offsets, predict_eta
@@ -103,7 +104,7 @@ class NetworkFit:
 
     def predict_eta(self, X, offset=None) -> np.ndarray:
         """The output unit's linear predictor ``eta(X)`` (plus ``offset``), no dropout."""
-        X = _as_matrix(X, self.sizes[0])
+        X = real_matrix(X, columns=self.sizes[0])
         off = _as_vector(offset, X.shape[0], "offset")
         return predict_eta(self.sizes, self.activations, self.params, X, off)
 
@@ -127,40 +128,8 @@ class NetworkFit:
 # ---- input checks ---------------------------------------------------------------------------
 
 
-def _as_matrix(X, p: int | None = None) -> np.ndarray:
-    try:
-        arr = np.ascontiguousarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"X must be a 2-D array of numbers; got {type(X).__name__}") from None
-    if arr.ndim != 2:
-        raise ValidationError(f"X must be 2-D (rows x features); got shape {arr.shape}")
-    if p is not None and arr.shape[1] != p:
-        raise ValidationError(f"X has {arr.shape[1]} columns; the network was trained on {p}")
-    if not np.isfinite(arr).all():
-        raise ValidationError("X must be finite (no nan or inf)")
-    return arr
-
-
 def _as_vector(v, n: int, what: str) -> np.ndarray | None:
-    if v is None:
-        return None
-    try:
-        arr = np.ascontiguousarray(v, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{what} must be an array of numbers") from None
-    if arr.size != n:
-        raise ValidationError(f"{what} has {arr.size} values; X has {n} rows")
-    if not np.isfinite(arr).all():
-        raise ValidationError(f"{what} must be finite")
-    return arr
-
-
-def _seed_sequence(seed) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValidationError(f"seed must be a non-negative integer; got {seed!r}")
-    return np.random.SeedSequence(int(seed))
+    return None if v is None else real_vector(v, n, what)
 
 
 # ---- coefficients ---------------------------------------------------------------------------
@@ -302,14 +271,11 @@ def train(
             f"refit_output = {cfg.refit_output!r} refits the output as a GLM of the data's "
             "family: give family"
         )
-    X = _as_matrix(X)
+    X = real_matrix(X)
     n, p = X.shape
     if n < 1:
         raise ValidationError("X has no rows")
-    y = loss.check_y(y)
-    if y.size != n:
-        raise ValidationError(f"y has {y.size} values; X has {n} rows")
-    y = np.ascontiguousarray(y)
+    y = real_vector(loss.check_y(y), n, "y")
     if cfg.refit_output:
         fam.check_y(y, support=False)
     w = _as_vector(weights, n, "weights")
@@ -331,7 +297,7 @@ def train(
         info = np.asarray(track_information, dtype=np.float64)
         if info.shape != (p + 1, p + 1):
             raise ValidationError(f"track_information must be {(p + 1, p + 1)}; got {info.shape}")
-    seeds = _seed_sequence(seed).spawn(4)
+    seeds = seed_sequence(seed).spawn(4)
     if cfg.optimizer == "irls":
         return _train_irls(X, y, w, off, cfg, fam, output, loss, sizes, beta_ref, info)
 
