@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -26,3 +27,12 @@ settings.register_profile(
 settings.load_profile(
     os.environ.get("SIMBENCH_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
 )
+
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory, with the fake group function selected."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIMBENCH_GROUP_FN", "fake_groups:seeded")
+    return tmp_path

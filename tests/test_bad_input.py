@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import cli
 
 from simbench.cli import main
 from simbench.sweep.backends import SerialExecutor
@@ -31,19 +32,6 @@ p = 2
 name = "a"
 hidden = []
 """
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIMBENCH_GROUP_FN", "fake_groups:seeded")
-    return tmp_path
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refused(capsys, workdir, text: str, *needles: str, command: str = "validate") -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from cli_support import RUN_METRICS as METRICS
+from cli_support import cli
 
 from simbench.cli import main
 from simbench.sweep.runner import Runner
@@ -23,31 +25,6 @@ from simbench.sweep.store import load, load_manifest
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
 MALFORMED = DATA / "malformed"
-METRICS = [
-    "cell_id",
-    "status",
-    "data_seed",
-    "init_seed",
-    "coef_err_truth",
-    "coef_z_mle",
-    "excess_deviance",
-    "epochs_run",
-    "converged",
-]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working directory, with the fake group function selected."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIMBENCH_GROUP_FN", "fake_groups:seeded")
-    return tmp_path
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def env_for_subprocess(**extra):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simbench.sweep.backends.dask import DaskExecutor
 from simbench.sweep.backends import LocalExecutor
+from simbench.sweep.backends.dask import DaskExecutor
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import load_sweep
 from simbench.sweep.store import load

@@ -758,6 +758,7 @@ CONTRACT_LINKS = {
 
 def test_links_canonical_and_default():
     from simbench import links
+
     canonical = {
         "gaussian": "identity",
         "bernoulli": "logit",

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_support import METRICS, cli
 
-from simbench.cli import main
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import load_sweep
 from simbench.sweep.store import (
@@ -27,20 +27,6 @@ from simbench.sweep.store import (
 )
 
 DATA = Path(__file__).resolve().parent / "data"
-METRICS = ["cell_id", "status", "data_seed", "init_seed", "coef_err_truth", "coef_z_mle"]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIMBENCH_GROUP_FN", "fake_groups:seeded")
-    return tmp_path
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def finished(out: Path, sweep: str = "small.toml") -> pd.DataFrame:

@@ -8,25 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_support import METRICS, cli
 
-from simbench.cli import main
 from simbench.sweep.store import MANIFEST, StoreError, load, load_manifest
 
 DATA = Path(__file__).resolve().parent / "data"
-METRICS = ["cell_id", "status", "data_seed", "init_seed", "coef_err_truth", "coef_z_mle"]
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIMBENCH_GROUP_FN", "fake_groups:seeded")
-    return tmp_path
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def table_of(df: pd.DataFrame) -> pd.DataFrame:

@@ -9,8 +9,8 @@ import pytest
 
 from simbench.cli import main
 from simbench.sweep import cells as cells_module
-from simbench.sweep.cells import count_cells, count_groups, expand_cells, iter_cells
 from simbench.sweep.backends import LocalExecutor, SerialExecutor
+from simbench.sweep.cells import count_cells, count_groups, expand_cells, iter_cells
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import parse_sweep
 from simbench.sweep.store import load

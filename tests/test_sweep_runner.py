@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from simbench.errors import ValidationError
-from simbench.sweep.cells import expand_cells
 from simbench.sweep.backends import LocalExecutor, SerialExecutor, make_executor
+from simbench.sweep.cells import expand_cells
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import RawVocabulary, Vocabulary, parse_sweep
 from simbench.sweep.store import load, load_manifest
