@@ -2,11 +2,11 @@
 
 A sweep of one scenario x 10 configurations x R replicates (10 R cells in R groups) is
 validated, run on ``--jobs`` local worker processes, then read back by ``status``,
-``table`` and ``simbench.load``; each command runs in its own process, whose resident
-memory (with its worker processes) is sampled every 50 ms.  The peak of the run should
-not grow with the number of cells (cells are generated lazily and rows streamed to disk);
-what does grow, by design, is the index of stored cells (9 bytes per cell) and whatever a
-reader is asked to load.
+``table``, ``simbench.load`` and ``simbench.load`` of five columns; each command runs in
+its own process, whose resident memory (with its worker processes) is sampled every
+50 ms.  The peak of the run should not grow with the number of cells (cells are generated
+lazily and rows streamed to disk); what does grow, by design, is the index of stored cells
+(9 bytes per cell) and whatever a reader is asked to load.
 
 The cells are tiny on purpose, so that the runner and the store are what is measured:
 ``--worker noop`` (default) answers each cell with a fixed row (the runner's own cost per
@@ -24,6 +24,7 @@ Usage::
 
     python scripts/bench_scale.py                         # 10^5 and 10^6 cells, 2 jobs
     python scripts/bench_scale.py --cells 1e6 --jobs 2 --keep /tmp/scale
+    python scripts/bench_scale.py --cells 1e6 --keep /tmp/scale --reuse   # read it again
     python scripts/bench_scale.py --cells 2e4 --worker real
     python scripts/bench_scale.py --cells 1e4 --worker real --dask
     python scripts/bench_scale.py --cells 1e5,1e6 --dask --real 1e4   # everything, once
@@ -44,6 +45,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CONFIGS = 10
+# what an analysis of one metric reads (simbench.load(DIR, columns=...))
+LOAD_COLUMNS = ["scenario_id", "config_id", "replicate", "status", "coef_z_mle"]
 
 
 def noop(task):
@@ -192,12 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", choices=["noop", "real"], default="noop")
     parser.add_argument("--keep", help="keep the results under this directory")
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep: a results directory kept by an earlier invocation is read again "
+        "(status, table, load) instead of being run again (validate and run skipped)",
+    )
+    parser.add_argument(
         "--dask", action="store_true", help="also run each sweep on 2 local Dask workers"
     )
     parser.add_argument(
         "--real", type=float, default=0, help="also a sweep of this many cells on the real worker"
     )
     args = parser.parse_args(argv)
+    if args.reuse and not args.keep:
+        parser.error("--reuse needs --keep DIR (the directory of an earlier --keep)")
 
     sizes = [int(float(x)) for x in args.cells.split(",") if x.strip()]
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="simbench-scale-"))
@@ -224,17 +235,25 @@ def main(argv: list[str] | None = None) -> int:
             path = base / f"scale-{cells}-{worker}.toml"
             path.write_text(sweep_text(cells))
             out = base / f"results-{cells}-{worker}"
-            if out.exists():
+            reused = args.reuse and (out / "manifest.json").is_file()
+            if out.exists() and not reused:
                 shutil.rmtree(out)
             run = [*simbench, "run", str(path), "--out", str(out), "--jobs", str(args.jobs)]
             load = f"import simbench; print(len(simbench.load({str(out)!r})), 'rows')"
+            some = f"simbench.load({str(out)!r}, columns={LOAD_COLUMNS!r})"
+            load_some = f"import simbench; df = {some}; print(len(df), 'rows', df.shape[1], 'cols')"
             steps = [
                 ("validate", [*simbench, "validate", str(path)]),
                 ("run", [*run, "--no-progress"]),
                 ("status", [*simbench, "status", str(out)]),
                 ("table", [*simbench, "table", str(out), "--metric", "coef_z_mle"]),
                 ("load", [sys.executable, "-c", load]),
+                ("load columns", [sys.executable, "-c", load_some]),
             ]
+            if reused:
+                # read what an earlier invocation stored (status says whether it is complete)
+                steps = [s for s in steps if s[0] not in ("validate", "run")]
+                rows.append((f"reused {out.name}", None, None, None, None, ""))
             for name, cmd in steps:
                 seconds, main_mib, tree_mib, code, last = timed(cmd, env)
                 step = f"{name} {cells:,} {worker} cells"
@@ -242,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "run":
                     local_rate = cells / seconds
                     rows.append((f"  = {local_rate:,.0f} cells/s", None, None, None, None, ""))
-            if cluster is not None:
+            if cluster is not None and not reused:
                 dask_out = base / f"results-dask-{cells}-{worker}"
                 cmd = [*simbench, "run", str(path), "--out", str(dask_out), "--no-progress"]
                 seconds, main_mib, tree_mib, code, last = timed(
