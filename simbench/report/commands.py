@@ -111,7 +111,7 @@ def table_command(parser: argparse.ArgumentParser) -> Handler:
         from ..sweep.store import load
         from .tables import make_table, render
 
-        df = load(args.directory)
+        df = load(args.directory, columns=_table_columns(args))
         if df.empty:
             raise ValidationError(f"{args.directory}: no results stored yet")
         if args.view == "crossover":
@@ -123,6 +123,34 @@ def table_command(parser: argparse.ArgumentParser) -> Handler:
         return EXIT_OK
 
     return handle
+
+
+def _table_columns(args: argparse.Namespace) -> list[str] | None:
+    """The columns the requested table reads (``None``: every column).
+
+    Chosen from the stored columns and their types (the parts' footers, nothing verified
+    yet), which is all :func:`~simbench.report.tables.make_table` checks a request
+    against: a request it would refuse is refused here with its message, after the
+    parts have been verified and found to hold rows, as reading them all would.
+    """
+    from ..errors import ValidationError
+    from ..sweep.store import load, stored_schema
+    from .crossover import crossover_columns
+    from .tables import table_columns
+
+    schema = stored_schema(args.directory)
+    if not schema.names:
+        return None  # nothing stored (or not a results directory): load says which
+    template = schema.empty_table().to_pandas()
+    if args.view == "crossover":
+        return crossover_columns(list(template.columns), args.metric)
+    try:
+        return table_columns(template, args.metric, args.rows, args.cols, args.stat)
+    except ValidationError:
+        # verify every part, then refuse as make_table would on the full table
+        if load(args.directory, columns=["status"]).empty:
+            raise ValidationError(f"{args.directory}: no results stored yet") from None
+        raise
 
 
 def _crossover_view(df, args: argparse.Namespace) -> int:

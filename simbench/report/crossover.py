@@ -26,10 +26,39 @@ import pandas as pd
 
 from ..errors import ValidationError
 
-__all__ = ["Z", "crossover", "glm_config"]
+__all__ = ["Z", "crossover", "crossover_columns", "glm_config"]
 
 # the mean paired difference must be below 0 by this many standard errors
 Z = 1.96
+
+# what the crossover reads besides its metric and the scenario parameters (panels are
+# labelled by those that vary): the ids, pairs, statuses and what finds the GLM
+_CROSSOVER_COLUMNS = frozenset(
+    {
+        "scenario_id",
+        "config_id",
+        "config_label",
+        "scenario_index",
+        "config_index",
+        "replicate",
+        "status",
+        "misspec_floor",
+        "c_name",
+        "c_optimizer",
+        "c_hidden",
+        "c_output",
+        "c_loss",
+    }
+)
+
+
+def crossover_columns(columns: Sequence[str], metric: str) -> list[str]:
+    """The names among ``columns`` that :func:`crossover` reads for ``metric``, in order.
+
+    ``crossover(df[crossover_columns(df.columns, metric)], metric)`` is
+    ``crossover(df, metric)``: a command loads only these columns.
+    """
+    return [c for c in columns if c in _CROSSOVER_COLUMNS or c == metric or c.startswith("s_")]
 
 
 def _hidden(value) -> bool:

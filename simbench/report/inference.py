@@ -45,7 +45,18 @@ from ..errors import ValidationError
 from .frame import DERIVED_METRICS, check_results, group_codes, group_positions
 from .labels import group_table, scenario_labels
 
-__all__ = ["coef_count", "coefficients", "coverage", "efficiency", "stack_vectors"]
+__all__ = [
+    "COEFFICIENT_COLUMNS",
+    "coef_count",
+    "coefficients",
+    "coverage",
+    "efficiency",
+    "stack_vectors",
+]
+
+#: the columns :func:`coefficients` and :func:`efficiency` read besides the ids, the status
+#: and what labels the groups (:func:`~simbench.report.labels.group_table`)
+COEFFICIENT_COLUMNS = ("beta_hat", "beta_true", "beta_mle", "crb_var", "mle_status")
 
 
 def stack_vectors(values: Iterable[Any], k: int) -> np.ndarray:

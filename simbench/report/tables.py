@@ -45,11 +45,21 @@ import pandas as pd
 from ..errors import ValidationError
 from .directions import Direction, direction
 from .frame import DERIVED_METRICS, metric_columns, numeric_values, unknown_metric_message
+from .inference import COEFFICIENT_COLUMNS
 from .labels import format_param, varying_params
 from .markdown import md_table
 from .summary import aggregate
 
-__all__ = ["FORMATS", "STATS", "Table", "TableCell", "make_table", "render", "resolve_key"]
+__all__ = [
+    "FORMATS",
+    "STATS",
+    "Table",
+    "TableCell",
+    "make_table",
+    "render",
+    "resolve_key",
+    "table_columns",
+]
 
 FORMATS = ("md", "latex", "csv", "html")
 STATS = ("mean", "mean_sd", "median", "sd", "se", "min", "max")
@@ -63,6 +73,21 @@ _STAT_TEXT = {
     "max": "maximum",
 }
 _SPECIAL_KEYS = {"scenario": "scenario", "config": "config", "configuration": "config"}
+# what a table reads besides its metric, the scenario parameters (all of them: labels and
+# completed rows are made from those that vary) and the parameters named as keys
+_TABLE_COLUMNS = frozenset(
+    {
+        "scenario_id",
+        "config_id",
+        "config_label",
+        "c_name",  # the configuration's label without config_label
+        "scenario_index",
+        "config_index",
+        "replicate",
+        "status",
+        "converged",
+    }
+)
 # keys whose values read on their own in a column header ("poisson", "adam")
 _BARE_KEYS = frozenset({"scenario", "config", "s_family", "s_link", "c_name", "c_optimizer"})
 
@@ -280,20 +305,7 @@ def make_table(
     -------
     Table
     """
-    if stat not in STATS:
-        raise ValidationError(f"unknown statistic {stat!r}; accepted: {', '.join(STATS)}")
-    if metric not in df.columns and metric not in DERIVED_METRICS:
-        raise ValidationError(unknown_metric_message(metric, df))
-    derived = metric in DERIVED_METRICS
-    if not derived and metric not in metric_columns(df):
-        raise ValidationError(f"column {metric!r} is not a numeric metric column")
-    row_keys = [resolve_key(df, k) for k in _split_keys(rows)] or ["scenario"]
-    col_keys = [resolve_key(df, k) for k in _split_keys(cols)] or ["config"]
-    overlap = set(row_keys) & set(col_keys)
-    if overlap:
-        raise ValidationError(
-            f"key(s) {', '.join(sorted(_key_name(k) for k in overlap))} in both rows and columns"
-        )
+    derived, row_keys, col_keys = _request(df, metric, rows, cols, stat)
     agg = aggregate(df, metrics=[] if derived else [metric])
     row_keys, notes = _complete(agg, row_keys, col_keys)
     direc = direction(metric)
@@ -350,6 +362,50 @@ def make_table(
         replicates=(min(reps), max(reps)) if reps else (0, 0),
         notes=notes,
     )
+
+
+def _request(df, metric, rows, cols, stat) -> tuple[bool, list[str], list[str]]:
+    """``(derived, row keys, column keys)`` of a table request, checked against ``df``.
+
+    Reads only ``df``'s columns and their types, so a frame without rows checks a request
+    as the full table would.
+    """
+    if stat not in STATS:
+        raise ValidationError(f"unknown statistic {stat!r}; accepted: {', '.join(STATS)}")
+    if metric not in df.columns and metric not in DERIVED_METRICS:
+        raise ValidationError(unknown_metric_message(metric, df))
+    derived = metric in DERIVED_METRICS
+    if not derived and metric not in metric_columns(df):
+        raise ValidationError(f"column {metric!r} is not a numeric metric column")
+    row_keys = [resolve_key(df, k) for k in _split_keys(rows)] or ["scenario"]
+    col_keys = [resolve_key(df, k) for k in _split_keys(cols)] or ["config"]
+    overlap = set(row_keys) & set(col_keys)
+    if overlap:
+        raise ValidationError(
+            f"key(s) {', '.join(sorted(_key_name(k) for k in overlap))} in both rows and columns"
+        )
+    return derived, row_keys, col_keys
+
+
+def table_columns(
+    df: pd.DataFrame,
+    metric: str,
+    rows: str | Sequence[str] | None = None,
+    cols: str | Sequence[str] | None = None,
+    stat: str = "mean",
+) -> list[str]:
+    """The columns of ``df`` that :func:`make_table` reads for this table, in ``df``'s order.
+
+    ``make_table`` gives the same table from ``df[table_columns(df, ...)]`` as from ``df``.
+    ``df`` may hold no rows: the stored columns with their types
+    (``simbench.sweep.store.stored_schema(directory).empty_table().to_pandas()``), so that
+    a command loads only these columns.  A request ``make_table`` refuses (an unknown
+    metric or key) raises the same :class:`~simbench.errors.ValidationError` here.
+    """
+    derived, row_keys, col_keys = _request(df, metric, rows, cols, stat)
+    wanted = _TABLE_COLUMNS | set(row_keys) | set(col_keys)
+    wanted |= set(COEFFICIENT_COLUMNS) if derived else {metric}
+    return [c for c in df.columns if c in wanted or c.startswith("s_")]
 
 
 def _fill_extremes(df, agg, metric, cells, r_index, c_index, row_of, col_of) -> None:

@@ -20,7 +20,9 @@ numbers), and ``run`` moves it to ``quarantine/`` and computes its cells again. 
 ``parts/`` that is not a simbench part (another name, or a Parquet file without the
 ``cell_id`` and ``status`` columns) is *foreign*: named in a warning and ignored, never
 merged.  Parts written before content hashes existed (names without the hash) are read
-with their page checksums and Parquet's own structure checks only.
+with their page checksums and Parquet's own structure checks only.  Reading some columns
+(``load(directory, columns=...)``) checks as much as reading them all: the hash covers
+every byte of a part, and a part without one has the pages of its other columns read too.
 
 Durability
 ----------
@@ -59,7 +61,9 @@ Parquet types
 Each part is written with per-column type inference; list-valued columns (``beta_hat``,
 ``c_hidden``, ...) are ``list<double>``/``list<int64>``.  Parts are read with permissive
 type promotion (``null`` -> any type, ``int64`` -> ``double``), so a part in which a metric
-happens to be missing everywhere still concatenates cleanly.
+happens to be missing everywhere still concatenates cleanly.  Promotion is column by
+column: a column whose types cannot be reconciled (text in one part, numbers in another)
+is read as JSON text, and the others keep their types, whichever columns are read.
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ __all__ = [
     "load_runs",
     "new_run_id",
     "provenance",
+    "stored_columns",
+    "stored_schema",
 ]
 
 MANIFEST = "manifest.json"
@@ -400,9 +406,13 @@ def _string_field(schema, name: str) -> bool:
     )
 
 
-def _read_part(path: Path, columns: list[str] | None = None):
+def _read_part(path: Path, columns: list[str] | None = None, verify_all: bool = False):
     """The table of a verified part (``FileNotFoundError`` if it vanished meanwhile).
 
+    ``columns``: the columns to read (those the part holds).  The content hash covers every
+    byte whatever is read; a part without one (written before hashes) has only its page
+    checksums, which Parquet checks on the pages it reads, so ``verify_all`` reads (and
+    drops) its other columns too, to refuse it as a full read would.
     Raises ``_Corrupt`` (hash mismatch, unreadable) or ``_Foreign`` (no simbench schema).
     """
     import pyarrow as pa
@@ -437,7 +447,12 @@ def _read_part(path: Path, columns: list[str] | None = None):
         if columns is None:
             return pf.read()
         names = set(schema.names)
-        return pf.read(columns=[c for c in columns if c in names])
+        chosen = [c for c in dict.fromkeys(columns) if c in names]
+        if verify_all and expected is None:
+            for name in schema.names:
+                if name not in chosen:
+                    pf.read(columns=[name])  # its pages' checksums, one column at a time
+        return pf.read(columns=chosen)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _Corrupt(f"not readable as Parquet: {_first_line(exc)}") from None
 
@@ -458,13 +473,18 @@ class PartsRead:
 
 
 def _read_parts(
-    root: Path, columns: list[str] | None = None, on_corrupt: str = "raise", warn: bool = True
+    root: Path,
+    columns: list[str] | None = None,
+    on_corrupt: str = "raise",
+    warn: bool = True,
+    verify_all: bool = False,
 ) -> PartsRead:
     """Read every part of ``root`` (verified), tagging rows with ``_part`` and ``_row``.
 
     ``on_corrupt``: ``"raise"`` (:class:`CorruptPartError` naming every corrupted file) or
     ``"collect"`` (listed in the result).  A part that disappears while being read (a
     compaction replaced it) restarts the read, so the result is one consistent set.
+    ``verify_all``: see :func:`_read_part`.
     """
     import pyarrow as pa
 
@@ -475,7 +495,7 @@ def _read_parts(
         vanished = False
         for path in listing.parts:
             try:
-                table = _read_part(path, columns)
+                table = _read_part(path, columns, verify_all)
             except FileNotFoundError:
                 vanished = True
                 break
@@ -515,6 +535,14 @@ def _corrupt_error(root: Path, corrupt: list[tuple[Path, str]]) -> CorruptPartEr
 
 
 def _concat(tables):
+    """One table of the parts' tables, each column promoted on its own.
+
+    Column by column (null -> any type, int64 -> double, a column missing from a part ->
+    nulls there), so a column's type depends on its own values only and reading a subset
+    of the columns gives those columns exactly as reading them all does; a column whose
+    types cannot be reconciled across parts (text in one, numbers in another) is read as
+    JSON text.
+    """
     import pyarrow as pa
 
     if not tables:
@@ -522,37 +550,28 @@ def _concat(tables):
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # incompatible column types across parts: fall back to text for those columns
-        names: dict[str, None] = {}
-        for t in tables:
-            for n in t.column_names:
-                names.setdefault(n, None)
-        fixed = []
-        for t in tables:
-            cols = {}
-            for n in names:
-                if n in t.column_names:
-                    cols[n] = t.column(n)
-                else:
-                    cols[n] = pa.nulls(t.num_rows)
-            fixed.append(cols)
-        out = {}
-        for n in names:
-            chunks = [f[n] for f in fixed]
-            try:
-                out[n] = pa.concat_arrays(
-                    [c.combine_chunks() if hasattr(c, "combine_chunks") else c for c in chunks]
-                )
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                out[n] = pa.array(
-                    [
-                        None if v is None else json.dumps(v, default=str)
-                        for c in chunks
-                        for v in c.to_pylist()
-                    ],
-                    pa.string(),
-                )
-        return pa.table(out)
+        pass
+    names: dict[str, None] = {}
+    for t in tables:
+        names.update(dict.fromkeys(t.column_names))
+    out = {}
+    for n in names:
+        pieces = [
+            t.select([n]) if n in t.column_names else pa.table({n: pa.nulls(t.num_rows)})
+            for t in tables
+        ]
+        try:
+            out[n] = pa.concat_tables(pieces, promote_options="permissive").column(n)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            out[n] = pa.array(
+                [
+                    None if v is None else json.dumps(v, default=str)
+                    for piece in pieces
+                    for v in piece.column(n).to_pylist()
+                ],
+                pa.string(),
+            )
+    return pa.table(out)
 
 
 # --------------------------------------------------------------------------- de-duplication
@@ -562,6 +581,7 @@ _OTHER = 255  # a status outside the vocabulary (only in damaged or foreign data
 _FAILED_CODES = np.array(sorted(_STATUS_CODE[s] for s in FAILED_STATUSES), dtype=np.uint8)
 _HEX = np.zeros(256, dtype=bool)
 _HEX[list(b"0123456789abcdef")] = True
+_IDS_RE = re.compile(r"[0-9a-f]*")  # cell ids joined, each of 16 lowercase hex digits
 
 
 def _hex_ids(column) -> np.ndarray | None:
@@ -602,6 +622,9 @@ def _keep_sorted(keys: np.ndarray, good: np.ndarray, part, row) -> np.ndarray:
     n = len(keys)
     if n == 0:
         return np.empty(0, dtype=np.int64)
+    by_key = np.sort(keys)
+    if not (by_key[1:] == by_key[:-1]).any():
+        return np.arange(n)  # the usual case: every cell stored once, nothing to choose
     # a stable sort by (cell_id, good, part, row); the last row of each cell_id is kept
     order = np.lexsort((np.asarray(row), np.asarray(part), good, keys))
     keys = keys[order]
@@ -638,7 +661,11 @@ def _keep_indices_pandas(cell_ids, statuses, part, row) -> np.ndarray:
 
 def _kept_rows(table) -> np.ndarray:
     """Row indices of ``table`` (with ``_part``/``_row``) kept by de-duplication."""
-    ids = _hex_ids(table.column("cell_id"))
+    return _kept_rows_of(table, _hex_ids(table.column("cell_id")))
+
+
+def _kept_rows_of(table, ids: np.ndarray | None) -> np.ndarray:
+    """:func:`_kept_rows` given the :func:`_hex_ids` of ``table``'s ``cell_id`` column."""
     if ids is None:
         return _keep_indices(
             table.column("cell_id").to_pylist(),
@@ -654,7 +681,8 @@ def _kept_rows(table) -> np.ndarray:
 def _deduplicated(table):
     if table is None or table.num_rows == 0:
         return table
-    return table.take(_kept_rows(table))
+    keep = _kept_rows(table)
+    return table if len(keep) == table.num_rows else table.take(keep)
 
 
 class StoredIndex:
@@ -706,6 +734,19 @@ class StoredIndex:
         """The stored status of each cell id (``None`` if it is not stored)."""
         if not cell_ids:
             return []
+        joined = "".join(cell_ids)
+        if (
+            len(self.ids)
+            and not self.other
+            and _IDS_RE.fullmatch(joined)
+            and all(len(c) == 16 for c in cell_ids)
+        ):
+            # ids as the runner writes them (the usual case, a group at a time): no loop
+            keys = np.frombuffer(bytes.fromhex(joined), dtype=">u8").astype(np.uint64)
+            pos = np.minimum(np.searchsorted(self.ids, keys), len(self.ids) - 1)
+            hit = (self.ids[pos] == keys).tolist()
+            codes = self.codes[pos].tolist()
+            return [STATUSES[k] if h else None for k, h in zip(codes, hit, strict=True)]
         out: list[str | None] = [None] * len(cell_ids)
         keys = np.empty(len(cell_ids), dtype=np.uint64)
         ok = np.ones(len(cell_ids), dtype=bool)
@@ -959,8 +1000,8 @@ def load_runs(directory: str | Path):
     return pd.DataFrame.from_records(records)
 
 
-def load(directory: str | Path):
-    """All results of a directory as one pandas DataFrame, one row per cell.
+def load(directory: str | Path, columns: Iterable[str] | None = None):
+    """The results of a directory as one pandas DataFrame, one row per cell.
 
     Rows are de-duplicated by ``cell_id`` and sorted in sweep order (scenario, config,
     replicate).  ``df.attrs["manifest"]`` holds the manifest; the ``run_id`` column joins
@@ -970,6 +1011,11 @@ def load(directory: str | Path):
     ----------
     directory : str or Path
         A results directory written by ``simbench run`` / :func:`simbench.run`.
+    columns : iterable of str, optional
+        Load only these columns, in this order (:func:`stored_columns` lists them); default
+        every stored column.  Only they are read from the part files; the rows, their
+        order and each column's values and type are those of the full table, and every
+        part is verified as fully as without ``columns``.
 
     Returns
     -------
@@ -981,24 +1027,168 @@ def load(directory: str | Path):
         If a part file does not match its content hash or cannot be read (the message
         names every such file); no rows are returned rather than a table without them.
     StoreError
-        If ``directory`` is not a results directory, or its manifest cannot be rebuilt.
+        If ``directory`` is not a results directory, or its manifest cannot be rebuilt, or
+        a name in ``columns`` is stored in no part.
     """
     import pandas as pd
 
     directory = Path(directory)
+    wanted = None if columns is None else _column_names(columns)
     manifest = load_manifest(directory)
-    table = _deduplicated(_concat(_read_parts(directory).tables))
+    # de-duplication needs cell_id and status, the sweep order its index columns
+    read_columns = None
+    if wanted is not None:
+        read_columns = list(dict.fromkeys([*wanted, *REQUIRED_COLUMNS, *_ORDER_COLUMNS]))
+    read = _read_parts(directory, read_columns, verify_all=True)
+    table = _concat(read.tables)
+    del read
     if table is None:
-        df = pd.DataFrame({c: pd.Series(dtype=object) for c in (*IDENTITY_COLUMNS, "status")})
+        empty = wanted if wanted is not None else (*IDENTITY_COLUMNS, "status")
+        df = pd.DataFrame({c: pd.Series(dtype=object) for c in empty})
+        df.attrs["manifest"] = manifest
+        return df
+    if wanted is None:
+        out = _column_order([c for c in table.column_names if c not in ("_part", "_row")])
     else:
-        df = table.drop_columns(["_part", "_row"]).to_pandas()
-        order = [c for c in ("scenario_index", "config_index", "replicate") if c in df]
-        if order:
-            df = df.sort_values([*order, "cell_id"], kind="stable")
-        df = df.reset_index(drop=True)
-        df = df[_column_order(list(df.columns))]
+        missing = [c for c in wanted if c not in table.column_names or c in ("_part", "_row")]
+        if missing:
+            raise _missing_columns_error(directory, missing)
+        out = wanted
+    ids = _hex_ids(table.column("cell_id"))
+    keep = _kept_rows_of(table, ids)
+    order = _sweep_order(table, keep, None if ids is None else ids[keep])
+    columns = [table.column(c) for c in out]
+    del table  # columns not asked for (and the internal ones) are released here
+    df = _gathered_frame(columns, out, keep[order])
     df.attrs["manifest"] = manifest
     return df
+
+
+# sweep order of a loaded table (then cell_id)
+_ORDER_COLUMNS = ("scenario_index", "config_index", "replicate")
+
+
+def _column_names(columns: Iterable[str]) -> list[str]:
+    if isinstance(columns, str):
+        raise TypeError(
+            f"columns must be a list of column names, not a string: write columns=[{columns!r}]"
+        )
+    names = list(columns)
+    odd = [c for c in names if not isinstance(c, str)]
+    if odd:
+        raise TypeError(
+            f"columns must be names (strings); got {odd[0]!r} ({type(odd[0]).__name__})"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _missing_columns_error(directory: Path, missing: list[str]) -> StoreError:
+    from .._registry import closest
+
+    stored = stored_columns(directory)
+    text = f"{directory}: no stored column {missing[0]!r}"
+    if len(missing) > 1:
+        text = f"{directory}: no stored columns {', '.join(map(repr, missing))}"
+    guess = closest(missing[0], stored)
+    if guess is not None:
+        text += f"; did you mean {guess!r}?"
+    return StoreError(text + "; stored: " + ", ".join(stored))
+
+
+def _gathered_frame(columns: list, names: list[str], positions: np.ndarray):
+    """The rows ``positions`` of the Arrow ``columns`` as a pandas DataFrame.
+
+    Column by column, each read column released once gathered (the caller hands over
+    its only reference) and each gathered one once converted (split blocks,
+    self-destructing), so that about one copy of the table is held at a time rather than
+    three (the read columns, the gathered ones and the frame).
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(len(positions)))
+    index = pa.array(positions, pa.int64())
+    for i in range(len(columns)):
+        column, columns[i] = columns[i], None
+        columns[i] = column.take(index)
+        del column
+    gathered = pa.Table.from_arrays(columns, names=names)
+    columns.clear()
+    return gathered.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _sweep_order(table, keep: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    """Positions into ``keep`` that sort those rows of ``table`` in sweep order.
+
+    By the index columns present, then ``cell_id``, as pandas sorts them (missing values
+    last; a stable sort).  When every key is an integer column without nulls and every id
+    is 16 hex digits, the ids are unique and order as their values, so one ``lexsort``
+    gives that order; anything else is sorted by pandas itself.
+    """
+    import pyarrow as pa
+
+    keys = [c for c in _ORDER_COLUMNS if c in table.column_names]
+    if not keys:
+        return np.arange(len(keep))
+    columns = [table.column(c) for c in keys]
+    if ids is not None and all(pa.types.is_integer(c.type) and not c.null_count for c in columns):
+        arrays = [c.to_numpy()[keep] for c in columns]
+        return np.lexsort((ids, *reversed(arrays)))
+    frame = table.select([*keys, "cell_id"]).take(keep).to_pandas()
+    return frame.sort_values([*keys, "cell_id"], kind="stable").index.to_numpy()
+
+
+def stored_schema(directory: str | Path):
+    """The columns :func:`load` would return and their Arrow types, from the parts' footers.
+
+    Nothing but each part's footer is read and nothing is verified (:func:`load` does):
+    a part whose footer cannot be read, or that is not a simbench part, is left out.
+    Columns are in :func:`load`'s order; a column whose types differ across parts has the
+    type they promote to (``string`` when they do not: read as JSON text).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    for _ in range(_READ_ATTEMPTS):
+        schemas = []
+        vanished = False
+        for path in _Listing(directory).parts:
+            try:
+                schema = pq.read_schema(path)
+            except FileNotFoundError:
+                vanished = True
+                break
+            except (OSError, pa.ArrowException, ValueError):
+                continue
+            if all(_string_field(schema, c) for c in REQUIRED_COLUMNS):
+                schemas.append(schema)
+        if not vanished:
+            break
+        time.sleep(0.01)
+    else:
+        raise StoreError(f"{directory}: part files keep changing while being read; try again")
+    types: dict[str, list] = {}
+    for schema in schemas:
+        for field in schema:
+            types.setdefault(field.name, []).append(field.remove_metadata())
+    fields = []
+    for name in _column_order(list(types)):
+        try:
+            fields.append(
+                pa.unify_schemas(
+                    [pa.schema([f]) for f in types[name]], promote_options="permissive"
+                ).field(name)
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            fields.append(pa.field(name, pa.string()))
+    return pa.schema(fields)
+
+
+def stored_columns(directory: str | Path) -> list[str]:
+    """The names of the columns :func:`load` would return, in its order (footers only)."""
+    return stored_schema(directory).names
 
 
 def _column_order(columns: list[str]) -> list[str]:
