@@ -295,3 +295,12 @@ def test_command_formats_and_errors(results_dir, tmp_path, capsys):
     assert run_cli(["table", str(results_dir), "--metric", "nope"]) == 2
     assert "unknown metric 'nope'" in capsys.readouterr().err
     assert run_cli(["table", str(tmp_path / "missing"), "--metric", "auc"]) == 2
+
+
+def test_a_key_without_a_value_for_some_configurations():
+    # an irls-like configuration has no learning rate: its "lr" is missing, not a crash
+    df = synthetic_results(families=("poisson",), ns=(100, 400), replicates=3)
+    df.loc[df["c_name"] == "glm-as-nn", "c_lr"] = np.nan
+    table = make_table(df, "coef_err_truth", rows="n", cols="lr,name")
+    assert table.columns == ["lr=none, glm-as-nn", "lr=0.01, mlp", "lr=0.1, early-stop"]
+    assert table.rows == [("100",), ("400",)] and not table.notes

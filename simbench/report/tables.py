@@ -242,7 +242,8 @@ def _determines(agg: pd.DataFrame, keys: list[str], target: str) -> bool:
     """Whether the key columns fix ``target`` (each key combination has one target)."""
     if not keys:
         return agg[target].nunique() <= 1
-    labels = agg[keys].astype(str).agg("\x1f".join, axis=1) if keys else None
+    # str of each value, a missing one included ("nan"): astype(str) keeps it missing
+    labels = agg[keys].map(str).agg("\x1f".join, axis=1) if keys else None
     return bool((agg.groupby(labels)[target].nunique() <= 1).all())
 
 
