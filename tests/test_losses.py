@@ -25,6 +25,7 @@ from simbench.kernels.links import link_h
 
 OBS, EXP = C.HESS_OBSERVED, C.HESS_EXPECTED
 EMPTY = np.empty(0)
+EPS = float(np.finfo(np.float64).eps)  # one unit in the last place of 1
 
 FAMILIES = list(range(8))
 PLAIN = [
@@ -454,9 +455,11 @@ def test_cdf_pairs_take_the_fused_path(lc, hc):
 @pytest.mark.parametrize(("lc", "hc"), CDF_PAIRS, ids=CDF_IDS)
 @given(data=st.data())
 def test_cdf_fused_equals_generic_at_moderate_eta(lc, hc, data):
-    """rtol 1e-12 on the value, 1e-10 on the derivatives, relative to max(|generic|, 1e-4):
-    the floor admits the rounding of O(1) terms where a derivative crosses 0 (the cauchit
-    curvature does) or a proportion's loss vanishes at its minimum."""
+    """rtol 1e-12 on the value, 1e-10 on the derivatives, relative to max(|generic|, 1e-4),
+    plus four units in the last place of 1: the floor admits the rounding of O(1) terms where
+    a derivative crosses 0 (the cauchit curvature does) or a proportion's loss vanishes at its
+    minimum (a difference of O(1) terms, exact to a few ulps of 1: 1.05e-16 was seen for
+    binomial-loglog, above a floor of 1e-12 x 1e-4 alone)."""
     eta = data.draw(st.floats(*CDF_MODERATE[hc]), label="eta")
     y = data.draw(y_strategy(lc), label="y")
     phi = data.draw(st.floats(0.3, 3.0), label="phi")
@@ -464,7 +467,7 @@ def test_cdf_fused_equals_generic_at_moderate_eta(lc, hc, data):
         fused = ev(lc, 0.0, phi, hc, 0.0, y, eta, kind)
         generic = ev(lc, 0.0, phi, hc, 0.0, y, eta, kind, fn=K.loss_eval_generic)
         for f, g, rtol in zip(fused, generic, (1e-12, 1e-10, 1e-10), strict=True):
-            assert abs(f - g) <= rtol * max(abs(g), 1e-4), (kind, fused, generic)
+            assert abs(f - g) <= rtol * max(abs(g), 1e-4) + 4 * EPS, (kind, fused, generic)
     assert K.loss_value(lc, 0.0, phi, hc, 0.0, y, eta) == fused[0]
 
 
