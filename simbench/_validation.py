@@ -1,10 +1,12 @@
 """Checks at the edge of the public functions: arrays and seeds, each message in one form.
 
-Every message names what was wrong (the argument), the bad value (or its type or shape) and
-what is accepted, as ``"<what> must be <accepted>; got <bad>"``.  The functions return the
-value as the kernels take it (C-contiguous float64 arrays, a ``SeedSequence``).  Numbers and
-choices of the sweep-file keys and configurations are checked by the specs of the vocabulary
-(:mod:`simbench._domains`) and of :class:`simbench.fit.config.NetworkConfig`.
+Every message names what was wrong (the argument or key, and where), the bad value (or its
+type or shape) and what is accepted, as ``"<what> must be <accepted>; got <bad>"``: for the
+keys of scenarios and network configurations ``"scenario key 'n' must be an integer >= 1;
+got 0"``, ``"network config key 'lr' must be a number in (0, inf); got -1.0"``.  The array
+functions return the value as the kernels take it (C-contiguous float64, a
+``SeedSequence``).  The vocabulary's parameters are checked by their domains
+(:mod:`simbench._domains`), in the same words.
 """
 
 from __future__ import annotations
@@ -15,7 +17,77 @@ import numpy as np
 
 from .errors import ValidationError
 
-__all__ = ["real_matrix", "real_vector", "seed_sequence"]
+__all__ = [
+    "boolean",
+    "integer",
+    "interval_text",
+    "key_error",
+    "number",
+    "real_matrix",
+    "real_vector",
+    "seed_sequence",
+]
+
+
+# ---- keys of sweep files and configurations ------------------------------------------------
+
+
+def key_error(where: str, key: str, value: Any, accepted: str) -> ValidationError:
+    """``"<where> key '<key>' must be <accepted>; got <value>"``."""
+    return ValidationError(f"{where} key {key!r} must be {accepted}; got {value!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def interval_text(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
+    """``"a number in (0, inf)"``."""
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    return f"a number in {lo}{low:g}, {high:g}{hi}"
+
+
+def integer(where: str, key: str, value: Any, low: int) -> int:
+    """A whole number ``>= low`` (an integral float such as ``3.0`` is taken as 3)."""
+    accepted = f"an integer >= {low}"
+    if not _is_real(value) or not np.isfinite(float(value)) or float(value) != int(value):
+        raise key_error(where, key, value, accepted)
+    if int(value) < low:
+        raise key_error(where, key, value, accepted)
+    return int(value)
+
+
+def number(
+    where: str,
+    key: str,
+    value: Any,
+    low: float = -np.inf,
+    high: float = np.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    accepted: str | None = None,
+) -> float:
+    """A finite real number in the interval (``accepted`` words it; default the interval)."""
+    text = accepted or interval_text(low, high, low_open, high_open)
+    if not _is_real(value) or not np.isfinite(float(value)):
+        raise key_error(where, key, value, text)
+    x = float(value)
+    if x < low or (low_open and x == low) or x > high or (high_open and x == high):
+        raise key_error(where, key, value, text)
+    return x
+
+
+def boolean(where: str, key: str, value: Any) -> bool:
+    """``true`` or ``false`` (no numbers or strings)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise key_error(where, key, value, "true or false")
+    return bool(value)
+
+
+# ---- arrays and seeds ----------------------------------------------------------------------
 
 
 def _got(value: Any) -> str:

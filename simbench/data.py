@@ -111,7 +111,7 @@ import numpy as np
 from . import families, links
 from ._domains import Domain
 from ._registry import normalize_name, parse_call, unknown_name_message
-from ._validation import seed_sequence
+from ._validation import boolean, integer, key_error, number, seed_sequence
 from .columns import Column, columns_text, parse_columns
 from .design import COLUMNS_DESIGN, EXPOSURE_RANGE, population_size
 from .design import child as _child
@@ -152,16 +152,11 @@ _DEFAULT_LEVELS = 4
 
 
 def _fail(key: str, value: object, accepted: str) -> ValidationError:
-    return ValidationError(f"scenario key {key!r} must be {accepted}; got {value!r}")
+    return key_error("scenario", key, value, accepted)
 
 
 def _as_int(key: str, value: object, low: int) -> int:
-    accepted = f"an integer >= {low}"
-    if not _is_real(value) or not math.isfinite(float(value)) or float(value) != int(value):
-        raise _fail(key, value, accepted)
-    if int(value) < low:
-        raise _fail(key, value, accepted)
-    return int(value)
+    return integer("scenario", key, value, low)
 
 
 def _as_float(
@@ -174,12 +169,10 @@ def _as_float(
     low_open: bool = False,
     high_open: bool = False,
 ) -> float:
-    if not _is_real(value) or not math.isfinite(float(value)):
-        raise _fail(key, value, accepted)
-    x = float(value)
-    if x < low or (low_open and x == low) or x > high or (high_open and x == high):
-        raise _fail(key, value, accepted)
-    return x
+    return number(
+        "scenario", key, value, low, high, low_open=low_open, high_open=high_open,
+        accepted=accepted,
+    )  # fmt: skip
 
 
 def _in_domain(key: str, value: object, domain: Domain, note: str = "") -> float:
@@ -190,9 +183,7 @@ def _in_domain(key: str, value: object, domain: Domain, note: str = "") -> float
 
 
 def _as_bool(key: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise _fail(key, value, "true or false")
-    return bool(value)
+    return boolean("scenario", key, value)
 
 
 def _as_choice(key: str, value: object, choices: tuple[str, ...]) -> str:

@@ -138,3 +138,29 @@ def test_every_scenario_key_is_documented_with_its_default():
 def test_every_config_key_is_documented_with_its_default():
     fields = {f.name: f.default for f in dataclasses.fields(NetworkConfig)}
     _check(_key_table("### `[[configs]]`"), NetworkConfig.keys(), fields)
+
+
+@pytest.mark.parametrize(
+    "build, key, value, accepted",
+    [
+        (lambda v: Scenario.from_dict({"family": "poisson", "n": v}), "n", 0, "an integer >= 1"),
+        (lambda v: NetworkConfig.from_dict({"epochs": v}), "epochs", 0, "an integer >= 1"),
+        (
+            lambda v: Scenario.from_dict({"family": "poisson", "exposure": v}),
+            "exposure",
+            "yes",
+            "true or false",
+        ),  # fmt: skip
+        (
+            lambda v: NetworkConfig.from_dict({"early_stopping": v}),
+            "early_stopping",
+            "yes",
+            "true or false",
+        ),  # fmt: skip
+        (lambda v: NetworkConfig.from_dict({"lr": v}), "lr", -1.0, "a number in (0, inf)"),
+    ],
+)
+def test_scenario_and_config_keys_are_refused_in_one_form(build, key, value, accepted):
+    message = _message(lambda: build(value))
+    where = "scenario" if "scenario" in message else "network config"
+    assert message == f"{where} key {key!r} must be {accepted}; got {value!r}"

@@ -43,7 +43,7 @@ def test_refit_output_values_are_canonicalised(value, canonical):
 
 @pytest.mark.parametrize("value", [True, 1, "yes", "bias", None, ["glm"]])
 def test_other_refit_values_are_refused_naming_what_is_accepted(value):
-    with pytest.raises(ValidationError, match=r"refit_output = .* accepted: false, 'glm'"):
+    with pytest.raises(ValidationError, match=r"key 'refit_output' must be false, 'glm'"):
         NetworkConfig.from_dict({"refit_output": value})
 
 

@@ -59,6 +59,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from simbench._registry import closest, normalize_name
+from simbench._validation import integer, key_error, number
 from simbench.errors import UnknownNameError, ValidationError
 
 __all__ = ["INITS", "REFIT_OUTPUT", "NetworkConfig"]
@@ -73,34 +74,21 @@ _OMITTED_AT_DEFAULT = {"refit_output": False}
 _NO_CURVATURE = ("hinge", "perceptron")
 
 
+_WHERE = "network config"
+
+
 def _fail(key: str, value: Any, accepted: str) -> ValidationError:
-    return ValidationError(f"network config: {key} = {value!r} is not accepted; {accepted}")
+    return key_error(_WHERE, key, value, accepted)
 
 
 def _as_int(key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(key, value, f"expected an integer >= {minimum}")
-    if isinstance(value, float) and not value.is_integer():
-        raise _fail(key, value, f"expected an integer >= {minimum}")
-    if int(value) < minimum:
-        raise _fail(key, value, f"expected an integer >= {minimum}")
-    return int(value)
+    return integer(_WHERE, key, value, minimum)
 
 
 def _as_float(
     key: str, value: Any, low: float, high: float, low_open: bool, high_open: bool
 ) -> float:
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    text = f"expected a number in {lo}{low:g}, {high:g}{hi}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(key, value, text)
-    x = float(value)
-    if not math.isfinite(x) and not (x == high == math.inf and not high_open):
-        raise _fail(key, value, text)
-    if x < low or (low_open and x == low) or x > high or (high_open and x == high):
-        raise _fail(key, value, text)
-    return x
+    return number(_WHERE, key, value, low, high, low_open=low_open, high_open=high_open)
 
 
 def _named(key: str, lookup, value: Any):
@@ -115,7 +103,7 @@ def _canonical_output(value: Any) -> str:
     from simbench import links
 
     if not isinstance(value, str):
-        raise _fail("output", value, "expected 'matched' or a link/activation name")
+        raise _fail("output", value, "'matched' or a link/activation name")
     if normalize_name(value) == "matched":
         return "matched"
     return _named("output", links.get, value).spec
@@ -125,7 +113,7 @@ def _canonical_loss(value: Any) -> str:
     from simbench import losses
 
     if not isinstance(value, str):
-        raise _fail("loss", value, "expected 'matched' or a loss name")
+        raise _fail("loss", value, "'matched' or a loss name")
     if normalize_name(value) == "matched":
         return "matched"
     return _named("loss", losses.get, value).label
@@ -146,14 +134,14 @@ def _canonical_activations(value: Any, n_hidden: int) -> tuple[str, ...]:
         out = []
         for item in value:
             if not isinstance(item, str):
-                raise _fail("activation", list(value), "expected activation names")
+                raise _fail("activation", list(value), "activation names")
             out.append(_named("activation", activations.get, item).name)
         return tuple(out)
-    raise _fail("activation", value, "expected an activation name or a list of names")
+    raise _fail("activation", value, "an activation name or a list of names")
 
 
 def _canonical_refit(value: Any) -> bool | str:
-    accepted = "accepted: false, 'glm' (the whole output layer) or 'intercept' (its bias)"
+    accepted = "false, 'glm' (the whole output layer) or 'intercept' (its bias)"
     if value is False:
         return False
     if isinstance(value, str) and normalize_name(value) in REFIT_OUTPUT:
@@ -163,11 +151,11 @@ def _canonical_refit(value: Any) -> bool | str:
 
 def _canonical_hidden(value: Any) -> tuple[int, ...]:
     if isinstance(value, bool):
-        raise _fail("hidden", value, "expected a list of positive layer widths, [] for none")
+        raise _fail("hidden", value, "a list of positive layer widths, [] for none")
     if isinstance(value, int):
         value = [value]
     if not isinstance(value, list | tuple):
-        raise _fail("hidden", value, "expected a list of positive layer widths, [] for none")
+        raise _fail("hidden", value, "a list of positive layer widths, [] for none")
     return tuple(_as_int("hidden", v, 1) for v in value)
 
 
@@ -217,14 +205,14 @@ class NetworkConfig:
             object.__setattr__(self, key, value)
 
         if not isinstance(self.name, str):
-            raise _fail("name", self.name, "expected a string")
+            raise _fail("name", self.name, "a string")
         hidden = _canonical_hidden(self.hidden)
         put("hidden", hidden)
         put("activation", _canonical_activations(self.activation, len(hidden)))
         put("output", _canonical_output(self.output))
         put("loss", _canonical_loss(self.loss))
         if not isinstance(self.optimizer, str):
-            raise _fail("optimizer", self.optimizer, "expected an optimizer name")
+            raise _fail("optimizer", self.optimizer, "an optimizer name")
         opt = _named("optimizer", optimizers.get, self.optimizer)
         put("optimizer", opt.name)
         if self.lr is None:
@@ -237,14 +225,14 @@ class NetworkConfig:
         put("dropout", _as_float("dropout", self.dropout, 0.0, 1.0, False, True))
         put("l2", _as_float("l2", self.l2, 0.0, math.inf, False, True))
         if not isinstance(self.early_stopping, bool):
-            raise _fail("early_stopping", self.early_stopping, "expected true or false")
+            raise _fail("early_stopping", self.early_stopping, "true or false")
         put("patience", _as_int("patience", self.patience, 1))
         put(
             "validation_fraction",
             _as_float("validation_fraction", self.validation_fraction, 0.0, 1.0, True, True),
         )
         if not isinstance(self.init, str):
-            raise _fail("init", self.init, "accepted: " + ", ".join(INITS))
+            raise _fail("init", self.init, "one of " + ", ".join(INITS))
         init = _INIT_ALIASES.get(normalize_name(self.init), normalize_name(self.init))
         if init not in INITS:
             guess = closest(init, list(INITS))
