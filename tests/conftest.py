@@ -29,7 +29,6 @@ settings.load_profile(
 )
 
 
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """An empty working directory, with the fake group function selected."""

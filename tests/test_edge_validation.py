@@ -150,13 +150,13 @@ def test_every_config_key_is_documented_with_its_default():
             "exposure",
             "yes",
             "true or false",
-        ),  # fmt: skip
+        ),
         (
             lambda v: NetworkConfig.from_dict({"early_stopping": v}),
             "early_stopping",
             "yes",
             "true or false",
-        ),  # fmt: skip
+        ),
         (lambda v: NetworkConfig.from_dict({"lr": v}), "lr", -1.0, "a number in (0, inf)"),
     ],
 )
