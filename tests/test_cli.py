@@ -3,7 +3,6 @@ resumption after ``SIGKILL`` at random points giving exactly the uninterrupted t
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from cli_support import RUN_METRICS as METRICS
-from cli_support import cli
+from cli_support import cli, env_for_subprocess
 
 from simbench.cli import main
 from simbench.sweep.runner import Runner
@@ -25,15 +24,6 @@ from simbench.sweep.store import load, load_manifest
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
 MALFORMED = DATA / "malformed"
-
-
-def env_for_subprocess(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(TESTS), str(TESTS.parent), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 # --------------------------------------------------------------------------- bad input

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_support import RUN_METRICS as METRICS
 
 from simbench.sweep.backends import LocalExecutor
 from simbench.sweep.backends.dask import DaskExecutor
@@ -28,17 +29,6 @@ distributed = pytest.importorskip("distributed")
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
-METRICS = [
-    "cell_id",
-    "status",
-    "data_seed",
-    "init_seed",
-    "coef_err_truth",
-    "coef_z_mle",
-    "excess_deviance",
-    "epochs_run",
-    "converged",
-]
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ while the next cell computes and whatever kills the run; compaction is atomic fo
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cli_support import env_for_subprocess
 
 from simbench.sweep.cells import expand_cells, identity_columns
 from simbench.sweep.spec import RawVocabulary, parse_sweep
@@ -23,15 +23,6 @@ from simbench.sweep.store import ResultStore, load
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
 WITHIN = 1.0  # seconds: the promise of the README
-
-
-def env_for_subprocess(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(TESTS), str(TESTS.parent), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 def stored_ids(parts: Path) -> set[str]:

@@ -12,6 +12,7 @@ import os
 
 import pandas as pd
 import pytest
+from cli_support import RUN_METRICS as METRICS
 
 from simbench.errors import ValidationError
 from simbench.sweep.backends import LocalExecutor, SerialExecutor, make_executor
@@ -19,18 +20,6 @@ from simbench.sweep.cells import expand_cells
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import RawVocabulary, Vocabulary, parse_sweep
 from simbench.sweep.store import load, load_manifest
-
-METRICS = [
-    "cell_id",
-    "status",
-    "data_seed",
-    "init_seed",
-    "coef_err_truth",
-    "coef_z_mle",
-    "excess_deviance",
-    "epochs_run",
-    "converged",
-]
 
 
 def make_spec(configs, replicates=2, ns=(50, 80), vocabulary=None, seed=5):

@@ -85,32 +85,11 @@ def make_runner(
 
 
 def run_sweep(
-    sweep: str | Path | Mapping[str, Any] | SweepSpec,
-    out: str | Path | None = None,
-    jobs: int = 1,
-    backend: str | None = None,
-    address: str | None = None,
-    quick: bool = False,
-    timeout: float | None = None,
-    fail_fast: bool = False,
-    rerun_failed: bool = False,
-    progress: bool = False,
-    group_fn: str | Callable | None = None,
+    sweep: str | Path | Mapping[str, Any] | SweepSpec, out: str | Path | None = None, **settings
 ) -> RunReport:
-    """Like :func:`run`, returning the :class:`~simbench.sweep.runner.RunReport`."""
-    return make_runner(
-        sweep,
-        out,
-        jobs=jobs,
-        backend=backend,
-        address=address,
-        quick=quick,
-        timeout=timeout,
-        fail_fast=fail_fast,
-        rerun_failed=rerun_failed,
-        progress=progress,
-        group_fn=group_fn,
-    ).run()
+    """Like :func:`run` (the same keyword settings), returning the
+    :class:`~simbench.sweep.runner.RunReport`."""
+    return make_runner(sweep, out, **settings).run()
 
 
 def run(
