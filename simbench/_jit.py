@@ -72,9 +72,34 @@ def kernel(
         options["inline"] = "always"
 
     def decorate(f):
-        return njit(cache=cache, parallel=parallel, **options)(f)
+        dispatcher = njit(cache=cache, parallel=parallel, **options)(f)
+        if not inline:
+            _type_calls_by_type(dispatcher)
+        return dispatcher
 
     return decorate if fn is None else decorate(fn)
+
+
+def _type_calls_by_type(dispatcher) -> None:
+    """Make calls to ``dispatcher`` from compiled code compile it for their argument types,
+    never for literal values.
+
+    Numba types a constant argument (``f(x, True)``, ``f(x, MODE_START)``) as a literal and,
+    by default, compiles the callee again for each literal value: a kernel called with a
+    constant in one place and a variable in another, or with two constants, was compiled
+    two or three times over, with everything it calls, and each copy linked into every
+    caller (a third of the compile time of a sweep).  A kernel that must specialise on a
+    constant is inlined instead (``inline=True``: its branches on the constant are pruned
+    where it is inlined).
+    """
+    template = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        args = tuple(types.unliteral(a) for a in args)
+        kws = {k: types.unliteral(v) for k, v in kws.items()}
+        return template(args, kws)
+
+    dispatcher.get_call_template = get_call_template
 
 
 def kernel_nocache(fn=None, *, parallel: bool = False):

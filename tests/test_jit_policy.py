@@ -506,20 +506,18 @@ def test_train_runs_inside_a_fit_scope(monkeypatch):
     assert all(d > 0 for d in depths), depths
 
 
-def test_a_large_first_call_on_a_busy_machine_runs_serially(monkeypatch):
-    """Only a warm-up's few rows take the parallel variant on a first call; a user's first
-    fit on all rows follows the policy."""
+def test_a_first_call_follows_the_policy(monkeypatch):
+    """A first call is no exception: a small one runs (and compiles) only the serial
+    variant, a large one on a busy machine runs serially too."""
     from simbench.kernels import network as k
 
     numba = _two_threads()
     X, y, w = _poisson(50, 2, 7)
     X.flags.writeable = False
     _machine(monkeypatch, cpus=2, running_total=3, warm=True)
-    monkeypatch.setattr(k, "_SEEN", set())  # every kind of arrays unseen in this process
     numba.set_num_threads(2)
     try:
-        assert k.region_threads("loss", 1, X, y, w) == 2  # small first call: compile both
-        assert k.region_threads("loss", 1, X, y, w) == 1  # small again: serial
+        assert k.region_threads("loss", 1, X, y, w) == 1  # small first call: serial
         assert k.region_threads("newton", 40, X, y, w) == 1  # large first call: busy, serial
         _machine(monkeypatch, cpus=2, running_total=1, warm=True)
         assert k.region_threads("newton", 40, X, y, w) == 2  # a CPU free: parallel
@@ -532,7 +530,6 @@ def test_a_one_off_evaluation_needs_more_work_to_wake_the_workers(monkeypatch):
 
     numba = _two_threads()
     X, y, w = _poisson(40000, 5, 8)  # 1.2e5 elements of X per thread on two threads
-    monkeypatch.setattr(k, "_SEEN", {("loss", True, True, True)})  # no first-call exception
     numba.set_num_threads(2)
     try:
         _machine(monkeypatch, cpus=2, running_total=1)  # free, workers asleep

@@ -753,9 +753,14 @@ def test_parallel_and_serial_chunk_runs_are_bit_identical():
     assert np.array_equal(e1, e2)
 
 
-def test_a_small_first_call_compiles_the_parallel_variant_too():
-    """A warm-up on a few rows must leave nothing to compile for the timed fit on many."""
+def test_a_small_problem_never_compiles_the_parallel_variants():
+    """On two threads, full-data evaluations and compiled runs of a small problem take the
+    serial variants, first call included: the parallel ones are compiled only by a call
+    large enough to run them (and a compiled run given SERIAL never reaches them)."""
     import numba
+
+    from simbench.fit.network import train
+    from simbench.kernels import training as kt
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two threads")
@@ -763,13 +768,21 @@ def test_a_small_first_call_compiles_the_parallel_variant_too():
     X = rng.normal(size=(10, 2))
     X.flags.writeable = False  # a kind of array not seen before in this process
     y = rng.poisson(1.0, 10).astype(float)
-    k._SEEN.clear()
     numba.set_num_threads(2)
     try:
-        before = len(k._glm_chunks_parallel.signatures)
+        assert k.region_threads("loss", 1, X, y, EMPTY, EMPTY) == 1
+        seen = {f: list(f.signatures) for f in (k._glm_chunks_parallel, k._newton_chunks_parallel)}
         k.glm_loss_grad(np.zeros(3), X, y, EMPTY, EMPTY, 3, 0.0, 1, 0.0, np.empty(3))
-        assert len(k._glm_chunks_parallel.signatures) == before + 1
-        assert not k.use_threads("loss", 1, X, y, EMPTY, EMPTY)  # later small calls: serial
+        for optimizer in ("newton", "adam", "lbfgs"):
+            fit = train(X, y, {"hidden": [], "optimizer": optimizer, "epochs": 3}, "poisson")
+            assert fit.status in ("ok", "not_converged")
+        for f, before in seen.items():
+            assert list(f.signatures) == before, f"{f.__name__} was compiled"
+        # the compiled runs were typed with threads=None, and only so
+        for run in (kt.newton_run, kt.glm_epochs):
+            assert run.signatures and all(
+                isinstance(sig[-1], numba.types.NoneType) for sig in run.signatures
+            )
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 

@@ -227,10 +227,10 @@ def test_prepare_compiles_what_a_task_needs_before_its_cells(monkeypatch):
     assert calls == []
     monkeypatch.undo()
     # only what the cells use: the GLM projection when a network needs it, the AUC for
-    # binary data; and the multi-threaded loss that a Python session may use afterwards
-    assert worker._WARM_PARTS == {"common", "parallel"}
+    # binary data; never a multi-threaded variant (workers run on one thread)
+    assert worker._WARM_PARTS == {"common"}
     worker.run_group.prepare(_task(["mlp"], family="bernoulli"))
-    assert worker._WARM_PARTS == {"common", "parallel", "auc", "projection"}
+    assert worker._WARM_PARTS == {"common", "auc", "projection"}
 
 
 def test_a_reused_config_id_with_other_settings_is_not_trusted():

@@ -168,6 +168,10 @@ class Objective:
         """``F(theta)``; the gradient is written into ``grad``.  ``mask`` (n x sum(h) uint8)
         applies inverted dropout with scale ``keep_inv``.  ``repeated`` False marks a one-off
         evaluation for the thread policy (:func:`simbench.kernels.network.glm_loss_grad`)."""
+        if not theta.flags.writeable:
+            # the compiled runs evaluate writeable parameter vectors: a read-only one (a
+            # fitted GLM's coefficients) would compile the whole evaluation once more
+            theta = theta.copy()
         if self.n_hidden == 0:
             total = k.glm_loss_grad(
                 theta,

@@ -332,16 +332,17 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     return _finish(monitor, st, theta, _REASONS[code])
 
 
-def _on_threads(threads: int, run, net, val, steps, *args):
-    """``run(net, val, steps, *args)`` with its full-data evaluations on ``threads`` threads
-    (1: serially), the count chosen by the thread policy for this call."""
-    steps = steps._replace(parallel=threads > 1)
-    return knet._run_chunks(threads, run, run, net, val, steps, *args)
+def _on_threads(threads: int, run, *args):
+    """``run(*args, kt.PARALLEL)`` on ``threads`` threads, the count chosen by the thread
+    policy for this call, or ``run(*args, kt.SERIAL)`` if 1 (a process that never runs the
+    parallel variant never compiles it)."""
+    if threads < 2:
+        return run(*args, kt.SERIAL)
+    return knet._run_chunks(threads, run, run, *args, kt.PARALLEL)
 
 
 def _steps(cfg, obj, batch_size: int) -> kt.Steps:
-    """The optimiser record of ``cfg`` (``kind`` is unused by Newton; ``parallel`` is set
-    per call by :func:`_on_threads`)."""
+    """The optimiser record of ``cfg`` (``kind`` is unused by Newton)."""
     rate = cfg.dropout
     return kt.Steps(
         kind=_STEP_CODES.get(cfg.optimizer, k.OPT_SGD),
@@ -357,7 +358,6 @@ def _steps(cfg, obj, batch_size: int) -> kt.Steps:
         tol=float(cfg.tol),
         ftol=float(cfg.ftol),
         patience=int(cfg.patience),
-        parallel=False,
     )
 
 

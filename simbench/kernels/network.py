@@ -400,9 +400,6 @@ def _reduce_chunks(parts, totals, grad_out):
     return total
 
 
-_SEEN: set[tuple] = set()
-
-
 def region_threads(kind: str, n_chunks: int, *arrays, repeated: bool | None = None) -> int:
     """Threads to run ``n_chunks`` fixed chunks on; 1 means serially.  ``arrays``: the input
     arrays, X first; ``kind``: ``"loss"``, ``"newton"`` or ``"eta"``; ``repeated``: whether
@@ -413,22 +410,14 @@ def region_threads(kind: str, n_chunks: int, *arrays, repeated: bool | None = No
     The thread policy of :mod:`simbench._threads`: at most Numba's current thread count, at
     least two chunks per thread (and, while the workers are asleep, enough of X per thread to
     repay waking them), and no more threads than CPUs free of other work, so that a region
-    never waits for a time slice.  Serial and parallel runs give bit-identical
-    results, so the choice changes only the speed, which allows one exception: the first
-    call for a kind of input arrays (their writeable flags, which Numba types) takes the
-    parallel variant if it is too small for threads anyway, so that a warm-up on a few rows
-    compiles both variants and the timed fit on all rows compiles nothing.  A large first
-    call follows the policy (a user's first fit on a busy machine would otherwise run on
-    threads that wait for time slices).
+    never waits for a time slice.  Serial and parallel runs give bit-identical results, so
+    the choice changes only the speed.  A small problem therefore never compiles the
+    parallel variants (the costliest kernels to compile): they are compiled, once per
+    machine with Numba's cache, by the first call large enough to run them.
     """
     threads = get_num_threads()
     if threads < 2:
         return 1
-    key = (kind, *(a.flags.writeable for a in arrays))
-    if key not in _SEEN:
-        _SEEN.add(key)
-        if n_chunks < 2 * _threads.MIN_CHUNKS_PER_THREAD:
-            return threads  # a warm-up's few rows
     X = arrays[0]
     elements = X.shape[0] * (X.shape[1] + 1)
     if repeated is None:

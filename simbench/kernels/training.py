@@ -53,6 +53,8 @@ from simbench.kernels.network import (
 )
 
 __all__ = [
+    "PARALLEL",
+    "SERIAL",
     "STOP_CONVERGED",
     "STOP_DIVERGED",
     "STOP_EARLY",
@@ -73,6 +75,12 @@ __all__ = [
     "norm2",
     "objective",
 ]
+
+# The kernels' last argument, ``threads``: the full-data evaluations of a network without
+# hidden layers run serially with SERIAL (None, which compiles only the serial chunks: see
+# objective) and on Numba's threads with PARALLEL.
+SERIAL = None
+PARALLEL = True
 
 # Why a block returned.
 STOP_NONE = 0  # the block's epochs (or the epoch budget) are done; no rule fired
@@ -133,8 +141,8 @@ class Steps(NamedTuple):
     ``kind``: an ``OPT_*`` code of :mod:`simbench.kernels.minibatch`; ``batch_size``: rows
     per step (0: the full data); ``keep_inv = 1 / (1 - dropout)``, ``dropout``: whether masks
     are applied; ``epochs``: the epoch budget; ``tol``, ``ftol``, ``patience``: the stopping
-    rules of :mod:`simbench.fit.optimizers`; ``parallel``: whether full-data evaluations of a
-    network without hidden layers run their chunks on Numba's threads.
+    rules of :mod:`simbench.fit.optimizers`.  (Whether full-data evaluations run on Numba's
+    threads is the kernels' last argument, ``threads``: see :func:`objective`.)
     """
 
     kind: int
@@ -150,7 +158,6 @@ class Steps(NamedTuple):
     tol: float
     ftol: float
     patience: int
-    parallel: bool
 
 
 class State(NamedTuple):
@@ -171,6 +178,14 @@ class State(NamedTuple):
     h_gnorm: np.ndarray
     h_val: np.ndarray
     h_dist: np.ndarray
+
+
+@kernel(inline=True)
+def _copy(src, dst):
+    """``dst[:] = src`` for vectors of one length, as a loop: the slice assignment compiles
+    NumPy's broadcasting checks and their error messages (seconds of compile time)."""
+    for k in range(src.size):
+        dst[k] = src[k]
 
 
 @kernel
@@ -234,23 +249,26 @@ def coef_distance(theta, sizes, offs, beta_ref, info):
 
 
 @kernel(inline=True)
-def objective(net, theta, grad, mask, keep_inv, parallel, parts, totals, glm):
+def objective(net, theta, grad, mask, keep_inv, threads, parts, totals, glm):
     """``F(theta) = sum w l / sum w + penalty``; its gradient into ``grad``.
 
     With ``glm`` (a network without hidden layers) the fixed chunks of
     :func:`simbench.kernels.network.glm_loss_grad` (``parts`` and ``totals`` are its work
-    space, on Numba's threads if ``parallel``); otherwise ``mlp_loss_grad`` with the dropout
-    ``mask`` (empty: none).  Inlined: a caller passing ``glm`` as a constant compiles only
-    its own branch.
+    space: serially when ``threads`` is None, else on Numba's threads); otherwise
+    ``mlp_loss_grad`` with the dropout ``mask`` (empty: none).  Inlined: a caller passing
+    ``glm`` as a constant compiles only its own branch, and one whose ``threads`` argument is
+    None (:data:`SERIAL`) never compiles the parallel chunks (Numba prunes a branch on
+    ``is None`` of an argument typed None before typing it): the parallel variant, the
+    costliest kernel to compile, is compiled only by a process that runs it.
     """
     if glm:
-        if parallel:
-            _glm_chunks_parallel(
+        if threads is None:
+            _glm_chunks_serial(
                 theta, net.X, net.y, net.weights, net.offset, net.logy, net.lcode, net.a,
                 net.hcode, net.lam, True, parts, totals,
             )  # fmt: skip
         else:
-            _glm_chunks_serial(
+            _glm_chunks_parallel(
                 theta, net.X, net.y, net.weights, net.offset, net.logy, net.lcode, net.a,
                 net.hcode, net.lam, True, parts, totals,
             )  # fmt: skip
@@ -268,7 +286,7 @@ def objective(net, theta, grad, mask, keep_inv, parallel, parts, totals, glm):
 @kernel(inline=True)
 def _validation_loss(val, theta, grad, parts, totals, no_mask, glm):
     """The mean validation loss without the penalty (the early-stopping criterion)."""
-    f = objective(val, theta, grad, no_mask, 1.0, False, parts, totals, glm)
+    f = objective(val, theta, grad, no_mask, 1.0, None, parts, totals, glm)
     s = 0.0
     for k in range(theta.size):
         s += val.penal[k] * theta[k] * theta[k]
@@ -300,7 +318,7 @@ def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwo
             if theta[k] != st.last_good[k]:
                 moved = True
                 break
-    st.last_good[:] = theta
+    _copy(theta, st.last_good)
     ints[I_HAS_GOOD] = 1
     previous = fl[F_LAST]
     fl[F_LAST] = f
@@ -310,7 +328,7 @@ def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwo
         st.h_val[r] = vl
         if vl < fl[F_BEST_VAL]:
             fl[F_BEST_VAL] = vl
-            st.best_theta[:] = theta
+            _copy(theta, st.best_theta)
             ints[I_BEST_EPOCH] = epoch
             ints[I_WAIT] = 0
         else:
@@ -347,7 +365,19 @@ def _step_failed(st, epoch, has_val, tracking):
 
 @kernel(inline=True)
 def _first_order(
-    glm, batches, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info
+    glm,
+    batches,
+    net,
+    val,
+    steps,
+    st,
+    masks,
+    draws,
+    draws_per_epoch,
+    n_epochs,
+    track_ref,
+    info,
+    threads,
 ):
     """Run at most ``n_epochs`` epochs of ``steps`` on ``net``, continuing the run in ``st``.
 
@@ -374,6 +404,8 @@ def _first_order(
     track_ref, info : arrays
         A coefficient vector whose distance is recorded (empty: none) and the matrix of that
         distance (empty: Euclidean).
+    threads : None or bool
+        :data:`SERIAL` or :data:`PARALLEL` (see :func:`objective`).
 
     Returns
     -------
@@ -400,7 +432,7 @@ def _first_order(
     ints[I_MASKS_USED] = 0
     if ints[I_OBSERVED] == 0:
         ints[I_OBSERVED] = 1
-        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals, glm)
+        f = objective(net, theta, grad, no_mask, 1.0, threads, parts, totals, glm)
         why = _observe(
             st, steps, val, has_val, 0, f, norm2(grad), track_ref, info, net, vwork, no_mask,
             glm,
@@ -435,9 +467,7 @@ def _first_order(
                 return _step_failed(st, epoch, has_val, tracking)
         else:
             if steps.dropout:
-                objective(
-                    net, theta, grad, mask, steps.keep_inv, steps.parallel, parts, totals, glm
-                )
+                objective(net, theta, grad, mask, steps.keep_inv, threads, parts, totals, glm)
             if not _all_finite(grad):
                 return _step_failed(st, epoch, has_val, tracking)
             ints[I_T] += 1
@@ -445,7 +475,7 @@ def _first_order(
                 steps.kind, theta, grad, st.m, st.v, ints[I_T], steps.lr, steps.momentum,
                 steps.beta1, steps.beta2, steps.eps,
             )  # fmt: skip
-        f = objective(net, theta, grad, no_mask, 1.0, steps.parallel, parts, totals, glm)
+        f = objective(net, theta, grad, no_mask, 1.0, threads, parts, totals, glm)
         why = _observe(
             st, steps, val, has_val, epoch, f, norm2(grad), track_ref, info, net, vwork, no_mask,
             glm,
@@ -456,38 +486,46 @@ def _first_order(
 
 
 @kernel
-def glm_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+def glm_epochs(
+    net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info, threads
+):
     """Full-batch epochs of a network without hidden layers (see :func:`_first_order`)."""
     return _first_order(
         True, False, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
-        info,
+        info, threads,
     )  # fmt: skip
 
 
 @kernel
-def glm_batch_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+def glm_batch_epochs(
+    net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info, threads
+):
     """Mini-batch epochs of a network without hidden layers (see :func:`_first_order`)."""
     return _first_order(
         True, True, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
-        info,
+        info, threads,
     )  # fmt: skip
 
 
 @kernel
-def mlp_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+def mlp_epochs(
+    net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info, threads
+):
     """Full-batch epochs of a network with hidden layers (see :func:`_first_order`)."""
     return _first_order(
         False, False, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
-        info,
+        info, threads,
     )  # fmt: skip
 
 
 @kernel
-def mlp_batch_epochs(net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info):
+def mlp_batch_epochs(
+    net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info, threads
+):
     """Mini-batch epochs of a network with hidden layers (see :func:`_first_order`)."""
     return _first_order(
         False, True, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref,
-        info,
+        info, threads,
     )  # fmt: skip
 
 
@@ -514,20 +552,20 @@ DIR_GRADIENT = 3
 
 
 @kernel
-def newton_terms(net, theta, kind, parallel, g, H, gs, Hs, totals):
+def newton_terms(net, theta, kind, threads, g, H, gs, Hs, totals):
     """``F(theta)``, its gradient into ``g`` and Hessian into ``H`` (``kind``: observed or
     expected ``l''``) for a network without hidden layers: the fixed chunks of
     :func:`simbench.kernels.network.glm_newton_terms` (``gs``, ``Hs``, ``totals`` their work
     space), scaled by ``1 / sum w``, plus the penalty."""
     n = net.X.shape[0]
     size = max(1, -(-n // totals.size))
-    if parallel:
-        _newton_chunks_parallel(
+    if threads is None:  # pruned before typing when None (see objective)
+        _newton_chunks_serial(
             theta, net.X, net.y, net.weights, net.offset, size, net.lcode, net.a, net.hcode,
             net.lam, kind, gs, Hs, totals,
         )  # fmt: skip
     else:
-        _newton_chunks_serial(
+        _newton_chunks_parallel(
             theta, net.X, net.y, net.weights, net.offset, size, net.lcode, net.a, net.hcode,
             net.lam, kind, gs, Hs, totals,
         )  # fmt: skip
@@ -559,7 +597,7 @@ def _descent(M, g, L, dsc, d):
 
 
 @kernel
-def newton_run(net, val, steps, st, track_ref, info):
+def newton_run(net, val, steps, st, track_ref, info, threads):
     """Newton's method with step halving on ``net`` (no hidden layers), continuing ``st``.
 
     The direction solves ``H d = -g`` by Cholesky with the observed Hessian; if that is not
@@ -600,7 +638,7 @@ def newton_run(net, val, steps, st, track_ref, info):
     # the kinds as run-time values: literal constants would compile newton_terms twice
     observed = np.int64(HESS_OBSERVED)
     expected = np.int64(HESS_EXPECTED)
-    f = newton_terms(net, theta, observed, steps.parallel, g, H, gs, Hs, totals)
+    f = newton_terms(net, theta, observed, threads, g, H, gs, Hs, totals)
     why = _observe(
         st, steps, val, has_val, 0, f, norm2(g), track_ref, info, net, vwork, no_mask, True
     )
@@ -610,7 +648,7 @@ def newton_run(net, val, steps, st, track_ref, info):
         how = DIR_OBSERVED
         if not _descent(H, g, L, dsc, d):
             how = DIR_EXPECTED
-            newton_terms(net, theta, expected, steps.parallel, ge, He, gs, Hs, totals)
+            newton_terms(net, theta, expected, threads, ge, He, gs, Hs, totals)
             if not _descent(He, g, L, dsc, d):
                 how = DIR_DAMPED
                 scale = 1.0
@@ -641,15 +679,15 @@ def newton_run(net, val, steps, st, track_ref, info):
         for _ in range(MAX_HALVINGS):
             for k in range(q):
                 trial[k] = theta[k] + alpha * d[k]
-            ft = objective(net, trial, vgrad, no_mask, 1.0, steps.parallel, parts, ltotals, True)
+            ft = objective(net, trial, vgrad, no_mask, 1.0, threads, parts, ltotals, True)
             if math.isfinite(ft) and ft <= f + ARMIJO * alpha * slope + 1e-15 * abs(f):
                 accepted = True
                 break
             alpha *= 0.5
         if not accepted:
             return STOP_NO_DECREASE
-        theta[:] = trial
-        f = newton_terms(net, theta, observed, steps.parallel, g, H, gs, Hs, totals)
+        _copy(trial, theta)
+        f = newton_terms(net, theta, observed, threads, g, H, gs, Hs, totals)
         why = _observe(
             st, steps, val, has_val, epoch, f, norm2(g), track_ref, info, net, vwork, no_mask,
             True,

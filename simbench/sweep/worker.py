@@ -62,7 +62,6 @@ from typing import Any
 import numpy as np
 
 from simbench import metrics
-from simbench._jit import readonly
 from simbench.errors import ValidationError
 from simbench.kernels.metrics import gram_with_intercept as _gram_kernel
 from simbench.sweep.claims import run_shared
@@ -497,8 +496,7 @@ def _warm_part(part: str, data) -> None:
     """Run one group of the non-training kernels once, on a dataset's own arrays and with
     predictions in fresh arrays, as a cell has them (Numba compiles one specialisation
     per array type): the reference fit and the metrics of a network's own coefficients
-    ("common"), the AUC of binary families ("auc"), the GLM projection ("projection"), the
-    multi-threaded loss for later use from Python ("parallel")."""
+    ("common"), the AUC of binary families ("auc") and the GLM projection ("projection")."""
     mu, mu_test = np.array(data.mu), np.array(data.mu_test)
     if part == "common":
         reference, _ = _reference(data)
@@ -510,27 +508,6 @@ def _warm_part(part: str, data) -> None:
         metrics.glm_projection(
             data.X_test, mu_test, data.family, data.link, data.weights_test, data.offset_test
         )
-    elif part == "parallel":
-        _warm_parallel_loss(data)
-
-
-def _warm_parallel_loss(data) -> None:
-    """Compile the multi-threaded variant of the full-data loss of a network without hidden
-    layers, which a worker on one thread never runs, so that a Python session on several
-    threads after a sweep finds it in the cache instead of compiling it (with the array
-    kinds of :class:`simbench.fit.objective.Objective`, which hands out read-only views)."""
-    from simbench.fit.config import NetworkConfig
-    from simbench.kernels import network as knet
-
-    output, loss = NetworkConfig().resolve(data.family, data.link)  # the matched GLM
-    m = min(64, data.X.shape[0])
-    X, y, w, off = data.X[:m], data.y[:m], data.weights[:m], data.offset[:m]
-    lcode, hcode = int(loss.code), int(output.code)
-    logy = readonly(knet.poisson_log_y(lcode, hcode, y))
-    parts, totals = np.empty((1, X.shape[1] + 1)), np.empty(1)
-    theta = np.zeros(X.shape[1] + 1)
-    a, lam = float(loss.param), float(output.param)
-    knet._glm_chunks_parallel(theta, X, y, w, off, logy, lcode, a, hcode, lam, True, parts, totals)
 
 
 # the parts of _warm_part already run in this process
@@ -564,7 +541,7 @@ def _prepare(task) -> None:
         family, link = scenario.get_family(), scenario.get_link()
     except Exception:  # the task reports it
         return
-    parts = {"common", "parallel", "auc"} if family.is_binary else {"common", "parallel"}
+    parts = {"common", "auc"} if family.is_binary else {"common"}
     cold = []
     for cell in task.cells:
         try:
