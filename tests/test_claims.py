@@ -32,22 +32,37 @@ def _units(order):
     return [(key, lambda key=key: order.append(key)) for key in ("a", "b", "c")]
 
 
-def test_units_claimed_elsewhere_run_last_once_done(where, other_worker):
+def test_units_claimed_elsewhere_run_last_once_released(where, other_worker):
     name = claims._name("b")
-    (where / f"{name}.claim").write_text(str(other_worker))
+    claim = where / f"{name}.claim"
+    claim.write_text(str(other_worker))
     order: list[str] = []
     runner = threading.Thread(target=claims.run_shared, args=(_units(order),))
     runner.start()
     time.sleep(0.3)
     assert order == ["a", "c"]  # b waits for the other worker
-    (where / f"{name}.done").touch()
+    claim.unlink()  # the other worker finished b
     runner.join(timeout=5)
     assert not runner.is_alive()
     assert order == ["a", "c", "b"]
-    # this worker's own units are marked done and their claims released
-    for key in ("a", "c"):
-        assert (where / f"{claims._name(key)}.done").exists()
-        assert not (where / f"{claims._name(key)}.claim").exists()
+    # this worker's own claims are released, and nothing else is left behind
+    assert list(where.iterdir()) == []
+
+
+def test_a_second_run_claims_again(where, other_worker):
+    """Nothing from a finished run says a unit is compiled (the compiled code may have been
+    cleared since): a later run claims every unit again, and waits for a live owner."""
+    order: list[str] = []
+    claims.run_shared(_units(order))
+    claim = where / f"{claims._name('b')}.claim"
+    claim.write_text(str(other_worker))
+    runner = threading.Thread(target=claims.run_shared, args=(_units(order),))
+    runner.start()
+    time.sleep(0.3)
+    assert order == ["a", "b", "c", "a", "c"]
+    claim.unlink()
+    runner.join(timeout=5)
+    assert order == ["a", "b", "c", "a", "c", "b"]
 
 
 def test_a_claim_whose_owner_left_is_waited_for_no_longer(where, other_worker):
@@ -97,21 +112,3 @@ def test_without_a_place_for_claims_units_run_in_order(monkeypatch, tmp_path):
     order: list[str] = []
     claims.run_shared(_units(order))
     assert order == ["a", "b", "c"]
-
-
-def test_an_old_done_marker_no_longer_counts(where, other_worker):
-    # an old marker may predate a cleared cache: the unit is claimed and waited for again
-    name = claims._name("b")
-    done = where / f"{name}.done"
-    done.touch()
-    old = time.time() - claims.STALE_SECONDS - 10
-    os.utime(done, (old, old))
-    (where / f"{name}.claim").write_text(str(other_worker))
-    order: list[str] = []
-    runner = threading.Thread(target=claims.run_shared, args=(_units(order),))
-    runner.start()
-    time.sleep(0.3)
-    assert order == ["a", "c"]
-    done.touch()
-    runner.join(timeout=5)
-    assert order == ["a", "c", "b"]

@@ -246,3 +246,18 @@ def test_a_reused_config_id_with_other_settings_is_not_trusted():
     keys = [k for k in expected if k not in TIMING | {"cell_id"}]
     assert not all(_same(first[k], expected[k]) for k in keys)  # the two configs differ
     assert all(_same(second[k], expected[k]) for k in keys)
+
+
+def test_prepare_offers_the_longest_units_first(monkeypatch):
+    """Workers starting together claim units in the order given: the longest first, so that
+    none is left compiling one long unit while the others wait for it."""
+    seen = []
+    monkeypatch.setattr(worker, "run_shared", lambda units: seen.extend(k for k, _ in units))
+    worker.clear_warm_cache()
+    worker.run_group.prepare(_task(["lbfgs", "irls", "newton", "mlp"], family="bernoulli"))
+    assert seen[0][:2] == ("adam", (4,))  # hidden layers
+    assert seen[1] == ("part", "common")  # the reference fit and the metrics
+    assert seen[2][0] == "newton"
+    assert {k[0] for k in seen[3:5]} == {"lbfgs", "irls"}
+    assert set(seen[5:]) == {("part", "auc"), ("part", "projection")}
+    worker.clear_warm_cache()

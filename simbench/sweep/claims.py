@@ -8,6 +8,10 @@ created exclusively; a unit another live worker has claimed is put off until tha
 has finished it, when it loads from the cache instead of compiling.  Each worker finishes
 its own claims before it waits for others', so no two wait for each other.
 
+A unit is finished when its owner removes its claim, and nothing else is kept: a marker
+saying "compiled" would outlive a cleared cache and send every worker to compile the unit
+at once.
+
 Claims only order the work: a claim whose owner died or that is older than
 :data:`STALE_SECONDS` is ignored, a unit is always run by every worker that needs it (from
 the cache when someone compiled it first), and a failure here only means compiling again.
@@ -78,8 +82,6 @@ def _owner(claim: Path) -> int | None:
 
 def _try_claim(directory: Path, name: str) -> bool:
     """Claim a unit; False when another live worker holds it and has not finished."""
-    if _fresh(directory / f"{name}.done"):
-        return True  # just compiled by another worker: running it loads from the cache
     claim = directory / f"{name}.claim"
     for _ in range(2):
         try:
@@ -96,18 +98,8 @@ def _try_claim(directory: Path, name: str) -> bool:
     return True  # could not settle it: run the unit anyway
 
 
-def _fresh(marker: Path) -> bool:
-    """Whether a marker exists and is younger than :data:`STALE_SECONDS` (older ones may
-    predate a cleared cache, so they no longer say that anything is compiled)."""
-    try:
-        return time.time() - marker.stat().st_mtime <= STALE_SECONDS
-    except OSError:
-        return False
-
-
 def _finish(directory: Path, name: str) -> None:
-    with contextlib.suppress(OSError):
-        (directory / f"{name}.done").touch()
+    """Release a claim: the unit is compiled (or failed; the next worker tries it)."""
     with contextlib.suppress(OSError):
         (directory / f"{name}.claim").unlink()
 
@@ -115,7 +107,7 @@ def _finish(directory: Path, name: str) -> None:
 def _wait(directory: Path, name: str) -> None:
     """Wait while another live worker holds the unit's claim (bounded by its staleness)."""
     claim = directory / f"{name}.claim"
-    while not _fresh(directory / f"{name}.done") and _owner(claim) is not None:
+    while _owner(claim) is not None:
         time.sleep(POLL_SECONDS)
 
 
