@@ -27,6 +27,13 @@ Policy
   with a serial twin that gives the same bits (chunks reduced in order).  Which of the two
   runs, on how many threads, and BLAS's thread count inside a fit are the thread policy of
   :mod:`simbench._threads`: a fit never runs more threads than there are CPUs free for it.
+* Calls from one kernel to another compile the callee for the argument *types*, never for
+  literal values (:func:`_type_calls_by_type`): Numba's default compiles a kernel again,
+  with all it calls, for every constant it is called with.  A kernel that must specialise
+  on a constant is inlined (``inline=True``), and the branches on the constant are pruned
+  where it is inlined; one that must not compile a branch it does not run takes None for
+  it (a branch on ``arg is None`` with ``arg`` typed None is pruned before typing: the
+  ``threads`` argument of :mod:`simbench.kernels.training`).
 * ``cache=True``: compiled code is written next to the module, so only the first process
   on a machine pays for compilation.  Caveat: Numba keys a cache entry on the file of the
   function itself, not on the files of the kernels it calls; after editing a leaf kernel

@@ -64,6 +64,33 @@ def test_kernel_decorator_applies_policy():
     assert divide.targetoptions["error_model"] == "numpy"
 
 
+def test_calls_from_compiled_code_compile_a_kernel_per_type_not_per_constant():
+    """A kernel called with constants and with a variable compiles once (Numba's default
+    would compile it once per literal value, with everything it calls); an inlined kernel
+    still sees its constants, so a branch on one is pruned where it is inlined."""
+    from numba import types
+
+    from simbench._jit import kernel
+
+    @kernel(cache=False)
+    def scaled(x, mode):
+        return x * 2.0 if mode == 1 else x
+
+    @kernel(cache=False, inline=True)
+    def pick(flag):
+        if flag:
+            return 1.0
+        return "never typed"  # a str: typing this branch would fail to unify with a float
+
+    @kernel(cache=False)
+    def caller(x, mode):
+        return scaled(x, 1) + scaled(x, 2) + scaled(x, mode) + pick(True)
+
+    assert caller(1.5, 3) == 3.0 + 1.5 + 1.5 + 1.0
+    assert len(scaled.signatures) == 1
+    assert scaled.signatures[0] == (types.float64, types.int64)
+
+
 def test_prefetch_row_compiles_for_any_width_and_layout_and_changes_nothing():
     import numpy as np
     import pytest
