@@ -287,7 +287,7 @@ def predict_eta(sizes, acts, theta, X, offset) -> np.ndarray:
     out = np.empty(X.shape[0])
     off = EMPTY if offset is None else offset
     if len(sizes) == 2:
-        k.glm_eta(theta, X, off, out)
+        k.glm_eta(readonly(theta), X, off, out)  # one compiled kind for fitted and user vectors
     else:
         k.mlp_eta(theta, sizes, layer_offsets(sizes), _act_codes(acts), X, off, out)
     return out

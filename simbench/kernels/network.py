@@ -761,9 +761,9 @@ def mlp_batch(
     ``gscale``, written into ``grad``."""
     _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, scratch, mask, keep_inv, eta)
     nb = eta.size
-    total = output_loss(
-        need_value, lcode, a, hcode, lam, yb, eta, wb, ob, gout, np.empty(0), np.empty(0)
-    )
+    # no log y: an empty slice of yb, read-only as the GLM passes' log y is, so that both
+    # use one compiled output_loss
+    total = output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, gout, yb[:0], eta[:0])
     for i in range(nb):
         gout[i] *= gscale
     _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad)
