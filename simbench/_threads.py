@@ -82,6 +82,13 @@ SPIN_SECONDS = 0.05
 LOAD_WINDOW = 0.5
 MIN_WINDOW = 0.2
 BUSY_TOLERANCE = 0.1
+# The instantaneous count is one moment: a thread that is about to block (a parent process
+# that has just handed this one work and goes back to waiting for it, a heartbeat) counts as
+# running in it.  When it shows other work and there is no average to go by, it is read
+# again up to NOW_READS times NOW_SPACING apart, and the smallest count taken: work that
+# lasts shows in every reading.  (Where the count shows none, one reading decides.)
+NOW_READS = 3
+NOW_SPACING = 1e-4
 
 _LOADAVG = "/proc/loadavg"
 _STAT = "/proc/stat"
@@ -178,7 +185,8 @@ def free_cpus(now: float | None = None) -> int:
     are the threads the next region will use, so they are not counted against it (at most
     ``threads - 1`` of this process's running threads are taken for them).  Lately:
     ``CPUs - CPUs used by other processes on average`` over the last moments
-    (:func:`_used_elsewhere`), whole CPUs only (a CPU is free if at most ``BUSY_TOLERANCE``
+    (:func:`_used_elsewhere`; without one, the instant is read again to confirm it, see
+    ``NOW_READS``), whole CPUs only (a CPU is free if at most ``BUSY_TOLERANCE``
     of it was used): work that runs in bursts, between which the machine looks idle for an
     instant, leaves no CPU free, since a region whose worker meets such a burst waits for a
     time slice.  Where the machine's counts are unavailable (not Linux), every CPU counts as
@@ -190,14 +198,23 @@ def free_cpus(now: float | None = None) -> int:
     if now - taken < SAMPLE_SECONDS:
         return value
     cpus = cpu_count()
-    value = cpus
-    total = _running_total()
-    if total is not None:
+    lately = _used_elsewhere(now)
+    value = None
+    for reading in range(NOW_READS if lately is None else 1):
+        if reading:
+            time.sleep(NOW_SPACING)
+        total = _running_total()
+        if total is None:
+            break
         elsewhere = total - 1
         if elsewhere > 0 and now - _last_parallel < SPIN_SECONDS:
             elsewhere -= min(_running_here(), _last_threads - 1)
-        value = cpus - max(0, elsewhere)
-    lately = _used_elsewhere(now)
+        free = cpus - max(0, elsewhere)
+        value = free if value is None else max(value, free)
+        if value == cpus:
+            break
+    if value is None:
+        value = cpus
     if lately is not None:
         value = min(value, math.floor(cpus - lately + BUSY_TOLERANCE))
     value = max(1, value)

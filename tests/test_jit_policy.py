@@ -260,6 +260,31 @@ def test_own_spinning_workers_are_not_counted_as_load(monkeypatch):
     assert _threads.free_cpus() == 1
 
 
+def test_a_moment_of_other_work_is_read_again_before_it_counts(monkeypatch):
+    """Without an average to go by, an instant that shows other work (a parent process that
+    has just handed over work and goes back to waiting) is read again; work that lasts shows
+    in every reading and still takes its CPU."""
+    from simbench import _threads
+
+    _machine(monkeypatch, cpus=2, running_total=2)
+    readings = iter([2, 1, 2])
+    monkeypatch.setattr(_threads, "_running_total", lambda: next(readings))
+    monkeypatch.setattr(_threads, "NOW_SPACING", 0.0)
+    assert _threads.free_cpus(now=100.0) == 2  # the second reading found the CPU free
+    assert next(readings) == 2  # and no third reading was taken
+
+    _machine(monkeypatch, cpus=2, running_total=2)
+    calls = []
+    monkeypatch.setattr(_threads, "_running_total", lambda: calls.append(1) or 2)
+    assert _threads.free_cpus(now=100.0) == 1  # busy in every reading
+    assert len(calls) == _threads.NOW_READS
+
+    _machine(monkeypatch, cpus=2, running_total=1)
+    calls.clear()
+    monkeypatch.setattr(_threads, "_running_total", lambda: calls.append(1) or 1)
+    assert _threads.free_cpus(now=100.0) == 2 and len(calls) == 1  # idle: one reading
+
+
 def test_work_in_bursts_leaves_no_cpu_free(monkeypatch):
     """At every instant sampled nothing else runs, but other work used half a CPU on
     average: the second CPU is not free."""
