@@ -170,18 +170,24 @@ SUMMARY_MAX_ROWS = 200_000  # beyond this, the end-of-run summary is left to `si
 
 def _print_summary(runner, out: Path) -> None:
     """The per-configuration summary of the run's cells (skipped for very large sweeps)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from .sweep.cells import count_cells
-    from .sweep.progress import summary_table
-    from .sweep.store import load
+    from .sweep.progress import SUMMARY_METRICS, summary_table
+    from .sweep.store import load_table, stored_columns
 
     if count_cells(runner.spec, runner.quick) > SUMMARY_MAX_ROWS:
         print(f"(no summary table for more than {SUMMARY_MAX_ROWS} cells: see simbench table)")
         return
-    df = load(out)
-    if runner.quick:
-        wanted = set(runner.cell_ids())
-        df = df[df["cell_id"].isin(wanted)]
-    print(summary_table(df))
+    # only the columns the summary shows: a fraction of a large run's table
+    needed = ["cell_id", "config_index", "config_label", "config_id", "status", *SUMMARY_METRICS]
+    stored = set(stored_columns(out))
+    table = load_table(out, columns=[c for c in needed if c in stored])
+    if runner.quick and table.num_rows:
+        wanted = pa.array(sorted(runner.cell_ids()), table.schema.field("cell_id").type)
+        table = table.filter(pc.is_in(table.column("cell_id"), value_set=wanted))
+    print(summary_table(table))
 
 
 def _describe_plan(spec, runner, out: Path) -> str:

@@ -121,6 +121,34 @@ def test_quick_then_status_counts_missing(workdir, capsys):
     assert set(df["replicate"]) == {0} and set(df["s_n"]) == {100, 150}
 
 
+def test_run_summarises_from_the_columns_it_shows(workdir, capsys, monkeypatch):
+    """The summary ``simbench run`` prints reads only its columns (not the list columns of a
+    large run), and a quick run summarises its own cells."""
+    from simbench.sweep import store
+
+    read = []
+    real = store.load_table
+
+    def spy(directory, columns=None):
+        read.append(columns)
+        return real(directory, columns)
+
+    monkeypatch.setattr(store, "load_table", spy)
+
+    def summary_cells(*args) -> int:
+        code, out, _ = cli(capsys, "run", DATA / "small.toml", "--no-progress", *args)
+        assert code == 0
+        lines = out.splitlines()
+        header = next(i for i, line in enumerate(lines) if line.startswith("config "))
+        rows = [line for line in lines[header + 2 :] if line and not line.startswith("results:")]
+        return sum(int(line.split()[1]) for line in rows)
+
+    assert summary_cells() == 18  # the whole sweep
+    assert len(read) == 1 and "status" in read[0] and "config_label" in read[0]
+    assert "beta_hat" not in read[0]
+    assert summary_cells("--quick") == 4  # stored cells outside the quick run are left out
+
+
 def test_failed_cells_exit_3_and_rerun_failed(workdir, capsys, monkeypatch):
     code, out, err = cli(capsys, "run", DATA / "failing.toml")
     assert code == 3 and "failed" in err and "--rerun-failed" in err

@@ -158,6 +158,35 @@ def test_load_columns_names_what_is_not_stored(results_dir):
         load(results_dir, columns=["status", 3])
 
 
+def test_load_table_is_the_frame_as_arrow(results_dir, full):
+    """load_table gives load's rows, order, columns and values as a pyarrow Table."""
+    table = store_module.load_table(results_dir)
+    assert table.column_names == list(full.columns)
+    pd.testing.assert_frame_equal(table.to_pandas(), full, check_exact=True)
+    some = store_module.load_table(results_dir, columns=["status", "coef_z_mle"])
+    pd.testing.assert_frame_equal(
+        some.to_pandas(), full[["status", "coef_z_mle"]], check_exact=True
+    )
+    empty = write_results(_results().iloc[:0], results_dir.parent / "empty-arrow")
+    nothing = store_module.load_table(empty, columns=["status", "coef_z_mle"])
+    assert nothing.column_names == ["status", "coef_z_mle"] and nothing.num_rows == 0
+
+
+def test_the_summary_of_a_table_is_the_summary_of_its_frame(results_dir, full):
+    from simbench.sweep.progress import summary_table
+
+    text = summary_table(store_module.load_table(results_dir))
+    assert text == summary_table(full)
+    lines = text.splitlines()
+    assert lines[0].split()[:6] == ["config", "cells", "ok", "diverged", "failed", "skipped"]
+    counts = full.groupby("config_index")["status"].value_counts().unstack(fill_value=0)
+    for line, (_, row) in zip(lines[2:], counts.iterrows(), strict=True):
+        cells, ok, diverged, failed, skipped = map(int, line.split()[1:6])
+        assert cells == row.sum() and ok == row.get("ok", 0)
+        assert diverged == row.get("diverged", 0) and skipped == row.get("skipped", 0)
+        assert failed == row.get("error", 0) + row.get("timeout", 0)
+
+
 def test_load_columns_of_a_directory_without_rows(tmp_path):
     directory = write_results(_results().iloc[:0], tmp_path / "empty")
     df = load(directory, columns=["status", "coef_z_mle"])

@@ -16,6 +16,9 @@ import time
 from collections import Counter
 from typing import IO, Any
 
+import numpy as np
+
+from .status import FAILED_STATUSES
 from .store import STATUSES
 
 __all__ = ["Progress", "format_duration", "summary_table"]
@@ -116,27 +119,28 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def summary_table(df, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
+def summary_table(table, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
     """Per configuration: cells by outcome and the mean of a few key metrics over ok cells.
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        Result rows (as from :func:`simbench.load`).
+    table : pyarrow.Table or pandas.DataFrame
+        Result rows (as from :func:`simbench.sweep.store.load_table` or
+        :func:`simbench.load`); the columns it uses are ``config_index`` (else the label),
+        ``config_label`` (else ``config_id``), ``status`` and ``metrics``.
     metrics : tuple of str
-        Metric columns to average when present.
+        Metric columns to average (missing values skipped) when present and numeric.
 
     Returns
     -------
     str
         A plain-text table, one line per configuration in sweep order.
     """
-    import pandas as pd
-
-    if df is None or len(df) == 0:
+    columns = _columns(table)
+    if not columns or not len(next(iter(columns.values()))):
         return "(no results)"
-    label = "config_label" if "config_label" in df else "config_id"
-    shown = [m for m in metrics if m in df and pd.api.types.is_numeric_dtype(df[m])]
+    label = "config_label" if "config_label" in columns else "config_id"
+    shown = [m for m in metrics if m in columns and columns[m].dtype.kind in "fiu"]
     headers = [
         "config",
         "cells",
@@ -146,20 +150,25 @@ def summary_table(df, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
         "skipped",
         *(f"mean {m}" for m in shown),
     ]
-    order = "config_index" if "config_index" in df else label
+    key = columns["config_index" if "config_index" in columns else label]
+    status = columns["status"].astype(str)
+    groups: dict[Any, list[int]] = {}
+    for i, k in enumerate(key.tolist()):  # the rows of each configuration, in stored order
+        groups.setdefault(k, []).append(i)
     rows = []
-    for _, sub in df.sort_values(order, kind="stable").groupby(order, sort=True):
-        status = sub["status"].astype(str)
-        ok = sub[status == "ok"]
+    for k in sorted(groups):
+        at = np.array(groups[k])
+        st = status[at]
+        ok = at[st == "ok"]
         rows.append(
             [
-                str(sub[label].iloc[0]),
-                str(len(sub)),
-                str(int((status == "ok").sum())),
-                str(int((status == "diverged").sum())),
-                str(int(status.isin(["error", "timeout"]).sum())),
-                str(int((status == "skipped").sum())),
-                *(_fmt(float(ok[m].mean())) if len(ok) else "-" for m in shown),
+                str(columns[label][at[0]]),
+                str(at.size),
+                str(ok.size),
+                str(int(np.sum(st == "diverged"))),
+                str(int(np.sum(np.isin(st, sorted(FAILED_STATUSES))))),
+                str(int(np.sum(st == "skipped"))),
+                *(_fmt(_mean(columns[m][ok])) if ok.size else "-" for m in shown),
             ]
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
@@ -172,3 +181,17 @@ def summary_table(df, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
     lines = [fmt_row(headers), fmt_row(["-" * w for w in widths])]
     lines += [fmt_row(r) for r in rows]
     return "\n".join(lines)
+
+
+def _columns(table) -> dict[str, np.ndarray]:
+    """The columns of a pyarrow Table or a pandas DataFrame as NumPy arrays."""
+    if hasattr(table, "column_names"):  # a pyarrow Table
+        return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+    return {c: table[c].to_numpy() for c in table.columns}
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean without the missing values (NaN, None), as pandas' ``mean``; NaN if none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else math.nan

@@ -1032,6 +1032,32 @@ def load(directory: str | Path, columns: Iterable[str] | None = None):
     """
     import pandas as pd
 
+    table, names, manifest = _load_table(directory, columns)
+    if table is None:
+        df = pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+    else:
+        df = table.to_pandas(split_blocks=True, self_destruct=True)
+    df.attrs["manifest"] = manifest
+    return df
+
+
+def load_table(directory: str | Path, columns: Iterable[str] | None = None):
+    """The rows of :func:`load` as a ``pyarrow.Table``, without pandas (for readers that
+    need a few columns quickly, such as the summary ``simbench run`` prints).  The same
+    parameters, rows, order, checks and errors; the manifest is :func:`load_manifest`'s.
+    With nothing stored, a table of no rows whose columns (the ones asked for, or the
+    identity columns and ``status``) are all null."""
+    import pyarrow as pa
+
+    table, names, _ = _load_table(directory, columns)
+    if table is None:
+        return pa.table({c: pa.nulls(0) for c in names})
+    return table
+
+
+def _load_table(directory: str | Path, columns: Iterable[str] | None):
+    """``(table, names, manifest)`` for :func:`load` and :func:`load_table`: the rows in
+    sweep order, or None with nothing stored (``names``: the columns to show then)."""
     directory = Path(directory)
     wanted = None if columns is None else _column_names(columns)
     manifest = load_manifest(directory)
@@ -1043,10 +1069,7 @@ def load(directory: str | Path, columns: Iterable[str] | None = None):
     table = _concat(read.tables)
     del read
     if table is None:
-        empty = wanted if wanted is not None else (*IDENTITY_COLUMNS, "status")
-        df = pd.DataFrame({c: pd.Series(dtype=object) for c in empty})
-        df.attrs["manifest"] = manifest
-        return df
+        return None, list(wanted if wanted is not None else (*IDENTITY_COLUMNS, "status")), manifest
     if wanted is None:
         out = _column_order([c for c in table.column_names if c not in ("_part", "_row")])
     else:
@@ -1059,9 +1082,7 @@ def load(directory: str | Path, columns: Iterable[str] | None = None):
     order = _sweep_order(table, keep, None if ids is None else ids[keep])
     columns = [table.column(c) for c in out]
     del table  # columns not asked for (and the internal ones) are released here
-    df = _gathered_frame(columns, out, keep[order])
-    df.attrs["manifest"] = manifest
-    return df
+    return _gathered_table(columns, out, keep[order]), out, manifest
 
 
 # sweep order of a loaded table (then cell_id)
@@ -1095,19 +1116,18 @@ def _missing_columns_error(directory: Path, missing: list[str]) -> StoreError:
     return StoreError(text + "; stored: " + ", ".join(stored))
 
 
-def _gathered_frame(columns: list, names: list[str], positions: np.ndarray):
-    """The rows ``positions`` of the Arrow ``columns`` as a pandas DataFrame.
+def _gathered_table(columns: list, names: list[str], positions: np.ndarray):
+    """The rows ``positions`` of the Arrow ``columns`` as one table.
 
-    Column by column, each read column released once gathered (the caller hands over
-    its only reference) and each gathered one once converted (split blocks,
-    self-destructing), so that about one copy of the table is held at a time rather than
+    Column by column, each read column released once gathered (the caller hands over its
+    only reference); :func:`load` then converts the table with split blocks,
+    self-destructing, so that about one copy of the table is held at a time rather than
     three (the read columns, the gathered ones and the frame).
     """
-    import pandas as pd
     import pyarrow as pa
 
-    if not columns:
-        return pd.DataFrame(index=pd.RangeIndex(len(positions)))
+    if not columns:  # rows without columns
+        return pa.table({"_": pa.nulls(len(positions))}).drop_columns(["_"])
     index = pa.array(positions, pa.int64())
     for i in range(len(columns)):
         column, columns[i] = columns[i], None
@@ -1115,7 +1135,7 @@ def _gathered_frame(columns: list, names: list[str], positions: np.ndarray):
         del column
     gathered = pa.Table.from_arrays(columns, names=names)
     columns.clear()
-    return gathered.to_pandas(split_blocks=True, self_destruct=True)
+    return gathered
 
 
 def _sweep_order(table, keep: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
