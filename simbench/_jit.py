@@ -94,8 +94,8 @@ def _type_calls_by_type(dispatcher) -> None:
     Numba types a constant argument (``f(x, True)``, ``f(x, MODE_START)``) as a literal and,
     by default, compiles the callee again for each literal value: a kernel called with a
     constant in one place and a variable in another, or with two constants, was compiled
-    two or three times over, with everything it calls, and each copy linked into every
-    caller (a third of the compile time of a sweep).  A kernel that must specialise on a
+    two or three times over, with everything it calls (2-3 s of a cold sweep for each of
+    the evaluation and metric kernels it happened to).  A kernel that must specialise on a
     constant is inlined instead (``inline=True``: its branches on the constant are pruned
     where it is inlined).
     """

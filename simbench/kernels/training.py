@@ -365,20 +365,9 @@ def _step_failed(st, epoch, has_val, tracking):
 
 @kernel(inline=True)
 def _first_order(
-    glm,
-    batches,
-    net,
-    val,
-    steps,
-    st,
-    masks,
-    draws,
-    draws_per_epoch,
-    n_epochs,
-    track_ref,
-    info,
+    glm, batches, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info,
     threads,
-):
+):  # fmt: skip
     """Run at most ``n_epochs`` epochs of ``steps`` on ``net``, continuing the run in ``st``.
 
     The body of the ``*_epochs`` kernels below, inlined into each with its own constants
