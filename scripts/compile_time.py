@@ -4,7 +4,8 @@ Runs the same warm-up twice in fresh processes that share an empty Numba cache d
 the first process compiles and writes the cache, the second loads it.  The warm-up calls
 every link, activation, family and loss kernel (scalar and array), the one-pass loss
 kernels for every loss x output activation, ``fit_glm`` for every family with its default
-link, each network/optimiser path, and the metric kernels::
+link, each network/optimiser path, the metric kernels, and (on two threads or more) the
+multi-threaded variants of the full-data passes, which only large problems run::
 
     python scripts/compile_time.py
 """
@@ -47,6 +48,19 @@ for name in families.names():
                            "design": "uniform"}, seed=1)
     simbench.fit_glm(d.X, d.y, family=fam, link=fam.default_link, weights=d.weights)
 run_group.warmup()
+# the multi-threaded variants, which a process on one thread (a sweep's worker) or a small
+# problem never runs and so never compiles: the policy is told to choose two threads
+import numba
+from simbench import _threads
+from simbench.sweep.worker import clear_warm_cache
+if numba.config.NUMBA_NUM_THREADS >= 2:
+    numba.set_num_threads(2)
+    _threads.region_threads = lambda n_chunks, threads, elements, repeated=True: 2
+    _threads.free_cpus = lambda now=None: 2
+    clear_warm_cache()
+    run_group.warmup()
+    d = simbench.simulate({"family": "poisson", "n": 300, "p": 3}, seed=1)
+    simbench.train(d.X, d.y, {"hidden": [], "optimizer": "newton"}, family="poisson").predict(d.X)
 print(f"{time.perf_counter() - t0:.1f}")
 """
 
