@@ -219,16 +219,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     The temporary file is removed whatever happens; a write the disk refuses raises
     :class:`DiskError` naming ``path``.
     """
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        _write_tmp(tmp, [data])
-        _replace_from(tmp, path)
-    except OSError as exc:
-        raise _disk_error(path, exc) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    _atomic(path, lambda tmp: _write_tmp(tmp, [data]))
 
 
 def atomic_write_with(path: Path, write) -> None:
@@ -237,12 +228,23 @@ def atomic_write_with(path: Path, write) -> None:
     For writers that want a file name (matplotlib, a Parquet writer).  The temporary file
     is removed whatever happens; :class:`DiskError` names ``path`` when the disk refuses.
     """
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
+
+    def written_and_synced(tmp: Path) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+
+    _atomic(path, written_and_synced)
+
+
+def _atomic(path: Path, produce) -> None:
+    """``produce(tmp)`` writes a synced temporary file beside ``path``, which then replaces
+    ``path``; the temporary file is removed whatever happens, and an ``OSError`` becomes a
+    :class:`DiskError` naming ``path``."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        produce(tmp)
         _replace_from(tmp, path)
     except OSError as exc:
         raise _disk_error(path, exc) from None
