@@ -137,6 +137,16 @@ def real_vector(v: Any, n: int, what: str, scalar_ok: bool = False) -> np.ndarra
     return np.ascontiguousarray(arr)
 
 
+def child_generator(root: np.random.SeedSequence, k: int) -> np.random.Generator:
+    """The generator of the ``k``-th child of ``root``: the stream of ``root.spawn(k + 1)[k]``
+    for a sequence that has spawned nothing, built on its own and without advancing ``root``
+    (as ``spawn`` would a caller's sequence)."""
+    seq = np.random.SeedSequence(
+        entropy=root.entropy, spawn_key=(*root.spawn_key, k), pool_size=root.pool_size
+    )
+    return np.random.Generator(np.random.PCG64(seq))
+
+
 def seed_sequence(seed: Any, what: str = "seed") -> np.random.SeedSequence:
     """``seed`` as a ``SeedSequence`` (an integer >= 0, or a SeedSequence as it is)."""
     if isinstance(seed, np.random.SeedSequence):

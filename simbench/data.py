@@ -112,9 +112,9 @@ from . import families, links
 from ._domains import Domain
 from ._registry import normalize_name, parse_call, unknown_name_message
 from ._validation import boolean, integer, key_error, number, seed_sequence
+from ._validation import child_generator as _child
 from .columns import Column, columns_text, parse_columns
 from .design import COLUMNS_DESIGN, EXPOSURE_RANGE, population_size
-from .design import child as _child
 from .design import draw_design as _draw_design
 from .design import population_sample as _population_sample
 from .errors import UnknownNameError, ValidationError

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import child_generator as child
 from .columns import draw_columns
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
     "EXPOSURE_RANGE",
     "POPULATION_SEED",
     "UNIFORM_HALF_WIDTH",
-    "child",
     "draw_design",
     "population_sample",
     "population_size",
@@ -32,15 +32,6 @@ UNIFORM_HALF_WIDTH = math.sqrt(3.0)  # the uniform design is U(-sqrt 3, sqrt 3):
 EXPOSURE_RANGE = (0.5, 2.0)  # exposure is log-uniform on this interval
 POPULATION_SEED = 20260102  # fixed: the population sample belongs to the scenario
 _POPULATION_CELLS = 1 << 22  # about 32 MB of design
-
-
-def child(root: np.random.SeedSequence, k: int) -> np.random.Generator:
-    """The generator of the ``k``-th child of ``root``."""
-    # the k-th child built explicitly: SeedSequence.spawn would mutate a caller's sequence
-    seq = np.random.SeedSequence(
-        entropy=root.entropy, spawn_key=(*root.spawn_key, k), pool_size=root.pool_size
-    )
-    return np.random.Generator(np.random.PCG64(seq))
 
 
 def draw_design(s: Any, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -396,11 +396,27 @@ def _collinearity_message(A: np.ndarray, names: tuple[str, ...], tol: float) -> 
 # ---- the fit ------------------------------------------------------------------------------------
 
 
+# fit_glm's convergence tolerance (its ``tol``)
+DEFAULT_TOL = 1e-10
+
+
 @lru_cache(maxsize=256)
-def _resolve(family, link):
+def resolve(family, link):
+    """``(Family, Link)`` of a family and a link it accepts (None: its default link)."""
     fam = _families.get(family)
     lnk = fam.default_link if link is None else fam.check_link(link)
-    return fam, lnk, fam.canonical_link == lnk
+    return fam, lnk
+
+
+def coefficient_names(p: int, icpt: int = 1, columns=None) -> tuple[str, ...]:
+    """The names of a GLM's coefficients: ``intercept`` (when fitted), then the columns'
+    names when ``columns`` names all ``p``, else ``x1 … xp``."""
+    names = (
+        tuple(str(c) for c in columns)
+        if columns is not None and len(columns) == p
+        else tuple(f"x{j + 1}" for j in range(p))
+    )
+    return (("intercept",) if icpt else ()) + names
 
 
 def fit_glm(
@@ -411,7 +427,7 @@ def fit_glm(
     weights=None,
     offset=None,
     fit_intercept: bool = True,
-    tol: float = 1e-10,
+    tol: float = DEFAULT_TOL,
     max_iter: int = 100,
 ) -> GLMFit:
     r"""Fit a GLM by maximum likelihood (Fisher scoring / IRLS with step-halving).
@@ -477,19 +493,14 @@ def fit_glm(
     covariances are computed at the final iterate when first read.
     """
     try:
-        fam, lnk, canonical = _resolve(family, link)
+        fam, lnk = resolve(family, link)
     except TypeError:  # unhashable arguments: resolve without the cache
-        fam, lnk, canonical = _resolve.__wrapped__(family, link)
+        fam, lnk = resolve.__wrapped__(family, link)
     names_in = getattr(X, "columns", None)
     Xa = real_matrix(X)
     n, p = Xa.shape
     if n == 0:
         raise ValidationError("X has no rows")
-    feature_names = (
-        tuple(str(c) for c in names_in)
-        if names_in is not None and len(names_in) == p
-        else tuple(f"x{j + 1}" for j in range(p))
-    )
     ya = real_vector(y, n, "y")
     fam.check_y(ya, support=False)
     if weights is None:
@@ -516,8 +527,18 @@ def fit_glm(
     q = p + icpt
     if q == 0:
         raise ValidationError("no coefficients to fit: X has no columns and fit_intercept=False")
-    names = (("intercept",) if icpt else ()) + feature_names
+    names = coefficient_names(p, icpt, names_in)
+    return fit_checked(Xa, ya, wa, oa, fam, lnk, icpt, names, tol_f, int(max_iter))
 
+
+def fit_checked(Xa, ya, wa, oa, fam, lnk, icpt, names, tol_f, max_iter) -> GLMFit:
+    """:func:`fit_glm` on input it has checked (or that was checked as it checks it):
+    float64 C-contiguous ``Xa`` (n, p) and ``ya``; ``wa`` and ``oa`` of n values or empty
+    for none (weights >= 0, not all 0); a Family and a Link it accepts; the intercept
+    flag (0 or 1); the coefficient names; the tolerance and the iteration limit."""
+    n, p = Xa.shape
+    q = p + icpt
+    canonical = fam.canonical_link == lnk
     # read-only views: the kernels then compile once for users' arrays and data sets alike
     Xa, ya, wa, oa = readonly(Xa), readonly(ya), readonly(wa), readonly(oa)
     k = _irls()
@@ -527,14 +548,14 @@ def fit_glm(
     nw = int(wpos.sum())
     started = time.perf_counter()  # the separation check's time bound scales with the fit's
     res = fisher_scoring(
-        k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, int(max_iter),
+        k, Xa, icpt, fcode, fpar, lcode, lpar, ya, wa, oa, tol_f, max_iter,
         nw if fam.has_dispersion else 0, not canonical,
     )  # fmt: skip
     irls_seconds = time.perf_counter() - started
     common: dict[str, Any] = {
         "family": fam,
         "link": lnk,
-        "fit_intercept": bool(fit_intercept),
+        "fit_intercept": bool(icpt),
         "feature_names": names,
     }
     sep_kind = separation_kind(fam, lnk)

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simbench._threads import fit_threads
-from simbench._validation import real_matrix, real_vector, seed_sequence
+from simbench._validation import child_generator, real_matrix, real_vector, seed_sequence
 from simbench.errors import ValidationError
 from simbench.fit.config import NetworkConfig
-from simbench.fit.objective import Objective, init_params, layer_offsets, predict_eta
+from simbench.fit.objective import EMPTY, Objective, init_params, layer_offsets, predict_eta
 from simbench.fit.optimizers import Monitor, run
 
 __all__ = ["NetworkConfig", "NetworkFit", "train", "warmup"]
@@ -191,6 +191,19 @@ def _valid_start(obj: Objective, theta: np.ndarray, bias_index: int) -> None:
 # ---- training -------------------------------------------------------------------------------
 
 
+def _streams(seed):
+    """``stream(k)``: the generator of train's ``k``-th stream (0 the validation split, 1 the
+    initial weights, 2 the epoch permutations, 3 the dropout masks), the ``k``-th of the
+    seed's four children.  For an integer seed each is built when first needed (spawning
+    costs more than a small fit's arithmetic); a caller's SeedSequence spawns its four, so
+    that it advances, as NumPy's own consumers advance it."""
+    root = seed_sequence(seed)
+    if isinstance(seed, np.random.SeedSequence):
+        children = root.spawn(4)
+        return lambda k: np.random.default_rng(children[k])
+    return lambda k: child_generator(root, k)
+
+
 @fit_threads()
 def train(
     X,
@@ -297,7 +310,7 @@ def train(
         info = np.asarray(track_information, dtype=np.float64)
         if info.shape != (p + 1, p + 1):
             raise ValidationError(f"track_information must be {(p + 1, p + 1)}; got {info.shape}")
-    seeds = seed_sequence(seed).spawn(4)
+    stream = _streams(seed)
     if cfg.optimizer == "irls":
         return _train_irls(X, y, w, off, cfg, fam, output, loss, sizes, beta_ref, info)
 
@@ -311,7 +324,7 @@ def train(
                 f"validation_fraction = {cfg.validation_fraction} leaves {n_val} of {n} rows "
                 "for validation; early stopping needs at least one row on each side"
             )
-        order = np.random.default_rng(seeds[0]).permutation(n)
+        order = stream(0).permutation(n)
         val_idx = np.sort(order[:n_val])
         tr_idx = np.sort(order[n_val:])
 
@@ -333,15 +346,14 @@ def train(
             raise ValidationError("the training split has no positive weight")
 
     obj = Objective(sizes, cfg.activation, output, loss, Xt, yt, wt, ot, l2=cfg.l2)
-    theta = init_params(obj.sizes, cfg.init, np.random.default_rng(seeds[1]))
+    theta = init_params(obj.sizes, cfg.init, stream(1))
     bias_index = obj.output_bias_index()
     theta[bias_index] = _output_bias(output, loss, yt, wt, ot)
     _valid_start(obj, theta, bias_index)
 
     layout = None if coef_fn is None else (obj.sizes, obj.offs)
     monitor = Monitor(cfg, val_obj, layout, beta_ref, info)
-    rngs = (np.random.default_rng(seeds[2]), np.random.default_rng(seeds[3]))
-    outcome = run(obj, theta, cfg, monitor, rngs)
+    outcome = run(obj, theta, cfg, monitor, lambda: (stream(2), stream(3)))
     params, status, message = outcome.theta, outcome.status, outcome.message
     converged = outcome.converged
     if cfg.refit_output and status != "diverged":
@@ -465,9 +477,16 @@ _GLM_STATUS = {"ok": "ok", "not_converged": "not_converged", "domain_error": "di
 
 def _train_irls(X, y, w, off, cfg, fam, output, loss, sizes, beta_ref, info) -> NetworkFit:
     """The 'irls' optimiser: the reference GLM fit, returned as a network."""
-    from simbench.fit.glm import fit_glm
+    from simbench.fit.glm import DEFAULT_TOL, coefficient_names, fit_checked, resolve
 
-    glm = fit_glm(X, y, family=fam, link=output, weights=w, offset=off, max_iter=cfg.epochs)
+    # X, y, the weights and the offset are checked as fit_glm checks them; the response
+    # against the family's domain is left to do
+    fam, link = resolve(fam, output)
+    fam.check_y(y, support=False)
+    glm = fit_checked(
+        X, y, EMPTY if w is None else w, EMPTY if off is None else off, fam, link, 1,
+        coefficient_names(X.shape[1]), DEFAULT_TOL, cfg.epochs,
+    )  # fmt: skip
     theta = np.ascontiguousarray(glm.coef, dtype=np.float64)
     obj = Objective(sizes, (), output, loss, X, y, w, off)
     grad = np.empty(obj.n_params)

@@ -191,14 +191,14 @@ class Monitor:
 def run(obj: Objective, theta: np.ndarray, config, monitor: Monitor, rngs) -> Outcome:
     """Train ``theta`` (modified in place) with ``config.optimizer``.
 
-    ``rngs`` is ``(shuffle, dropout)``: Generators for the epoch permutations and the dropout
-    masks.
+    ``rngs()`` gives ``(shuffle, dropout)``: Generators for the epoch permutations and the
+    dropout masks, which only the first-order methods draw (and so make).
     """
     if config.optimizer == "lbfgs":
         return _lbfgs(obj, theta, config, monitor)
     if config.optimizer == "newton":
         return _newton(obj, theta, config, monitor)
-    return _first_order(obj, theta, config, monitor, *rngs)
+    return _first_order(obj, theta, config, monitor, *rngs())
 
 
 def row_order(n: int) -> np.ndarray:
