@@ -120,7 +120,7 @@ from .design import population_sample as _population_sample
 from .errors import UnknownNameError, ValidationError
 from .expression import Expression, parse_expression
 from .kernels import codes
-from .sampling import _is_real, sample
+from .sampling import _is_real, draw, sample
 from .truth import TruePredictor, true_predictor
 
 __all__ = [
@@ -784,7 +784,8 @@ def _draw_sample(s, family, link, phi, tp, n, rng_x, rng_y, rng_e):
     if s.separable:
         y = (eta > 0.0).astype(np.float64)
     else:
-        y = sample(family, mu, phi, rng_y, weights=weights)
+        # the means are checked above and the weights are 1 or the trials
+        y = draw(family, mu, phi, rng_y, weights)
     return X, y, weights, offset, eta, mu
 
 

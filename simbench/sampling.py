@@ -116,18 +116,25 @@ def sample(
         w = np.broadcast_to(np.asarray(weights, dtype=np.float64), mu.shape)
         if not (np.all(np.isfinite(w)) and np.all(w > 0.0)):
             raise ValidationError("weights must be finite and > 0")
+    if fam.code == codes.FAMILY_BERNOULLI and weights is not None and not np.all(w == 1.0):
+        raise ValidationError(
+            "bernoulli data take no weights; use the binomial family with weights = trials"
+        )
+    if fam.code == codes.FAMILY_BINOMIAL and not np.all(w == np.round(w)):
+        raise ValidationError("binomial weights are the trials: positive integers")
+    return draw(fam, mu, phi, rng, w)
+
+
+def draw(fam: families.Family, mu: np.ndarray, phi: float, rng: np.random.Generator, w):
+    """The draws of :func:`sample` on input as it has checked it: a Family, float64 means
+    in its domain, the dispersion (1.0 for families without one), a Generator, and
+    weights of ``mu``'s shape (1 for bernoulli, whole numbers of trials for binomial)."""
     code = fam.code
     if code == codes.FAMILY_GAUSSIAN:
         y = rng.normal(mu, np.sqrt(phi / w))
     elif code == codes.FAMILY_BERNOULLI:
-        if weights is not None and not np.all(w == 1.0):
-            raise ValidationError(
-                "bernoulli data take no weights; use the binomial family with weights = trials"
-            )
         y = rng.binomial(1, mu).astype(np.float64)
     elif code == codes.FAMILY_BINOMIAL:
-        if not np.all(w == np.round(w)):
-            raise ValidationError("binomial weights are the trials: positive integers")
         y = rng.binomial(w.astype(np.int64), mu) / w
     elif code == codes.FAMILY_POISSON:
         lam = mu * w
