@@ -175,6 +175,57 @@ def test_serial_failures_with_an_alarm_timeout(tmp_path):
     assert report.exit_code == 3
 
 
+def test_a_worker_that_dies_or_hangs_holding_a_second_task_loses_none_of_it(tmp_path):
+    """A worker holds the next task while it runs one (TASKS_PER_WORKER): when it dies or
+    times out, the task it had not started runs whole on a fresh worker."""
+    from simbench.sweep.backends import local
+
+    assert local.TASKS_PER_WORKER >= 2
+    for bad in ("segv", "hang", "exit"):
+        spec = make_spec(["ok1", bad, "ok2"], replicates=3, ns=(50,))
+        out = tmp_path / bad
+        report, df = run(spec, out, executor=LocalExecutor(jobs=1), timeout=1.0)
+        assert len(df) == 9 and df["cell_id"].is_unique and report.missing == 0
+        rows = by_config(df)
+        assert (rows["ok1"]["status"] == "ok").all() and (rows["ok2"]["status"] == "ok").all()
+        assert (rows[bad]["status"] != "ok").all()
+        # the same rows as a serial run of the good configurations (same cell ids)
+        _, serial = run(make_spec(["ok1", "ok2"], replicates=3, ns=(50,)), tmp_path / f"{bad}-s")
+        ok = metric_table(df[df["status"] == "ok"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(ok, metric_table(serial), check_dtype=False)
+
+
+def test_a_worker_starts_its_next_group_while_the_runner_is_busy(tmp_path, monkeypatch):
+    """The next task waits in the worker's pipe: while the process that reads the rows is
+    busy, the worker goes on to its next group instead of waiting to be sent it."""
+    import time
+
+    from simbench.sweep.cells import group_tasks
+
+    monkeypatch.setenv("FAKE_SLEEP_MS", "20")
+    spec = make_spec(["a"], replicates=3, ns=(50,))
+    executor = LocalExecutor(jobs=1)
+    executor.start("fake_groups:sleepy", None)
+    try:
+        for task in group_tasks(spec, expand_cells(spec)):
+            executor.submit(task)
+        rows = []
+        busy_from = None
+        for item in executor.results():
+            if item is None:
+                continue
+            rows.append(item[1])
+            if busy_from is None:
+                busy_from = time.time()
+                time.sleep(1.0)  # the runner is busy storing rows, say
+    finally:
+        executor.shutdown()
+    assert len(rows) == 3
+    started = [pd.Timestamp(r["started_at"]).timestamp() for r in rows]
+    # the second group started while the first row was still being handled
+    assert started[1] < busy_from + 0.5
+
+
 def test_a_group_function_that_forgets_cells(tmp_path):
     spec = make_spec(["a", "b", "c"], replicates=1, ns=(50,))
     for executor in (SerialExecutor(), LocalExecutor(jobs=1)):

@@ -5,6 +5,12 @@ with threaded numerical libraries.  Each worker streams rows back through a pipe
 finish, so a killed or crashed worker loses nothing already computed; a hang becomes a
 ``timeout`` row and a crash an ``error`` row, and the group's remaining cells go to a fresh
 worker.
+
+A worker holds :data:`TASKS_PER_WORKER` tasks: the one it runs and the next, waiting in its
+pipe, so that it starts the next group the moment it ends one instead of waiting for this
+process to read its rows, store them and send more work (with groups of a few
+milliseconds, that wait had two workers idle half the time).  A task a worker has not
+started when it dies or times out goes back to the queue whole.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -70,13 +76,24 @@ def _worker_main(conn, group_fn) -> None:
         return  # the parent went away
 
 
+# tasks sent to a worker at a time: the one it runs and the one it starts next
+TASKS_PER_WORKER = 2
+
+
 @dataclass
 class _Worker:
     proc: Any
     conn: Any
-    progress: _Progress | None = None
-    deadline: float | None = None
+    # the tasks sent to it, in order: the first is running (or about to start)
+    tasks: collections.deque[_Progress] = field(default_factory=collections.deque)
+    deadline: float | None = None  # of the running cell, from the task's "start" event
     fatal: tuple | None = None
+    broken: bool = False  # its pipe refused a task: it gets no more
+
+    @property
+    def progress(self) -> _Progress | None:
+        """The task it runs (or starts next), or None when it has none."""
+        return self.tasks[0] if self.tasks else None
 
 
 THREAD_VARIABLES = (
@@ -175,21 +192,37 @@ class LocalExecutor(Executor):
             self._workers.remove(worker)
 
     def _dispatch(self) -> None:
-        idle = [w for w in self._workers if w.progress is None and w.fatal is None]
-        while idle or len(self._workers) < self.jobs:
+        """Top every worker up to :data:`TASKS_PER_WORKER` tasks, the emptiest first, and
+        start workers up to ``jobs``."""
+        for worker in [w for w in self._workers if w.broken and not w.tasks]:
+            self._retire(worker, kill=True)  # done with what it held: replace it
+        while True:
+            open_ = [
+                w
+                for w in self._workers
+                if w.fatal is None and not w.broken and len(w.tasks) < TASKS_PER_WORKER
+            ]
+            if not open_ and len(self._workers) >= self.jobs:
+                return
             task = self._pull()
             if task is None:
-                break
-            worker = idle.pop() if idle else self._spawn()
+                return
+            if len(self._workers) < self.jobs and all(w.tasks for w in open_):
+                worker = self._spawn()
+            else:
+                worker = min(open_, key=lambda w: len(w.tasks))
             try:
                 worker.conn.send(task)
             except (BrokenPipeError, OSError):
-                # died while idle: put the task back and replace the worker
+                # it died: the task goes back; an idle worker is replaced now, a busy one
+                # when its death is seen (its tasks then get their rows)
                 self._queue.appendleft(task)
-                self._retire(worker, kill=True)
+                if worker.tasks:
+                    worker.broken = True
+                else:
+                    self._retire(worker, kill=True)
                 continue
-            worker.progress = _Progress(task)
-            worker.deadline = None  # the clock starts with the worker's "start" event
+            worker.tasks.append(_Progress(task))
 
     def _budget(self, progress: _Progress) -> float | None:
         if self._timeout is None:
@@ -201,7 +234,7 @@ class LocalExecutor(Executor):
         progress = worker.progress
         if kind == "fatal":
             worker.fatal = message
-            if progress is not None:
+            for progress in worker.tasks:
                 while not progress.done:
                     yield (
                         progress.cell(progress.next),
@@ -210,7 +243,7 @@ class LocalExecutor(Executor):
                         ),
                     )
                     progress.next += 1
-                worker.progress = None
+            worker.tasks.clear()
             return
         if progress is None:
             return
@@ -229,8 +262,8 @@ class LocalExecutor(Executor):
             yield from _on_raise(progress, message)
         elif kind == "end":
             yield from _finish(progress, self._queue)
-            worker.progress = None
-            worker.deadline = None
+            worker.tasks.popleft()
+            worker.deadline = None  # the next task's clock starts with its "start" event
 
     def _drain(self, worker: _Worker) -> tuple[list[Output], bool]:
         """Read every message waiting from ``worker``; report whether its pipe is closed."""
@@ -243,19 +276,21 @@ class LocalExecutor(Executor):
         return out, False
 
     def _lost(self, worker: _Worker, status: str, error: str) -> Iterator[Output]:
-        """``worker`` is gone: its current cell gets a row, the rest of its task is retried."""
+        """``worker`` is gone: its current cell gets a row, the rest of its task and the
+        tasks it had not started are retried, in their order."""
         progress = worker.progress
+        retry = []
         if progress is not None and not progress.done:
             yield progress.cell(progress.next), _status_row(status, error, worker=None)
             progress.next += 1
-            rest = progress.rest()
-            if rest is not None:
-                self._queue.appendleft(rest)
-        worker.progress = None
+            retry.append(progress.rest())
+        retry += [waiting.rest() for waiting in list(worker.tasks)[1:]]
+        self._queue.extendleft(reversed([task for task in retry if task is not None]))
+        worker.tasks.clear()
 
     def results(self):
         assert self._group_fn is not None, "start() first"
-        while self._has_tasks() or any(w.progress is not None for w in self._workers):
+        while self._has_tasks() or any(w.tasks for w in self._workers):
             self._dispatch()
             now = time.monotonic()
             deadlines = [w.deadline for w in self._workers if w.deadline is not None]
