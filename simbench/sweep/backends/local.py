@@ -16,15 +16,16 @@ started when it dies or times out goes back to the queue whole.
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import multiprocessing
 import os
+import selectors
 import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any
 
 from ...errors import ValidationError
@@ -80,7 +81,7 @@ def _worker_main(conn, group_fn) -> None:
 TASKS_PER_WORKER = 2
 
 
-@dataclass
+@dataclass(eq=False)  # one per process: compared and hashed by identity
 class _Worker:
     proc: Any
     conn: Any
@@ -136,6 +137,10 @@ class LocalExecutor(Executor):
         self._group_fn: str | Callable | None = None
         self._timeout: float | None = None
         self.workers_started = 0
+        # every worker's pipe and process sentinel, registered while it lives: one selector
+        # for the whole run rather than one per wait (results wakes for every message)
+        poll = getattr(selectors, "PollSelector", selectors.SelectSelector)
+        self._selector = poll()
 
     def start(self, group_fn, timeout):
         resolve_group_fn(group_fn)  # fail here, not in every worker, if it cannot be imported
@@ -181,9 +186,14 @@ class LocalExecutor(Executor):
         self.workers_started += 1
         worker = _Worker(proc, parent)
         self._workers.append(worker)
+        self._selector.register(parent, selectors.EVENT_READ, worker)
+        self._selector.register(proc.sentinel, selectors.EVENT_READ, worker)
         return worker
 
     def _retire(self, worker: _Worker, kill: bool) -> None:
+        for handle in (worker.conn, worker.proc.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(handle)
         if kill and worker.proc.is_alive():
             worker.proc.kill()
         worker.proc.join(timeout=5)
@@ -295,11 +305,12 @@ class LocalExecutor(Executor):
             now = time.monotonic()
             deadlines = [w.deadline for w in self._workers if w.deadline is not None]
             wait_for = min([_TICK, *(max(0.0, d - now) for d in deadlines)])
-            handles = [w.conn for w in self._workers] + [w.proc.sentinel for w in self._workers]
-            ready = set(wait(handles, timeout=wait_for)) if handles else set()
+            ready = (
+                {key.data for key, _ in self._selector.select(wait_for)} if self._workers else set()
+            )
             produced = False
             for worker in list(self._workers):
-                if worker.conn in ready or worker.proc.sentinel in ready:
+                if worker in ready:
                     out, closed = self._drain(worker)
                     for item in out:
                         produced = True
