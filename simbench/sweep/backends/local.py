@@ -279,11 +279,16 @@ class LocalExecutor(Executor):
         """Read every message waiting from ``worker``; report whether its pipe is closed."""
         out: list[Output] = []
         try:
-            while worker.conn.poll():
+            while self._readable(worker):
                 out.extend(self._handle(worker, worker.conn.recv()))
         except (EOFError, OSError):
             return out, True
         return out, False
+
+    def _readable(self, worker: _Worker) -> bool:
+        """Whether ``worker``'s pipe holds a message (or has closed), without waiting: the
+        run's selector, where ``Connection.poll`` would build a selector of its own."""
+        return any(key.fileobj is worker.conn for key, _ in self._selector.select(0))
 
     def _lost(self, worker: _Worker, status: str, error: str) -> Iterator[Output]:
         """``worker`` is gone: its current cell gets a row, the rest of its task and the
