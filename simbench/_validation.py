@@ -19,6 +19,7 @@ from .errors import ValidationError
 
 __all__ = [
     "boolean",
+    "child_generator",
     "integer",
     "interval_text",
     "key_error",

@@ -187,6 +187,25 @@ def test_same_seed_gives_bit_identical_weights():
     assert not np.array_equal(a.params, c.params)
 
 
+def test_the_four_streams_are_the_seeds_four_children():
+    """train's streams (split, weights, permutations, dropout) are SeedSequence.spawn(4)'s
+    children, made one at a time for an integer seed; a caller's SeedSequence advances."""
+    from simbench.fit.network import _streams
+
+    children = np.random.SeedSequence(7).spawn(4)
+    stream = _streams(7)
+    for k in (2, 0, 3, 1):  # in any order: each is made on its own
+        expected = np.random.default_rng(children[k]).integers(0, 2**63, 4)
+        assert stream(k).integers(0, 2**63, 4).tolist() == expected.tolist()
+    seq = np.random.SeedSequence(7)
+    _streams(seq)
+    assert seq.n_children_spawned == 4
+    X, y, _w, _lk = simulate("poisson", None, seed=15, n=200)
+    a = train(X, y, MLP, family="poisson", seed=np.random.SeedSequence(7))
+    b = train(X, y, MLP, family="poisson", seed=7)
+    assert np.array_equal(a.params, b.params)
+
+
 def test_configs_differing_only_in_the_optimizer_start_from_the_same_weights():
     X, y, _w, _lk = simulate("poisson", None, seed=15, n=300)
     base = {"hidden": [4], "epochs": 1, "tol": 0.0}
