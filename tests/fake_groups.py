@@ -167,3 +167,17 @@ def logged(task):
         with open(log, "a") as fh:
             fh.write(f"{cell.cell_id} {time.time():.6f}\n")
         yield row
+
+
+def preloaded(task):
+    """Reports the process its ``preload`` module was imported in, and its own."""
+    import fake_preload
+
+    for cell in task.cells:
+        row = _metrics(task, cell)
+        row["preloaded_in"] = fake_preload.IMPORTED_IN
+        row["worker_pid"] = os.getpid()
+        yield row
+
+
+preloaded.preload = ("fake_preload",)

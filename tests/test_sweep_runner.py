@@ -226,6 +226,56 @@ def test_a_worker_starts_its_next_group_while_the_runner_is_busy(tmp_path, monke
     assert started[1] < busy_from + 0.5
 
 
+def test_the_fork_server_imports_the_group_functions_preload(tmp_path):
+    """A group function's ``preload`` modules are imported once, in the process the workers
+    are forked from, started before the sweep is read (simbench's worker initialises Numba
+    there).  In a fresh process: the fork server is one per process."""
+    import subprocess
+    import sys
+
+    from cli_support import TESTS, env_for_subprocess
+
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "simbench", "run", str(TESTS / "data" / "small.toml")]
+    env = env_for_subprocess(SIMBENCH_GROUP_FN="fake_groups:preloaded")
+    res = subprocess.run(
+        [*cmd, "--jobs", "2", "--out", str(out)], env=env, capture_output=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr
+    df = load(out)
+    if LocalExecutor()._ctx.get_start_method() != "forkserver":
+        assert (df["preloaded_in"] == df["worker_pid"]).all()  # nothing to preload into
+        return
+    assert (df["status"] == "ok").all() and df["worker_pid"].nunique() == 2
+    assert df["preloaded_in"].nunique() == 1
+    assert not set(df["preloaded_in"]) & set(df["worker_pid"])
+
+
+def test_make_runner_starts_the_fork_server_before_reading_the_sweep(monkeypatch, tmp_path):
+    """The workers' process starts while the sweep is read and checked, and the thread
+    settings it is given do not stay in this process's environment."""
+    from simbench.sweep import api
+    from simbench.sweep.backends.local import THREAD_VARIABLES
+
+    order = []
+    real_as_spec, real_prestart = api.as_spec, LocalExecutor.prestart
+    monkeypatch.setattr(api, "as_spec", lambda s: order.append("spec") or real_as_spec(s))
+
+    def prestart(self, group_fn):
+        order.append(("prestart", group_fn))
+        real_prestart(self, group_fn)
+
+    monkeypatch.setattr(LocalExecutor, "prestart", prestart)
+    for var in THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    spec = make_spec(["a"], replicates=1)
+    runner = api.make_runner(spec, tmp_path / "res", jobs=2, group_fn="fake_groups:seeded")
+    assert order == [("prestart", "fake_groups:seeded"), "spec"]
+    assert not any(var in os.environ for var in THREAD_VARIABLES)
+    assert runner.run().exit_code == 0
+    assert not any(var in os.environ for var in THREAD_VARIABLES)
+
+
 def test_a_group_function_that_forgets_cells(tmp_path):
     spec = make_spec(["a", "b", "c"], replicates=1, ns=(50,))
     for executor in (SerialExecutor(), LocalExecutor(jobs=1)):

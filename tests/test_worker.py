@@ -261,3 +261,26 @@ def test_prepare_offers_the_longest_units_first(monkeypatch):
     assert {k[0] for k in seen[3:5]} == {"lbfgs", "irls"}
     assert set(seen[5:]) == {("part", "auc"), ("part", "projection")}
     worker.clear_warm_cache()
+
+
+def test_the_fork_servers_preload_makes_numba_ready():
+    """run_group's preload module, imported in a fresh process (as the fork server does),
+    leaves Numba initialised and the simulation's link kernel loaded."""
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    from simbench.sweep.worker import run_group
+
+    assert run_group.preload == ("simbench.sweep.worker_init",)
+    code = (
+        "import simbench.sweep.worker_init\n"
+        "from simbench.kernels.links import link_h_arr\n"
+        "print(len(link_h_arr.signatures))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env_for_subprocess(), capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout.split()[-1]) >= 1

@@ -17,7 +17,7 @@ from typing import Any
 
 from .backends import make_executor
 from .cells import iter_group_ids
-from .runner import Runner, RunReport
+from .runner import Runner, RunReport, default_group_fn
 from .spec import SweepError, SweepSpec, load_sweep, parse_sweep
 from .status import FAILED_STATUSES, STATUSES, exit_code
 from .store import ResultStore, load, load_manifest
@@ -70,11 +70,14 @@ def make_runner(
 ) -> Runner:
     """The :class:`~simbench.sweep.runner.Runner` of a sweep, with the settings of
     :func:`run` (``simbench run`` builds it here too, then runs or plans it and prints)."""
+    executor = make_executor(backend, jobs=jobs, address=address)
+    # the workers' process starts up while the sweep is read and checked
+    executor.prestart(group_fn if group_fn is not None else default_group_fn())
     spec = as_spec(sweep)
     return Runner(
         spec,
         Path(out) if out is not None else default_out(spec),
-        executor=make_executor(backend, jobs=jobs, address=address),
+        executor=executor,
         group_fn=group_fn,
         quick=quick,
         timeout=timeout,

@@ -617,3 +617,5 @@ def _scenario(plain: dict):
 
 run_group.warmup = _process_warmup  # type: ignore[attr-defined]
 run_group.prepare = _prepare  # type: ignore[attr-defined]
+# imported by the local backend's fork server before it forks the workers
+run_group.preload = ("simbench.sweep.worker_init",)  # type: ignore[attr-defined]

@@ -188,6 +188,12 @@ class Executor(ABC):
         Ends when every cell of every submitted task has yielded its row.
         """
 
+    def prestart(self, group_fn: str | Callable) -> None:
+        """Start now, if the backend can, what its workers need before they run anything
+        (the local backend's fork server), while the caller prepares the run; nothing by
+        default.  Never raises: :meth:`start` reports what is wrong."""
+        return None
+
     @abstractmethod
     def shutdown(self, cancel: bool = False) -> None:
         """Release workers; with ``cancel``, stop running cells at once (their rows are lost)."""
