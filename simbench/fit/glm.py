@@ -400,9 +400,16 @@ def _collinearity_message(A: np.ndarray, names: tuple[str, ...], tol: float) -> 
 DEFAULT_TOL = 1e-10
 
 
-@lru_cache(maxsize=256)
 def resolve(family, link):
     """``(Family, Link)`` of a family and a link it accepts (None: its default link)."""
+    try:
+        return _resolve(family, link)
+    except TypeError:  # unhashable arguments: resolve without the cache
+        return _resolve.__wrapped__(family, link)
+
+
+@lru_cache(maxsize=256)
+def _resolve(family, link):
     fam = _families.get(family)
     lnk = fam.default_link if link is None else fam.check_link(link)
     return fam, lnk
@@ -492,10 +499,7 @@ def fit_glm(
     final Newton step would.  The
     covariances are computed at the final iterate when first read.
     """
-    try:
-        fam, lnk = resolve(family, link)
-    except TypeError:  # unhashable arguments: resolve without the cache
-        fam, lnk = resolve.__wrapped__(family, link)
+    fam, lnk = resolve(family, link)
     names_in = getattr(X, "columns", None)
     Xa = real_matrix(X)
     n, p = Xa.shape

@@ -188,17 +188,17 @@ class Monitor:
         return Outcome(theta.copy(), epochs, False, "not_converged", msg + note, best)
 
 
-def run(obj: Objective, theta: np.ndarray, config, monitor: Monitor, rngs) -> Outcome:
+def run(obj: Objective, theta: np.ndarray, config, monitor: Monitor, make_rngs) -> Outcome:
     """Train ``theta`` (modified in place) with ``config.optimizer``.
 
-    ``rngs()`` gives ``(shuffle, dropout)``: Generators for the epoch permutations and the
-    dropout masks, which only the first-order methods draw (and so make).
+    ``make_rngs()`` gives ``(shuffle, dropout)``: Generators for the epoch permutations and
+    the dropout masks, which only the first-order methods draw (and so make).
     """
     if config.optimizer == "lbfgs":
         return _lbfgs(obj, theta, config, monitor)
     if config.optimizer == "newton":
         return _newton(obj, theta, config, monitor)
-    return _first_order(obj, theta, config, monitor, *rngs())
+    return _first_order(obj, theta, config, monitor, *make_rngs())
 
 
 def row_order(n: int) -> np.ndarray:
