@@ -178,6 +178,8 @@ class LocalExecutor(Executor):
         self._limit_worker_threads()
         try:
             forkserver.ensure_running()  # the server starts with this environment
+        except Exception:  # started later, when the first worker is
+            pass
         finally:
             self._restore_env()
 
