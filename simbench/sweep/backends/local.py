@@ -274,15 +274,15 @@ class LocalExecutor(Executor):
         progress = worker.progress
         if kind == "fatal":
             worker.fatal = message
-            for progress in worker.tasks:
-                while not progress.done:
+            for held in worker.tasks:  # every task sent to it, the waiting ones too
+                while not held.done:
                     yield (
-                        progress.cell(progress.next),
+                        held.cell(held.next),
                         _status_row(
                             "error", f"worker could not start: {message[1]}", traceback=message[2]
                         ),
                     )
-                    progress.next += 1
+                    held.next += 1
             worker.tasks.clear()
             return
         if progress is None:
