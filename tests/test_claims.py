@@ -3,6 +3,7 @@ once it has finished them; dead or stale claims are taken over; nothing is ever 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -47,6 +48,37 @@ def test_units_claimed_elsewhere_run_last_once_released(where, other_worker):
     assert order == ["a", "c", "b"]
     # this worker's own claims are released, and nothing else is left behind
     assert list(where.iterdir()) == []
+
+
+def _claim_in_step(directory, barrier, names, results):
+    won = []
+    for name in names:
+        barrier.wait()  # every process tries the same unit at the same moment
+        if claims._try_claim(directory, name):
+            won.append(name)
+    results.put(won)
+
+
+def test_workers_starting_together_never_both_claim_a_unit(tmp_path):
+    """A claim is never seen without its owner: workers that try a unit at the same moment
+    leave exactly one owner (created empty and written after, about half had two)."""
+    ctx = multiprocessing.get_context("fork")
+    names = [f"unit{i}" for i in range(100)]
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_claim_in_step, args=(tmp_path, barrier, names, results))
+        for _ in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    won = [name for _ in procs for name in results.get(timeout=60)]
+    for proc in procs:
+        proc.join(timeout=60)
+    assert sorted(won) == sorted(names)  # each unit claimed once, by one of them
+    # the claims hold their owners' ids, and nothing else is left behind
+    owners = {int((tmp_path / f"{n}.claim").read_text()) for n in names}
+    assert owners <= {proc.pid for proc in procs}
+    assert len(list(tmp_path.iterdir())) == len(names)
 
 
 def test_a_second_run_claims_again(where, other_worker):

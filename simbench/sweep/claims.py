@@ -80,20 +80,37 @@ def _owner(claim: Path) -> int | None:
     return pid
 
 
+def _publish(claim: Path) -> None:
+    """Create ``claim`` holding this process's id, or raise ``FileExistsError``.
+
+    The claim appears whole: the id is written to a file of this process's own and linked
+    to the claim's name, which fails if the name exists.  Created empty and written after,
+    a claim could be read in between as one without an owner, and taken over: workers that
+    start together then compiled the same unit at once.
+    """
+    own = claim.with_name(f"{claim.name}.{os.getpid()}")
+    own.write_text(str(os.getpid()))
+    try:
+        os.link(own, claim)
+    finally:
+        with contextlib.suppress(OSError):
+            own.unlink()
+
+
 def _try_claim(directory: Path, name: str) -> bool:
     """Claim a unit; False when another live worker holds it and has not finished."""
     claim = directory / f"{name}.claim"
     for _ in range(2):
         try:
-            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            _publish(claim)
         except FileExistsError:
             if _owner(claim) is not None:
                 return False
             with contextlib.suppress(OSError):
                 claim.unlink()  # a dead or stale claim: take it over
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
+        except OSError:  # no claim can be written here: plain order
+            break
         return True
     return True  # could not settle it: run the unit anyway
 
