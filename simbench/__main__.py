@@ -1,5 +1,5 @@
 """``python -m simbench``: the same as the ``simbench`` command."""
 
-from simbench.cli import main
+from simbench.cli import run_and_exit
 
-raise SystemExit(main())
+run_and_exit()

@@ -16,7 +16,7 @@ import pytest
 from cli_support import RUN_METRICS as METRICS
 from cli_support import cli, env_for_subprocess
 
-from simbench.cli import main
+from simbench.cli import EXIT_INPUT, main
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import load_sweep
 from simbench.sweep.store import load, load_manifest
@@ -283,3 +283,53 @@ def test_sigterm_flushes_and_records_the_interruption(tmp_path):
     df = load(out)
     assert 0 < len(df) < 48  # buffered rows were written despite the large flush size
     assert load_manifest(out)["runs"][-1]["outcome"] == "interrupted"
+
+
+# a process ending through the command's exit: what it prints shows what ran at its end
+_ENDING = """
+import atexit, sys, threading, time
+
+class Freed:
+    def __del__(self):
+        print("freed at teardown", flush=True)
+
+kept = Freed()  # freed only when the interpreter tears its modules down
+atexit.register(lambda: print("exit handler ran", flush=True))
+print("buffered, unflushed", end="")
+if sys.argv[1] == "thread":
+    late = lambda: (time.sleep(0.3), print("thread finished", flush=True))
+    threading.Thread(target=late).start()
+sys.argv = ["simbench", "list"]
+from simbench.cli import run_and_exit
+run_and_exit()
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_the_command_ends_without_teardown_once_its_work_is_done(thread):
+    """``simbench`` ends its process once the command has returned: exit handlers run and
+    the streams are flushed, but the interpreter does not free its modules (some 0.3 s); a
+    thread still running is waited for by the ordinary exit instead."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _ENDING, "thread" if thread else "plain"],
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "buffered, unflushed" in proc.stdout and "gaussian" in proc.stdout  # all of it
+    assert "exit handler ran" in proc.stdout
+    assert ("thread finished" in proc.stdout) == thread
+    assert ("freed at teardown" in proc.stdout) == thread
+
+
+def test_the_exit_code_survives_the_quick_exit(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "simbench", "validate", str(tmp_path / "missing.toml")],
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == EXIT_INPUT and "missing.toml" in proc.stderr
