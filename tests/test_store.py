@@ -6,12 +6,14 @@ import json
 import math
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from simbench.sweep import store as store_module
 from simbench.sweep.spec import RawVocabulary, parse_sweep
 from simbench.sweep.store import (
     ResultStore,
@@ -146,6 +148,25 @@ def test_writer_flushes_by_rows_and_by_time(tmp_path, spec):
     assert timed.files_written == 1
     # nothing but complete parts: no temporary files left behind
     assert sorted(p.name for p in store.parts.iterdir()) == [p.name for p in part_files(store)]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_warm_writer_prepares_its_first_write(tmp_path, spec, monkeypatch, warm):
+    """``warm``: the writer's thread converts a row first, so that the first write does not
+    pay for what a first conversion loads (pandas, through pyarrow); nothing is written."""
+    converted_on = []
+    real = store_module.rows_to_table
+
+    def spy(rows):
+        converted_on.append(threading.current_thread().name)
+        return real(rows)
+
+    monkeypatch.setattr(store_module, "rows_to_table", spy)
+    store = open_store(tmp_path, spec)
+    writer = store.writer("r1", background=True, warm=warm)
+    writer.close()  # joins the thread, which prepares before anything else
+    assert converted_on == (["simbench-part-writer"] if warm else [])
+    assert writer.files_written == 0 and part_files(store) == []
 
 
 def test_non_finite_values_round_trip_exactly(tmp_path, spec):

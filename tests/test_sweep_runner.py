@@ -251,6 +251,25 @@ def test_the_fork_server_imports_the_group_functions_preload(tmp_path):
     assert not set(df["preloaded_in"]) & set(df["worker_pid"])
 
 
+def test_the_writer_prepares_only_while_cells_run_elsewhere(monkeypatch, tmp_path):
+    """With cells in worker processes the runner mostly waits, and its writer prepares the
+    first write meanwhile; with cells in the runner's own process it would compete."""
+    from simbench.sweep.store import ResultStore
+
+    asked = []
+    real = ResultStore.writer
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("warm", False))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResultStore, "writer", spy)
+    spec = make_spec(["a"], replicates=1, ns=(50,))
+    for name, executor in (("serial", SerialExecutor()), ("local", LocalExecutor(jobs=1))):
+        run(spec, tmp_path / name, executor=executor)
+    assert asked == [False, True]
+
+
 def test_make_runner_starts_the_fork_server_before_reading_the_sweep(monkeypatch, tmp_path):
     """The workers' process starts while the sweep is read and checked, and the thread
     settings it is given do not stay in this process's environment."""

@@ -448,7 +448,15 @@ class Runner:
             progress = self.progress
             if not isinstance(progress, Progress):
                 progress = Progress(plan.n_to_run + plan.n_to_skip, enabled=bool(progress))
-            writer = self.store.writer(run_id, self.flush_rows, self.flush_seconds, background=True)
+            # while cells run in other processes, this one mostly waits: the writer's thread
+            # prepares its first write meanwhile (in this process's cells it would compete)
+            writer = self.store.writer(
+                run_id,
+                self.flush_rows,
+                self.flush_seconds,
+                background=True,
+                warm=not self.executor.in_process,
+            )
             in_flight: dict[str, Cell] = {}
 
             def on_skipped(cell: Cell) -> None:

@@ -172,6 +172,8 @@ class Executor(ABC):
     """Runs group tasks and yields one row per cell (see the module docstring)."""
 
     name = "abstract"
+    # whether the cells run in this process (then this process has no time to spare)
+    in_process = False
 
     @abstractmethod
     def start(self, group_fn: str | Callable, timeout: float | None) -> None:

@@ -32,6 +32,7 @@ class SerialExecutor(Executor):
     """Run groups one after another in this process (see the module docstring)."""
 
     name = "serial"
+    in_process = True
 
     def __init__(self) -> None:
         self._queue: collections.deque[GroupTask] = collections.deque()
