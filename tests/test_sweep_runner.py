@@ -251,6 +251,38 @@ def test_the_fork_server_imports_the_group_functions_preload(tmp_path):
     assert not set(df["preloaded_in"]) & set(df["worker_pid"])
 
 
+_PRESTART = """
+import os, sys
+from simbench.sweep.backends.local import GROUP_FN_VARIABLE, LocalExecutor
+executor = LocalExecutor(jobs=2)
+executor.prestart("fake_groups:preloaded")
+print("fake_groups" in sys.modules, "fake_preload" in sys.modules, GROUP_FN_VARIABLE in os.environ)
+executor.start("fake_groups:preloaded", None)
+print("fake_groups" in sys.modules)
+executor.shutdown()
+"""
+
+
+def test_prestart_leaves_importing_the_group_function_to_the_server():
+    """A group function given by name is imported by the fork server while this process
+    goes on (the test above shows the server imports its preload); this process imports it
+    only when the run starts, to report one that cannot load."""
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    res = subprocess.run(
+        [sys.executable, "-c", _PRESTART],
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "False", "False", "True"]
+
+
 def test_the_writer_prepares_only_while_cells_run_elsewhere(monkeypatch, tmp_path):
     """With cells in worker processes the runner mostly waits, and its writer prepares the
     first write meanwhile; with cells in the runner's own process it would compete."""

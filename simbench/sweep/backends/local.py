@@ -81,15 +81,19 @@ def _worker_main(conn, group_fn) -> None:
 TASKS_PER_WORKER = 2
 
 
-def _preload(group_fn, fn) -> list[str]:
-    """The modules the fork server imports before it forks workers: this one, the group
-    function's, and those the function names in its ``preload`` attribute (simbench's own
-    worker: one that initialises Numba there, once for every worker)."""
-    modules = ["simbench.sweep.backends.local"]
+# the group function the fork server imports itself (see simbench.sweep.backends.fork_server)
+GROUP_FN_VARIABLE = "SIMBENCH_FORK_SERVER_GROUP_FN"
+
+
+def _preload(group_fn) -> list[str]:
+    """The modules the fork server imports before it forks workers: this one, then the group
+    function's and those it names in its ``preload`` attribute (simbench's own worker: one
+    that initialises Numba there, once for every worker).  A function given by name is
+    imported by the server (:mod:`~simbench.sweep.backends.fork_server`, with the name in
+    :data:`GROUP_FN_VARIABLE`), not here first; a callable is already imported."""
     if isinstance(group_fn, str):
-        modules.append(group_fn.partition(":")[0])
-    modules += list(getattr(fn, "preload", ()))
-    return modules
+        return ["simbench.sweep.backends.local", "simbench.sweep.backends.fork_server"]
+    return ["simbench.sweep.backends.local", *getattr(group_fn, "preload", ())]
 
 
 @dataclass(eq=False)  # one per process: compared and hashed by identity
@@ -154,28 +158,26 @@ class LocalExecutor(Executor):
         self._selector = poll()
 
     def start(self, group_fn, timeout):
-        fn = resolve_group_fn(group_fn)  # fail here, not in every worker, if it cannot load
+        resolve_group_fn(group_fn)  # fail here, not in every worker, if it cannot load
         self._group_fn = group_fn
         self._timeout = timeout
-        self._limit_worker_threads()
+        self._worker_env(group_fn)
         if self._ctx.get_start_method() == "forkserver":
-            self._ctx.set_forkserver_preload(_preload(group_fn, fn))
+            self._ctx.set_forkserver_preload(_preload(group_fn))
 
     def prestart(self, group_fn) -> None:
         """Start the process the workers are forked from (``forkserver``) now, with the
         thread settings and preloaded modules :meth:`start` gives it, so that it imports
         and initialises while the caller reads and checks the sweep (some 0.3-0.6 s of a
-        short run).  Best effort: a group function that cannot load is left for
-        :meth:`start` to report; with another start method, nothing to do."""
+        short run).  A group function given by name is imported by the server, not here
+        first.  Best effort: a group function that cannot load is left for :meth:`start`
+        to report; with another start method, nothing to do."""
         if self._ctx.get_start_method() != "forkserver":
-            return
-        try:
-            self._ctx.set_forkserver_preload(_preload(group_fn, resolve_group_fn(group_fn)))
-        except Exception:
             return
         from multiprocessing import forkserver
 
-        self._limit_worker_threads()
+        self._ctx.set_forkserver_preload(_preload(group_fn))
+        self._worker_env(group_fn)
         try:
             forkserver.ensure_running()  # the server starts with this environment
         except Exception:  # started later, when the first worker is
@@ -185,6 +187,15 @@ class LocalExecutor(Executor):
 
     def submit(self, task):
         self._queue.append(task)
+
+    def _worker_env(self, group_fn) -> None:
+        """The environment the fork server and the workers start with: the thread limits
+        and the group function's name (:data:`GROUP_FN_VARIABLE`); restored in this
+        process by :meth:`_restore_env`."""
+        self._limit_worker_threads()
+        if isinstance(group_fn, str):
+            self._saved_env.setdefault(GROUP_FN_VARIABLE, os.environ.get(GROUP_FN_VARIABLE))
+            os.environ[GROUP_FN_VARIABLE] = group_fn
 
     def _limit_worker_threads(self) -> None:
         # N workers that each start a thread per core oversubscribe the machine N-fold:
