@@ -69,17 +69,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"simbench: warning: {shorten(str(message), MESSAGE_CHARS)}", file=sys.stderr)
 
 
-def _positive_float(text: str) -> float:
-    from .sweep.limits import MIN_TIMEOUT
+def _timeout(text: str) -> float:
+    from .sweep.limits import TIMEOUT_RANGE, valid_timeout
 
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= MIN_TIMEOUT or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds >= {MIN_TIMEOUT:g}, got {text!r}"
-        )
+        value = None
+    if not valid_timeout(value):
+        raise argparse.ArgumentTypeError(f"expected {TIMEOUT_RANGE}, got {text!r}")
     return value
 
 
@@ -116,7 +114,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
         "--dry-run", action="store_true", help="print the cell count and cache state, run nothing"
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, help="seconds per cell (default: the sweep's timeout)"
+        "--timeout", type=_timeout, help="seconds per cell (default: the sweep's timeout)"
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
     parser.add_argument(

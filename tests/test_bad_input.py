@@ -11,8 +11,9 @@ import pytest
 from cli_support import cli
 
 from simbench.cli import main
+from simbench.errors import ValidationError
 from simbench.sweep.backends import SerialExecutor
-from simbench.sweep.limits import MAX_CELLS, MESSAGE_CHARS, MIN_TIMEOUT
+from simbench.sweep.limits import MAX_CELLS, MAX_TIMEOUT, MESSAGE_CHARS, MIN_TIMEOUT, TIMEOUT_RANGE
 from simbench.sweep.runner import Runner
 from simbench.sweep.spec import RawVocabulary, parse_sweep
 from simbench.sweep.store import load
@@ -56,7 +57,11 @@ CASES = {
     ),
     "a timeout no cell can meet": (
         BASE.replace("seed = 1", "seed = 1\ntimeout = 1e-9"),
-        ["[sweep] key 'timeout'", "1e-09", f">= {MIN_TIMEOUT:g}"],
+        ["[sweep] key 'timeout'", "1e-09", TIMEOUT_RANGE],
+    ),
+    "a timeout no timer can be set to": (
+        BASE.replace("seed = 1", "seed = 1\ntimeout = 9223372037.0"),
+        ["[sweep] key 'timeout'", "9223372037.0", TIMEOUT_RANGE],
     ),
     "TOML nested thousands deep": (
         BASE.replace("n = 100", "n = " + "[" * 5000 + "1" + "]" * 5000),
@@ -114,12 +119,21 @@ def test_a_billion_cell_sweep_is_counted_without_listing_its_cells(workdir, caps
     assert list(workdir.iterdir()) == [path]
 
 
-def test_a_tiny_timeout_on_the_command_line_is_a_usage_error(workdir, capsys):
+@pytest.mark.parametrize("value", ["1e-9", "9223372037", "inf", "nan"])
+def test_a_timeout_out_of_range_on_the_command_line_is_a_usage_error(workdir, capsys, value):
     with pytest.raises(SystemExit) as info:
-        main(["run", str(DATA / "small.toml"), "--timeout", "1e-9"])
+        main(["run", str(DATA / "small.toml"), "--timeout", value])
     assert info.value.code == 2
-    assert f">= {MIN_TIMEOUT:g}" in capsys.readouterr().err
+    assert TIMEOUT_RANGE in capsys.readouterr().err
     assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [MIN_TIMEOUT / 2, MAX_TIMEOUT * 2, float("nan"), True])
+def test_a_timeout_out_of_range_from_python_is_refused(tmp_path, value):
+    spec = parse_sweep(BASE, source="b.toml", vocabulary=RawVocabulary())
+    with pytest.raises(ValidationError, match="a year"):
+        Runner(spec, tmp_path / "res", executor=SerialExecutor(), timeout=value)
+    assert not (tmp_path / "res").exists()
 
 
 def test_the_serial_alarm_never_escapes_at_the_smallest_timeout(tmp_path):

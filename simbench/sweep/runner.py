@@ -84,7 +84,6 @@ Testing hooks (environment variables, not part of the CLI)
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from collections import Counter
@@ -97,7 +96,7 @@ from ..errors import ValidationError
 from .backends import Executor, make_executor
 from .cells import Cell, CellIds, CellTask, GroupTask, count_cells, identity_columns, task_of
 from .cells import iter_group_ids as _iter_group_ids
-from .limits import MIN_TIMEOUT
+from .limits import TIMEOUT_RANGE, valid_timeout
 from .progress import Progress
 from .spec import SweepSpec
 from .status import (
@@ -146,15 +145,8 @@ def check_timeout(timeout: float | None, what: str = "--timeout") -> float | Non
     """``timeout`` as a float, or :class:`ValidationError` naming the accepted range."""
     if timeout is None:
         return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout < MIN_TIMEOUT
-    ):
-        raise ValidationError(
-            f"{what} must be a number of seconds >= {MIN_TIMEOUT:g}, got {timeout!r}"
-        )
+    if not valid_timeout(timeout):
+        raise ValidationError(f"{what} must be {TIMEOUT_RANGE}, got {timeout!r}")
     return float(timeout)
 
 

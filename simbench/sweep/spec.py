@@ -73,7 +73,14 @@ from typing import Any
 from .._registry import closest, quoted
 from ..errors import ValidationError
 from .canonical import SweepError, canonical_json, digest
-from .limits import MAX_CELLS, MAX_CONFIGS, MAX_NAME_LENGTH, MAX_SCENARIOS, MIN_TIMEOUT
+from .limits import (
+    MAX_CELLS,
+    MAX_CONFIGS,
+    MAX_NAME_LENGTH,
+    MAX_SCENARIOS,
+    TIMEOUT_RANGE,
+    valid_timeout,
+)
 
 try:
     import tomllib
@@ -102,7 +109,7 @@ SWEEP_KEYS: dict[str, str] = {
     "replicates": "integer >= 1",
     "seed": "integer >= 0",
     "description": "free text",
-    "timeout": f"seconds per cell, a number >= {MIN_TIMEOUT:g}",
+    "timeout": f"{TIMEOUT_RANGE} per cell",
     "record_history": "true or false",
 }
 REQUIRED_SWEEP_KEYS = ("name", "replicates", "seed")
@@ -413,12 +420,7 @@ def _check_sweep_table(data: dict[str, Any], source: str) -> dict[str, Any]:
         raise _bad_value(source, where, "description", description, "a string")
     timeout = table.get("timeout")
     if timeout is not None:
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout < MIN_TIMEOUT
-        ):
+        if not valid_timeout(timeout):
             raise _bad_value(source, where, "timeout", timeout, SWEEP_KEYS["timeout"])
         timeout = float(timeout)
     record_history = table.get("record_history", False)
