@@ -419,15 +419,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_and_exit() -> None:
     """The ``simbench`` command as a process (``python -m simbench`` too): :func:`main`,
-    then :func:`exit_now` with its exit code."""
-    exit_now(main())
+    then :func:`_exit_now` with its exit code."""
+    _exit_now(main())
 
 
-def exit_now(code: int) -> None:
+def _exit_now(code: int) -> None:
     """End the process with ``code``, without freeing what it loaded.
 
-    When :func:`main` returns, everything the command writes is written (the store flushes,
-    syncs and renames each file before it returns) and its worker processes are stopped.
+    When :func:`main` returns, every file the command writes is written and closed (the
+    store renames each into place, synced, before it returns) and its worker processes are
+    stopped.
     What an ordinary exit does next is mostly Python freeing every module and object: with
     Numba, SciPy, pandas and PyArrow loaded, some 0.3 s, a sixth of a warm quickstart.
     Here the exit handlers run (``atexit``: multiprocessing's, logging's and any a library
