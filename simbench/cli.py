@@ -428,9 +428,9 @@ def _exit_now(code: int) -> None:
 
     When :func:`main` returns, every file the command writes is written and closed (the
     store renames each into place, synced, before it returns) and its worker processes are
-    stopped.
-    What an ordinary exit does next is mostly Python freeing every module and object: with
-    Numba, SciPy, pandas and PyArrow loaded, some 0.3 s, a sixth of a warm quickstart.
+    stopped.  What an ordinary exit does next is mostly Python freeing every module and
+    object: with Numba, SciPy, pandas and PyArrow loaded, some 0.3 s, a sixth of a warm
+    quickstart.
     Here the exit handlers run (``atexit``: multiprocessing's, logging's and any a library
     registered) and the standard streams are flushed as at an ordinary exit; then the
     process ends.  While a thread other than the main one still runs (and is not a

@@ -81,6 +81,36 @@ def test_workers_starting_together_never_both_claim_a_unit(tmp_path):
     assert len(list(tmp_path.iterdir())) == len(names)
 
 
+def test_without_hard_links_claims_are_still_exclusive(where, monkeypatch):
+    """On a file system that refuses hard links, a claim is created exclusively instead:
+    it still names its owner, and a second claim of the unit by another live process
+    fails."""
+
+    def no_links(src, dst):
+        raise PermissionError("hard links are not supported here")
+
+    monkeypatch.setattr(claims.os, "link", no_links)
+    assert claims._try_claim(where, "u")
+    claim = where / "u.claim"
+    assert int(claim.read_text()) == os.getpid()
+    assert [p.name for p in where.iterdir()] == ["u.claim"]  # nothing else left behind
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLAIM_AGAIN, str(where)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
+_CLAIM_AGAIN = """
+import sys
+from pathlib import Path
+from simbench.sweep import claims
+print(claims._try_claim(Path(sys.argv[1]), "u"))
+"""
+
+
 def test_a_second_run_claims_again(where, other_worker):
     """Nothing from a finished run says a unit is compiled (the compiled code may have been
     cleared since): a later run claims every unit again, and waits for a live owner."""

@@ -92,6 +92,14 @@ def _publish(claim: Path) -> None:
     own.write_text(str(os.getpid()))
     try:
         os.link(own, claim)
+    except FileExistsError:
+        raise
+    except OSError:
+        # a file system without hard links: created exclusively and written after, the
+        # short window above left open rather than no sharing at all
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
     finally:
         with contextlib.suppress(OSError):
             own.unlink()
