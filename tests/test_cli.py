@@ -287,7 +287,7 @@ def test_sigterm_flushes_and_records_the_interruption(tmp_path):
 
 # a process ending through the command's exit: what it prints shows what ran at its end
 _ENDING = """
-import atexit, sys, threading, time
+import atexit, sys, threading
 
 class Freed:
     def __del__(self):
@@ -297,7 +297,8 @@ kept = Freed()  # freed only when the interpreter tears its modules down
 atexit.register(lambda: print("exit handler ran", flush=True))
 print("buffered, unflushed", end="")
 if sys.argv[1] == "thread":
-    late = lambda: (time.sleep(0.3), print("thread finished", flush=True))
+    # alive until the ordinary exit begins (it marks the main thread stopped first)
+    late = lambda: (threading.main_thread().join(), print("thread finished", flush=True))
     threading.Thread(target=late).start()
 sys.argv = ["simbench", "list"]
 from simbench.cli import run_and_exit
