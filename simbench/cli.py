@@ -138,6 +138,7 @@ def _run(parser: argparse.ArgumentParser) -> Handler:
             fail_fast=args.fail_fast,
             rerun_failed=args.rerun_failed,
             progress=not args.no_progress,
+            prestart=not args.dry_run,
         )
         spec, out = runner.spec, runner.store.root
         if args.dry_run:

@@ -327,6 +327,22 @@ def test_make_runner_starts_the_fork_server_before_reading_the_sweep(monkeypatch
     assert not any(var in os.environ for var in THREAD_VARIABLES)
 
 
+def test_a_dry_run_starts_no_workers_process(monkeypatch, tmp_path, capsys):
+    """``run --dry-run`` only plans: the workers' process is not started for it."""
+    from cli_support import TESTS, cli
+
+    from simbench.sweep import api
+    from simbench.sweep.runner import default_group_fn
+
+    started = []
+    monkeypatch.setattr(LocalExecutor, "prestart", lambda self, fn: started.append(fn))
+    sweep = TESTS / "data" / "small.toml"
+    code, out, _ = cli(capsys, "run", sweep, "--jobs", "2", "--dry-run", "--out", tmp_path / "r")
+    assert code == 0 and "to run:" in out and started == []
+    api.make_runner(sweep, tmp_path / "r", jobs=2)  # a runner that will run: started
+    assert started == [default_group_fn()]
+
+
 def test_a_group_function_that_forgets_cells(tmp_path):
     spec = make_spec(["a", "b", "c"], replicates=1, ns=(50,))
     for executor in (SerialExecutor(), LocalExecutor(jobs=1)):

@@ -67,12 +67,16 @@ def make_runner(
     rerun_failed: bool = False,
     progress: bool = False,
     group_fn: str | Callable | None = None,
+    prestart: bool = True,
 ) -> Runner:
     """The :class:`~simbench.sweep.runner.Runner` of a sweep, with the settings of
-    :func:`run` (``simbench run`` builds it here too, then runs or plans it and prints)."""
+    :func:`run` (``simbench run`` builds it here too, then runs or plans it and prints).
+
+    ``prestart``: start the workers' process now, so that it starts up while the sweep is
+    read and checked (False for a runner that will only plan: ``--dry-run``)."""
     executor = make_executor(backend, jobs=jobs, address=address)
-    # the workers' process starts up while the sweep is read and checked
-    executor.prestart(group_fn if group_fn is not None else default_group_fn())
+    if prestart:
+        executor.prestart(group_fn if group_fn is not None else default_group_fn())
     spec = as_spec(sweep)
     return Runner(
         spec,
