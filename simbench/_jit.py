@@ -43,14 +43,16 @@ Policy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
+from numba.core import cgutils, event
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
@@ -154,6 +156,43 @@ def clear_cache() -> int:
         if d.name != "__pycache__" and d.exists() and not any(d.iterdir()):
             shutil.rmtree(d, ignore_errors=True)
     return removed
+
+
+class NotCached(RuntimeError):
+    """A kernel called under :func:`cached_only` is not in the on-disk cache."""
+
+
+class _RefuseCompiling(event.Listener):
+    def __init__(self, refused: list[str]) -> None:
+        self.refused = refused
+
+    def on_start(self, ev) -> None:
+        name = ev.data["dispatcher"].py_func.__qualname__
+        self.refused.append(name)
+        raise NotCached(f"{name} is not in the compiled-code cache")
+
+    def on_end(self, ev) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def cached_only() -> Iterator[list[str]]:
+    """Within this block kernels are loaded from the on-disk cache and never compiled.
+
+    Numba announces a compilation (its ``numba:compile`` event) only after it has looked in
+    the cache and missed; here that announcement raises :class:`NotCached` instead, so the
+    call of a kernel that is not cached raises before anything is compiled, and one that is
+    cached loads as usual.  Yields a list that receives the name of every kernel refused,
+    which tells the caller even where its own code swallowed the exception.
+
+    For a process that loads compiled code for others to inherit (the local backend's fork
+    server, see :func:`simbench.sweep.worker.run_group`'s ``preload_sweep``) and must not
+    spend the seconds of a compilation instead.  The refusal holds in every thread of the
+    process while the block runs.
+    """
+    refused: list[str] = []
+    with event.install_listener("numba:compile", _RefuseCompiling(refused)):
+        yield refused
 
 
 @intrinsic

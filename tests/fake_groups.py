@@ -170,14 +170,23 @@ def logged(task):
 
 
 def preloaded(task):
-    """Reports the process its ``preload`` module was imported in, and its own."""
+    """Reports the process its ``preload`` module was imported in, and its own, and the
+    sweep file its ``preload_sweep`` was given, and where."""
     import fake_preload
 
     for cell in task.cells:
         row = _metrics(task, cell)
         row["preloaded_in"] = fake_preload.IMPORTED_IN
         row["worker_pid"] = os.getpid()
+        row["preloaded_sweep"], row["sweep_preloaded_in"] = fake_preload.SWEEP
         yield row
 
 
+def _preload_sweep(path):
+    import fake_preload
+
+    fake_preload.SWEEP = (path, os.getpid())
+
+
 preloaded.preload = ("fake_preload",)
+preloaded.preload_sweep = _preload_sweep

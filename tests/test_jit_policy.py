@@ -91,6 +91,33 @@ def test_calls_from_compiled_code_compile_a_kernel_per_type_not_per_constant():
     assert scaled.signatures[0] == (types.float64, types.int64)
 
 
+def test_cached_only_loads_what_is_cached_and_refuses_to_compile():
+    """Under cached_only a kernel the cache does not hold raises NotCached, before anything
+    is compiled, and is named in the list; one already there runs; after the block, the
+    refused kernel compiles as usual."""
+    import numpy as np
+
+    from simbench import links
+    from simbench._jit import NotCached, cached_only, kernel
+
+    @kernel(cache=False)
+    def fresh(x):
+        return x + 1.0
+
+    links.get("log").h(np.zeros(2))  # loaded (or compiled) before the block
+    with cached_only() as refused:
+        assert links.get("log").h(np.zeros(2)).tolist() == [1.0, 1.0]
+        with pytest.raises(NotCached, match="fresh"):
+            fresh(1.0)
+        try:  # swallowed by the caller: still on the list
+            fresh(2.0)
+        except NotCached:
+            pass
+    assert [name.rsplit(".", 1)[-1] for name in refused] == ["fresh", "fresh"]
+    assert not fresh.signatures
+    assert fresh(1.0) == 2.0
+
+
 def test_prefetch_row_compiles_for_any_width_and_layout_and_changes_nothing():
     import numpy as np
     import pytest

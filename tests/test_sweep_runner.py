@@ -249,14 +249,19 @@ def test_the_fork_server_imports_the_group_functions_preload(tmp_path):
     assert (df["status"] == "ok").all() and df["worker_pid"].nunique() == 2
     assert df["preloaded_in"].nunique() == 1
     assert not set(df["preloaded_in"]) & set(df["worker_pid"])
+    # the sweep file was given to the group function's preload_sweep there, before the
+    # workers were forked from it
+    assert set(df["preloaded_sweep"]) == {str((TESTS / "data" / "small.toml").resolve())}
+    assert set(df["sweep_preloaded_in"]) == set(df["preloaded_in"])
 
 
 _PRESTART = """
 import os, sys
-from simbench.sweep.backends.local import GROUP_FN_VARIABLE, LocalExecutor
+from simbench.sweep.backends.local import GROUP_FN_VARIABLE, SWEEP_VARIABLE, LocalExecutor
 executor = LocalExecutor(jobs=2)
-executor.prestart("fake_groups:preloaded")
-print("fake_groups" in sys.modules, "fake_preload" in sys.modules, GROUP_FN_VARIABLE in os.environ)
+executor.prestart("fake_groups:preloaded", sweep="sweep.toml")
+print("fake_groups" in sys.modules, "fake_preload" in sys.modules,
+      GROUP_FN_VARIABLE in os.environ or SWEEP_VARIABLE in os.environ)
 executor.start("fake_groups:preloaded", None)
 print("fake_groups" in sys.modules)
 executor.shutdown()
@@ -312,19 +317,28 @@ def test_make_runner_starts_the_fork_server_before_reading_the_sweep(monkeypatch
     real_as_spec, real_prestart = api.as_spec, LocalExecutor.prestart
     monkeypatch.setattr(api, "as_spec", lambda s: order.append("spec") or real_as_spec(s))
 
-    def prestart(self, group_fn):
-        order.append(("prestart", group_fn))
-        real_prestart(self, group_fn)
+    def prestart(self, group_fn, sweep=None):
+        order.append(("prestart", group_fn, sweep))
+        real_prestart(self, group_fn, sweep)
 
     monkeypatch.setattr(LocalExecutor, "prestart", prestart)
     for var in THREAD_VARIABLES:
         monkeypatch.delenv(var, raising=False)
     spec = make_spec(["a"], replicates=1)
     runner = api.make_runner(spec, tmp_path / "res", jobs=2, group_fn="fake_groups:seeded")
-    assert order == [("prestart", "fake_groups:seeded"), "spec"]
+    # a spec is no file the server could read
+    assert order == [("prestart", "fake_groups:seeded", None), "spec"]
     assert not any(var in os.environ for var in THREAD_VARIABLES)
     assert runner.run().exit_code == 0
     assert not any(var in os.environ for var in THREAD_VARIABLES)
+    # a sweep file is named to the server by its absolute path
+    from cli_support import TESTS
+
+    order.clear()
+    monkeypatch.chdir(TESTS / "data")
+    api.make_runner("small.toml", tmp_path / "res2", jobs=2, group_fn="fake_groups:seeded")
+    path = str((TESTS / "data" / "small.toml").resolve())
+    assert order == [("prestart", "fake_groups:seeded", path), "spec"]
 
 
 def test_a_dry_run_starts_no_workers_process(monkeypatch, tmp_path, capsys):
@@ -335,7 +349,7 @@ def test_a_dry_run_starts_no_workers_process(monkeypatch, tmp_path, capsys):
     from simbench.sweep.runner import default_group_fn
 
     started = []
-    monkeypatch.setattr(LocalExecutor, "prestart", lambda self, fn: started.append(fn))
+    monkeypatch.setattr(LocalExecutor, "prestart", lambda self, fn, sweep: started.append(fn))
     sweep = TESTS / "data" / "small.toml"
     code, out, _ = cli(capsys, "run", sweep, "--jobs", "2", "--dry-run", "--out", tmp_path / "r")
     assert code == 0 and "to run:" in out and started == []

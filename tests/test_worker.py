@@ -284,3 +284,124 @@ def test_the_fork_servers_preload_makes_numba_ready():
     )
     assert res.returncode == 0, res.stderr
     assert int(res.stdout.split()[-1]) >= 1
+
+
+_PRELOAD_SWEEP = """
+[sweep]
+name = "preload"
+replicates = 2
+seed = 7
+
+[[scenarios]]
+family = "poisson"
+n = 200
+p = 2
+
+[[configs]]
+name = "glm-irls"
+hidden = []
+optimizer = "irls"
+
+[[configs]]
+name = "glm-newton"
+hidden = []
+optimizer = "newton"
+"""
+
+# in a fresh process, as the fork server runs it: what preload_sweep compiled, how many
+# threads the process had before and after, and what is warm
+_PRELOAD = """
+import json, os, sys
+import simbench.sweep.worker_init  # the server's preload, imported first
+from numba.core import event
+from simbench._jit import cache_dirs
+from simbench.sweep import worker
+from simbench.sweep.cells import iter_groups, task_of
+from simbench.sweep.spec import load_sweep
+
+def threads():
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+
+def cached():
+    return sorted(str(p) for d in cache_dirs() for p in d.glob("*.nbi"))
+
+before, cached_before = threads(), cached()
+with event.install_recorder("numba:compile") as rec:
+    worker.run_group.preload_sweep(sys.argv[1])
+task = task_of(load_sweep(sys.argv[1]), next(iter_groups(load_sweep(sys.argv[1]))))
+print(json.dumps({
+    # a compilation begun, whether refused or not
+    "begun": sum(1 for _, ev in rec.buffer if ev.is_start),
+    # what the compiled-code cache holds after (a compiled kernel is written to it)
+    "cached": cached(),
+    "threads": [before, threads()],
+    "cached_before": cached_before,
+    "structures": sorted(k[0] for k in worker._WARM),
+    "parts": sorted(worker._WARM_PARTS),
+    "left": worker._plan(task) is not None,
+}))
+"""
+
+
+def _preload_in_fresh_process(sweep, **env):
+    import json
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    res = subprocess.run(
+        [sys.executable, "-c", _PRELOAD, str(sweep)],
+        env=env_for_subprocess(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_preload_sweep_loads_what_the_tasks_need_and_compiles_nothing(tmp_path):
+    """The fork server's preload_sweep leaves every unit a task of the sweep needs loaded
+    and warm, so that the workers forked from it have nothing left to prepare; it compiles
+    nothing and starts no thread (forking stays safe)."""
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    sweep = tmp_path / "preload.toml"
+    sweep.write_text(_PRELOAD_SWEEP)
+    # the cache holds what a worker compiles for this sweep (compiled here if it did not)
+    fill = (
+        "import sys\n"
+        "from simbench.sweep import worker\n"
+        "from simbench.sweep.cells import iter_groups, task_of\n"
+        "from simbench.sweep.spec import load_sweep\n"
+        "spec = load_sweep(sys.argv[1])\n"
+        "worker._prepare(task_of(spec, next(iter_groups(spec))))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", fill, str(sweep)],
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    got = _preload_in_fresh_process(sweep, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1")
+    assert got["begun"] == 0  # everything came from the cache
+    assert got["structures"] == ["irls", "newton"] and got["parts"] == ["common"]
+    assert not got["left"]  # a task of the sweep finds nothing to prepare
+    assert got["threads"][1] == got["threads"][0]
+
+
+def test_preload_sweep_from_an_empty_cache_leaves_the_compiling_to_the_workers(tmp_path):
+    """From an empty cache nothing is compiled in the fork server and nothing marked warm:
+    the workers compile and share the units as before, and none waits for the server."""
+    sweep = tmp_path / "preload.toml"
+    sweep.write_text(_PRELOAD_SWEEP)
+    got = _preload_in_fresh_process(sweep, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert got["begun"] >= 1 and got["cached"] == got["cached_before"]
+    assert got["structures"] == [] and got["parts"] == []
+    assert got["left"]

@@ -73,10 +73,12 @@ def make_runner(
     :func:`run` (``simbench run`` builds it here too, then runs or plans it and prints).
 
     ``prestart``: start the workers' process now, so that it starts up while the sweep is
-    read and checked (False for a runner that will only plan: ``--dry-run``)."""
+    read and checked, and, given a sweep file, loads what its tasks need (False for a
+    runner that will only plan: ``--dry-run``)."""
     executor = make_executor(backend, jobs=jobs, address=address)
     if prestart:
-        executor.prestart(group_fn if group_fn is not None else default_group_fn())
+        path = str(Path(sweep).resolve()) if isinstance(sweep, (str, Path)) else None
+        executor.prestart(group_fn if group_fn is not None else default_group_fn(), sweep=path)
     spec = as_spec(sweep)
     return Runner(
         spec,

@@ -62,7 +62,10 @@ rows are lost if the group does not finish.
 Optionally ``run_group.prepare(task)`` (an attribute of the function) is called before each
 task, outside its timeout, e.g. to compile what the task's cells need; a function without
 it may offer ``run_group.warmup()``, called once per worker process before any task and
-outside any timeout.
+outside any timeout.  The local backend forks its workers from one process, which first
+imports the modules named in ``run_group.preload`` (a tuple of module names) and, for a
+run of a sweep file, calls ``run_group.preload_sweep(path)``: what they load, every worker
+starts with.
 
 Group functions are named by a ``"package.module:function"`` string (so they pickle into
 worker processes) or passed as a picklable module-level callable.

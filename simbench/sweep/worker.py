@@ -531,16 +531,28 @@ def _prepare(task) -> None:
     by one and loaded from Numba's cache by the others.  Errors are left for the task to
     report.
     """
+    plan = _plan(task)
+    if plan is not None:
+        memo, units = plan
+        run_shared(units)
+        _bounded(_PREPARED).add(memo)
+
+
+def _plan(task) -> tuple[tuple, list] | None:
+    """What :func:`_prepare` runs for ``task``: ``(memo, units)``, each unit a
+    ``(claim key, function)`` in the order of compiling, or None when nothing is left to
+    warm (or when the task cannot be read: it reports that itself).  Simulates the task's
+    data when there is something to warm on it."""
     from simbench.data import simulate
 
     try:
         memo = (_scenario_key(task.scenario), tuple(c.config_id for c in task.cells))
         if memo in _PREPARED and all(_known(c) for c in task.cells):
-            return
+            return None
         scenario = _scenario(task.scenario)
         family, link = scenario.get_family(), scenario.get_link()
     except Exception:  # the task reports it
-        return
+        return None
     parts = {"common", "auc"} if family.is_binary else {"common"}
     cold = []
     for cell in task.cells:
@@ -558,11 +570,11 @@ def _prepare(task) -> None:
             cold.append((key, entry))
     parts -= _WARM_PARTS
     if not parts and not cold:
-        return
+        return None
     try:
         data = simulate(scenario, task.data_seed)
     except Exception:
-        return
+        return None
 
     def warm_part(part):
         _WARM_PARTS.add(part)
@@ -579,8 +591,71 @@ def _prepare(task) -> None:
     units = [(key[:-2], functools.partial(warm_structure, key, entry)) for key, entry in cold]
     units += [(("part", part), functools.partial(warm_part, part)) for part in sorted(parts)]
     units.sort(key=_compile_rank)
-    run_shared(units)
-    _bounded(_PREPARED).add(memo)
+    return memo, units
+
+
+# rows of the training and reference samples on which the fork server loads a sweep's code:
+# the kernels are the same at any size, and a large scenario would only delay the workers
+_PRELOAD_ROWS = 1000
+
+
+def _preload_sweep(path: str) -> None:
+    """Load the compiled code a sweep will use, from Numba's cache only; never raise.
+
+    ``run_group.preload_sweep``: the local backend's fork server calls it with the path of
+    the sweep file the run reads, before it forks any worker
+    (:meth:`~simbench.sweep.backends.local.LocalExecutor.prestart`).  It runs
+    :func:`_prepare`'s units for a task of each scenario (replicate 0, every configuration,
+    at most :data:`_PRELOAD_ROWS` rows per sample), so that every worker is forked with the
+    kernels loaded and marked warm: loaded once, instead of once per worker, each competing
+    with the others for the CPUs.
+
+    It compiles nothing (:func:`simbench._jit.cached_only`): a unit that needs a kernel the
+    cache does not hold stops at that kernel and stays cold, for the workers to compile and
+    share as before, so that a cold start waits for no compiling here.  Nothing here starts
+    a thread (the samples are too small for a parallel region), so forking stays safe.
+    """
+    from simbench._jit import cached_only
+    from simbench.sweep.spec import load_sweep
+
+    try:
+        with cached_only() as refused:
+            # checking the sweep runs kernels too: from a cold cache it stops here
+            spec = load_sweep(path)
+            for task in _sample_tasks(spec):
+                plan = _plan(task)
+                if plan is None:
+                    continue
+                memo, units = plan
+                complete = True
+                for _, unit in units:
+                    warm, warm_parts, before = set(_WARM), set(_WARM_PARTS), len(refused)
+                    unit()
+                    if len(refused) > before:  # not all cached: the workers warm it
+                        _WARM.intersection_update(warm)
+                        _WARM_PARTS.intersection_update(warm_parts)
+                        complete = False
+                if complete:
+                    _bounded(_PREPARED).add(memo)
+    except Exception:  # the run reads and checks the sweep itself, and reports
+        pass
+
+
+def _sample_tasks(spec) -> Iterator:
+    """A task of each scenario of ``spec`` (replicate 0, every configuration), with at most
+    :data:`_PRELOAD_ROWS` rows per sample."""
+    import dataclasses
+
+    from simbench.sweep.cells import CellIds, task_of
+
+    ids = CellIds(spec)
+    for s in spec.scenarios:
+        task = task_of(spec, [ids.cell(s.index, c.index, 0) for c in spec.configs])
+        small = dict(task.scenario)
+        for key in ("n", "n_test"):
+            if isinstance(small.get(key), int):
+                small[key] = min(small[key], _PRELOAD_ROWS)
+        yield dataclasses.replace(task, scenario=small)
 
 
 def _compile_rank(unit) -> int:
@@ -619,3 +694,5 @@ run_group.warmup = _process_warmup  # type: ignore[attr-defined]
 run_group.prepare = _prepare  # type: ignore[attr-defined]
 # imported by the local backend's fork server before it forks the workers
 run_group.preload = ("simbench.sweep.worker_init",)  # type: ignore[attr-defined]
+# called there after the imports, with the sweep file the run reads
+run_group.preload_sweep = _preload_sweep  # type: ignore[attr-defined]

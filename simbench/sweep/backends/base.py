@@ -190,10 +190,12 @@ class Executor(ABC):
         Ends when every cell of every submitted task has yielded its row.
         """
 
-    def prestart(self, group_fn: str | Callable) -> None:
+    def prestart(self, group_fn: str | Callable, sweep: str | None = None) -> None:
         """Start now, if the backend can, what its workers need before they run anything
         (the local backend's fork server), while the caller prepares the run; nothing by
-        default.  Never raises: :meth:`start` reports what is wrong."""
+        default.  ``sweep``: the path of the sweep file the run will read, when there is
+        one, for the group function's ``preload_sweep``.  Never raises: :meth:`start`
+        reports what is wrong."""
         return None
 
     @abstractmethod

@@ -83,6 +83,8 @@ TASKS_PER_WORKER = 2
 
 # the group function the fork server imports itself (see simbench.sweep.backends.fork_server)
 GROUP_FN_VARIABLE = "SIMBENCH_FORK_SERVER_GROUP_FN"
+# the sweep file the run reads, for the group function's preload_sweep in the server
+SWEEP_VARIABLE = "SIMBENCH_FORK_SERVER_SWEEP"
 
 
 def _preload(group_fn) -> list[str]:
@@ -165,19 +167,24 @@ class LocalExecutor(Executor):
         if self._ctx.get_start_method() == "forkserver":
             self._ctx.set_forkserver_preload(_preload(group_fn))
 
-    def prestart(self, group_fn) -> None:
+    def prestart(self, group_fn, sweep: str | None = None) -> None:
         """Start the process the workers are forked from (``forkserver``) now, with the
         thread settings and preloaded modules :meth:`start` gives it, so that it imports
         and initialises while the caller reads and checks the sweep (some 0.3-0.6 s of a
         short run).  A group function given by name is imported by the server, not here
-        first.  Best effort: a group function that cannot load is left for :meth:`start`
-        to report; with another start method, nothing to do."""
+        first, and with ``sweep`` (the path of the sweep file the run reads, in
+        :data:`SWEEP_VARIABLE`) the server then calls its ``preload_sweep``.  Best effort:
+        a group function that cannot load is left for :meth:`start` to report; with
+        another start method, nothing to do."""
         if self._ctx.get_start_method() != "forkserver":
             return
         from multiprocessing import forkserver
 
         self._ctx.set_forkserver_preload(_preload(group_fn))
         self._worker_env(group_fn)
+        if sweep is not None and isinstance(group_fn, str):
+            self._saved_env.setdefault(SWEEP_VARIABLE, os.environ.get(SWEEP_VARIABLE))
+            os.environ[SWEEP_VARIABLE] = str(sweep)
         try:
             forkserver.ensure_running()  # the server starts with this environment
         except Exception:  # started later, when the first worker is
