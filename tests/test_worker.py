@@ -405,3 +405,48 @@ def test_preload_sweep_from_an_empty_cache_leaves_the_compiling_to_the_workers(t
     assert got["begun"] >= 1 and got["cached"] == got["cached_before"]
     assert got["structures"] == [] and got["parts"] == []
     assert got["left"]
+
+
+_CELLS_LOAD_NOTHING = """
+import gc, sys
+from numba.core.registry import CPUDispatcher
+from simbench.sweep import worker
+from simbench.sweep.cells import iter_groups, task_of
+from simbench.sweep.spec import load_sweep
+
+def loaded():
+    return {(d.py_func.__qualname__, sig) for d in gc.get_objects()
+            if isinstance(d, CPUDispatcher) for sig in d.overloads}
+
+spec = load_sweep(sys.argv[1])
+task = task_of(spec, next(iter_groups(spec)))
+worker.run_group.prepare(task)
+before = loaded()
+rows = list(worker.run_group(task))
+print(sorted(r["status"] for r in rows), sorted(name for name, _ in loaded() - before))
+"""
+
+
+def test_after_prepare_the_cells_load_no_compiled_code(tmp_path):
+    """``prepare`` leaves nothing for a task's cells to compile or load, their predictions
+    included: in a fresh process on one thread, as a worker, running the group adds no
+    compiled function."""
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    sweep = tmp_path / "cells.toml"
+    sweep.write_text(
+        _PRELOAD_SWEEP
+        + '\n[[configs]]\nname = "mlp"\nhidden = [3]\noptimizer = "adam"\nepochs = 5\n'
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", _CELLS_LOAD_NOTHING, str(sweep)],
+        env=env_for_subprocess(NUMBA_NUM_THREADS="1"),  # as a sweep's worker runs
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "['ok', 'ok', 'ok'] []"

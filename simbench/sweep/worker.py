@@ -177,9 +177,9 @@ def warm_up(config, family, link, X=None, y=None, weights=None, offset=None) -> 
 
     Trains a copy of ``config`` limited to two epochs on the first rows (at least 64, and
     more than two mini-batches) of the given sample, or of a small synthetic sample drawn
-    from ``family`` when none is given, at most once per process per structure key; returns
-    0.0 when already warm.  Errors of the warm-up are swallowed: the timed fit that follows
-    raises them again, where they are recorded.
+    from ``family`` when none is given, and predicts with the fit, at most once per process
+    per structure key; returns 0.0 when already warm.  Errors of the warm-up are swallowed:
+    the timed fit that follows raises them again, where they are recorded.
     """
     return _warm(_structure_key(config, family, link), config, family, link, X, y, weights, offset)
 
@@ -199,7 +199,8 @@ def _warm(key, config, family, link, X=None, y=None, weights=None, offset=None) 
         small = {**config.to_dict(), "epochs": _WARM_EPOCHS}
         # leading-row views keep the dtype, layout and read-only flag of the real arrays:
         # Numba compiles one specialisation per such array type
-        train(
+        rows = None if offset is None else offset[:m]
+        fit = train(
             X[:m],
             y[:m],
             NetworkConfig.from_dict(small),
@@ -207,8 +208,9 @@ def _warm(key, config, family, link, X=None, y=None, weights=None, offset=None) 
             link=link,
             seed=0,
             weights=None if weights is None else weights[:m],
-            offset=None if offset is None else offset[:m],
+            offset=rows,
         )
+        fit.predict(X[:m], offset=rows)  # every cell predicts, after its fit
     except Exception:  # the timed fit reports it
         pass
     _WARM.add(key)
