@@ -13,14 +13,18 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends import make_executor
+from .backends.base import default_group_fn
 from .cells import iter_group_ids
-from .runner import Runner, RunReport, default_group_fn
 from .spec import SweepError, SweepSpec, load_sweep, parse_sweep
 from .status import FAILED_STATUSES, STATUSES, exit_code
-from .store import ResultStore, load, load_manifest
+
+# the runner and the store (NumPy, and with them much of simbench) are imported where they
+# are used: make_runner starts the workers' process first, while this process imports them
+if TYPE_CHECKING:
+    from .runner import Runner, RunReport
 
 __all__ = [
     "StatusReport",
@@ -79,6 +83,8 @@ def make_runner(
     if prestart:
         path = str(Path(sweep).resolve()) if isinstance(sweep, (str, Path)) else None
         executor.prestart(group_fn if group_fn is not None else default_group_fn(), sweep=path)
+    from .runner import Runner
+
     spec = as_spec(sweep)
     return Runner(
         spec,
@@ -163,6 +169,8 @@ def run(
         progress=progress,
         group_fn=group_fn,
     )
+    from .store import load
+
     df = load(report.out)
     spec = as_spec(sweep_or_path)
     manifest = df.attrs.get("manifest")
@@ -220,6 +228,8 @@ def status(directory: str | Path) -> StatusReport:
     cells are cells of the sweep (all replicates) not stored at all.  A corrupted part
     raises :class:`~simbench.sweep.store.CorruptPartError` (its cells cannot be counted).
     """
+    from .store import ResultStore, load_manifest
+
     directory = Path(directory)
     manifest = load_manifest(directory)
     index = ResultStore(directory).stored_index()

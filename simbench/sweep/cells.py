@@ -39,8 +39,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from .spec import SweepSpec, canonical_json
 
 __all__ = [
@@ -70,6 +68,8 @@ def _entropy(*parts: object) -> int:
 
 
 def _seed(sweep_seed: int, *parts: object) -> int:
+    import numpy as np  # here: the local backend's start-up imports this module, not NumPy
+
     ss = np.random.SeedSequence([int(sweep_seed), _entropy(*parts)])
     return int(ss.generate_state(1, np.uint64)[0]) & _MASK63
 

@@ -97,6 +97,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .backends import Executor, make_executor
+from .backends.base import DEFAULT_GROUP_FN, default_group_fn
 from .cells import Cell, CellIds, CellTask, GroupTask, count_cells, identity_columns, task_of
 from .cells import iter_group_ids as _iter_group_ids
 from .limits import TIMEOUT_RANGE, valid_timeout
@@ -128,15 +129,8 @@ __all__ = [
     "default_group_fn",
 ]
 
-DEFAULT_GROUP_FN = "simbench.sweep.worker:run_group"
-GROUP_FN_ENV = "SIMBENCH_GROUP_FN"
 DEFAULT_FLUSH_ROWS = 1024
 DEFAULT_FLUSH_SECONDS = 0.5
-
-
-def default_group_fn() -> str:
-    """``$SIMBENCH_GROUP_FN`` if set (a testing hook), else the real worker."""
-    return os.environ.get(GROUP_FN_ENV) or DEFAULT_GROUP_FN
 
 
 def _env_number(name: str, default: float, cast=float):

@@ -40,13 +40,21 @@ from typing import Any
 
 from ...errors import ValidationError
 from ..cells import GroupTask
-from ..store import utcnow
 
 Output = tuple[str, dict[str, Any]] | None
 _TICK = 0.25  # seconds between idle ticks yielded to the caller
 
 
 # --------------------------------------------------------------------------- group functions
+
+
+DEFAULT_GROUP_FN = "simbench.sweep.worker:run_group"
+GROUP_FN_ENV = "SIMBENCH_GROUP_FN"
+
+
+def default_group_fn() -> str:
+    """``$SIMBENCH_GROUP_FN`` if set (a testing hook), else the real worker."""
+    return os.environ.get(GROUP_FN_ENV) or DEFAULT_GROUP_FN
 
 
 def resolve_group_fn(spec: str | Callable) -> Callable:
@@ -122,6 +130,8 @@ def stream_group(fn: Callable, task: GroupTask) -> Iterator[tuple]:
     and finally ``("end", rows)``.  Each row is stamped with ``worker``, ``started_at`` and
     ``cell_seconds`` (wall time between the previous row and this one).
     """
+    from ..store import utcnow  # here: the local backend's start-up imports this module
+
     mode = "stream" if is_streaming(fn) else "batch"
     yield ("start", mode)
     worker = _worker_name()
