@@ -153,7 +153,7 @@ def test_writer_flushes_by_rows_and_by_time(tmp_path, spec):
 @pytest.mark.parametrize("warm", [False, True])
 def test_a_warm_writer_prepares_its_first_write(tmp_path, spec, monkeypatch, warm):
     """``warm``: the writer's thread converts a row first, so that the first write does not
-    pay for what a first conversion loads (pandas, through pyarrow); nothing is written."""
+    pay for what a first conversion loads (pyarrow); nothing is written."""
     converted_on = []
     real = store_module.rows_to_table
 

@@ -186,7 +186,9 @@ def summary_table(table, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
 def _columns(table) -> dict[str, np.ndarray]:
     """The columns of a pyarrow Table or a pandas DataFrame as NumPy arrays."""
     if hasattr(table, "column_names"):  # a pyarrow Table
-        return {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+        from .arrow import to_numpy
+
+        return {c: to_numpy(table.column(c)) for c in table.column_names}
     return {c: table[c].to_numpy() for c in table.columns}
 
 

@@ -303,6 +303,8 @@ def rows_to_table(rows: list[Mapping[str, Any]]):
     """
     import pyarrow as pa
 
+    from . import arrow
+
     if not rows:
         return pa.table({})
     first = tuple(rows[0])
@@ -319,7 +321,7 @@ def rows_to_table(rows: list[Mapping[str, Any]]):
     for name, raw in columns.items():
         values = _plain_column(raw)
         try:
-            arr = pa.array(values)
+            arr = arrow.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             arr = pa.array(
                 [None if v is None else json.dumps(v, default=str) for v in values], pa.string()
@@ -488,7 +490,8 @@ def _read_parts(
     compaction replaced it) restarts the read, so the result is one consistent set.
     ``verify_all``: see :func:`_read_part`.
     """
-    import pyarrow as pa
+
+    from . import arrow
 
     for _ in range(_READ_ATTEMPTS):
         listing = _Listing(root)
@@ -508,8 +511,9 @@ def _read_parts(
                 result.foreign.append((path, str(exc)))
                 continue
             order = len(result.tables)
-            table = table.append_column("_part", pa.array(np.full(table.num_rows, order, np.int64)))
-            table = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+            part = arrow.from_numpy(np.full(table.num_rows, order, np.int64))
+            table = table.append_column("_part", part)
+            table = table.append_column("_row", arrow.from_numpy(np.arange(table.num_rows)))
             result.tables.append(table)
             result.paths.append(path)
         if not vanished:
@@ -613,11 +617,13 @@ def _status_codes(column) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from . import arrow
+
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
-    idx = pc.index_in(arr, value_set=pa.array(STATUSES, pa.string()))
-    return idx.fill_null(_OTHER).to_numpy(zero_copy_only=False).astype(np.uint8)
+    idx = pc.index_in(arr, value_set=arrow.array(list(STATUSES)))
+    return arrow.to_numpy(idx, fill=_OTHER).astype(np.uint8)
 
 
 def _keep_sorted(keys: np.ndarray, good: np.ndarray, part, row) -> np.ndarray:
@@ -668,15 +674,17 @@ def _kept_rows(table) -> np.ndarray:
 
 def _kept_rows_of(table, ids: np.ndarray | None) -> np.ndarray:
     """:func:`_kept_rows` given the :func:`_hex_ids` of ``table``'s ``cell_id`` column."""
+    from . import arrow
+
     if ids is None:
         return _keep_indices(
             table.column("cell_id").to_pylist(),
             table.column("status").to_pylist(),
-            table.column("_part").to_numpy(),
-            table.column("_row").to_numpy(),
+            arrow.to_numpy(table.column("_part")),
+            arrow.to_numpy(table.column("_row")),
         )
     good = ~np.isin(_status_codes(table.column("status")), _FAILED_CODES)
-    part, row = table.column("_part").to_numpy(), table.column("_row").to_numpy()
+    part, row = arrow.to_numpy(table.column("_part")), arrow.to_numpy(table.column("_row"))
     return _keep_sorted(ids, good, part, row)
 
 
@@ -1128,9 +1136,11 @@ def _gathered_table(columns: list, names: list[str], positions: np.ndarray):
     """
     import pyarrow as pa
 
+    from . import arrow
+
     if not columns:  # rows without columns
         return pa.table({"_": pa.nulls(len(positions))}).drop_columns(["_"])
-    index = pa.array(positions, pa.int64())
+    index = arrow.from_numpy(np.asarray(positions, dtype=np.int64))
     for i in range(len(columns)):
         column, columns[i] = columns[i], None
         columns[i] = column.take(index)
@@ -1150,12 +1160,14 @@ def _sweep_order(table, keep: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
     """
     import pyarrow as pa
 
+    from . import arrow
+
     keys = [c for c in _ORDER_COLUMNS if c in table.column_names]
     if not keys:
         return np.arange(len(keep))
     columns = [table.column(c) for c in keys]
     if ids is not None and all(pa.types.is_integer(c.type) and not c.null_count for c in columns):
-        arrays = [c.to_numpy()[keep] for c in columns]
+        arrays = [arrow.to_numpy(c)[keep] for c in columns]
         return np.lexsort((ids, *reversed(arrays)))
     frame = table.select([*keys, "cell_id"]).take(keep).to_pandas()
     return frame.sort_values([*keys, "cell_id"], kind="stable").index.to_numpy()
@@ -1519,13 +1531,15 @@ class ResultStore:
         """
         import pyarrow as pa
 
+        from . import arrow
+
         index = _read_parts(self.root, ["cell_id", "status"], on_corrupt="collect", warn=False)
         if len(index.paths) <= 1:
             return -1
         table = _concat(index.tables)
         keep = _kept_rows(table)
-        kept_part = table.column("_part").to_numpy()[keep]
-        kept_row = table.column("_row").to_numpy()[keep]
+        kept_part = arrow.to_numpy(table.column("_part"))[keep]
+        kept_row = arrow.to_numpy(table.column("_row"))[keep]
         rows_of = {i: kept_row[kept_part == i] for i in range(len(index.paths))}
         try:
             final = self._write_merged(index.paths, rows_of, run_id)
@@ -1544,6 +1558,8 @@ class ResultStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from . import arrow
+
         schemas = []
         for p in paths:
             try:
@@ -1560,17 +1576,18 @@ class ResultStore:
                     t = _read_part(p)
                 except (_Corrupt, _Foreign, FileNotFoundError) as exc:
                     raise _Abort(str(exc)) from None
-                yield _conform(t.take(pa.array(rows_of[i], pa.int64())), schema)
+                yield _conform(t.take(arrow.from_numpy(rows_of[i])), schema)
 
         return self._write_streamed(schema, tables(), run_id)
 
     def _write_merged_in_memory(self, paths, rows_of, run_id) -> Path | None:
-        import pyarrow as pa
+
+        from . import arrow
 
         pieces = []
         for i, p in enumerate(paths):
             try:
-                pieces.append(_read_part(p).take(pa.array(rows_of[i], pa.int64())))
+                pieces.append(_read_part(p).take(arrow.from_numpy(rows_of[i])))
             except (_Corrupt, _Foreign, FileNotFoundError):
                 return None
         table = _concat(pieces)
@@ -1665,8 +1682,8 @@ class PartWriter:
 
     def _background(self, warm: bool) -> None:
         if warm:
-            # the first conversion of rows imports pandas (pyarrow looks for its types):
-            # some 0.15 s, paid now rather than by the first write
+            # the first conversion of rows imports pyarrow: some 0.1 s, paid now rather
+            # than by the first write
             rows_to_table([{"warm": 0.0}])
         period = min(0.1, max(0.01, self.flush_seconds / 5))
         while not self._stop.wait(period):

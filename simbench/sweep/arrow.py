@@ -1,0 +1,151 @@
+"""Arrow arrays from Python and NumPy values, and NumPy arrays from Arrow, without pandas.
+
+pyarrow imports pandas the first time it converts a Python list, a NumPy array or a Python
+scalar (``pa.array``, ``pa.scalar``, ``Array.to_numpy``): it asks whether the value is a
+pandas object.  That costs some 0.15 s, about a tenth of a short run that never uses
+pandas.  The store's hot paths convert through these functions instead; each builds the
+Arrow buffers itself for the plain kinds of values a run writes and reads, gives exactly
+what pyarrow's own conversion gives for them, and leaves anything else to pyarrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["array", "from_numpy", "to_numpy"]
+
+_NONE = type(None)
+_INT64 = (-(2**63), 2**63 - 1)
+# offsets of Arrow's string and list arrays are 32-bit
+_MAX_OFFSET = 2**31 - 1
+
+
+def _validity(values: Sequence[Any]) -> tuple[pa.Buffer | None, int]:
+    """The validity bitmap of ``values`` (None: null) and the null count."""
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    nulls = len(values) - int(np.count_nonzero(valid))
+    if not nulls:
+        return None, 0
+    return pa.py_buffer(np.packbits(valid, bitorder="little")), nulls
+
+
+def _primitive(kind: type, values: Sequence[Any], fill: Any) -> pa.Array | None:
+    n = len(values)
+    bitmap, nulls = _validity(values)
+    plain = values if not nulls else [fill if v is None else v for v in values]
+    if kind is float:
+        return pa.Array.from_buffers(
+            pa.float64(), n, [bitmap, pa.py_buffer(np.array(plain, dtype=np.float64))], nulls
+        )
+    if kind is int:
+        if min(plain) < _INT64[0] or max(plain) > _INT64[1]:
+            return None  # pyarrow decides (unsigned, or an error)
+        return pa.Array.from_buffers(
+            pa.int64(), n, [bitmap, pa.py_buffer(np.array(plain, dtype=np.int64))], nulls
+        )
+    if kind is bool:
+        bits = np.packbits(np.array(plain, dtype=bool), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), n, [bitmap, pa.py_buffer(bits)], nulls)
+    # str
+    encoded = [s.encode("utf-8") for s in plain]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    if offsets[-1] > _MAX_OFFSET:
+        return None
+    return pa.Array.from_buffers(
+        pa.string(),
+        n,
+        [bitmap, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))],
+        nulls,
+    )
+
+
+def _kind(values: Sequence[Any]) -> type | None:
+    """The one Python type of the values that are not None, or None (mixed, or all None)."""
+    kinds = set(map(type, values))
+    kinds.discard(_NONE)
+    return next(iter(kinds)) if len(kinds) == 1 else None
+
+
+def array(values: Sequence[Any]) -> pa.Array:
+    """``pa.array(values)`` for a list of Python values, without importing pandas where the
+    values are all floats, all ints, all bools, all strings, or all lists of one of those
+    (each with None for missing; all None, and lists all empty, are Arrow's null type);
+    anything else goes to ``pa.array`` itself."""
+    built = _build(values)
+    return built if built is not None else pa.array(values)
+
+
+def _build(values: Sequence[Any]) -> pa.Array | None:
+    kind = _kind(values)
+    if kind in (float, int, bool, str):
+        return _primitive(kind, values, False if kind is bool else "" if kind is str else 0)
+    if kind is None and all(v is None for v in values):
+        return pa.nulls(len(values))  # Arrow's null type, as pa.array infers it
+    if kind is not list:
+        return None  # mixed kinds, other types: pyarrow's rules
+    inner = [x for v in values if v is not None for x in v]
+    child = _build(inner)  # no values at all: Arrow's list<null>, as for all None
+    if child is None or isinstance(child.type, pa.ListType):
+        return None  # deeper nesting, or what pyarrow decides
+    n = len(values)
+    bitmap, nulls = _validity(values)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
+    if offsets[-1] > _MAX_OFFSET:
+        return None
+    return pa.Array.from_buffers(
+        pa.list_(child.type),
+        n,
+        [bitmap, pa.py_buffer(offsets.astype(np.int32))],
+        nulls,
+        children=[child],
+    )
+
+
+def from_numpy(a: np.ndarray) -> pa.Array:
+    """A 1-D int64 or float64 NumPy array as an Arrow array (no nulls), as ``pa.array``."""
+    a = np.ascontiguousarray(a)
+    if a.ndim != 1 or a.dtype not in (np.int64, np.float64):
+        return pa.array(a)
+    arrow_type = pa.int64() if a.dtype == np.int64 else pa.float64()
+    return pa.Array.from_buffers(arrow_type, len(a), [None, pa.py_buffer(a)], 0)
+
+
+_DTYPES = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float64(): np.float64}
+
+
+def to_numpy(column: pa.Array | pa.ChunkedArray, fill: Any = None) -> np.ndarray:
+    """``column.to_numpy(zero_copy_only=False)`` (a copy), or with ``fill`` that of
+    ``column.fill_null(fill)``, without importing pandas for int32, int64, float64 and
+    string columns: numbers as their own dtype (nulls as NaN, and integers with nulls as
+    float64, as pyarrow gives them), strings as an object array (None for null).  Other
+    types go through pyarrow's own conversion."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        values = column.to_pylist()
+        if fill is not None:
+            values = [fill if v is None else v for v in values]
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    dtype = _DTYPES.get(column.type)
+    if dtype is None:
+        if column.null_count and fill is not None:
+            column = column.fill_null(fill)
+        return column.to_numpy(zero_copy_only=False)
+    n, start = len(column), column.offset
+    bitmap, data = column.buffers()[:2]
+    out = np.frombuffer(data, dtype=dtype, count=n, offset=start * np.dtype(dtype).itemsize)
+    if not column.null_count:
+        return out.copy()
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    null = ~bits[start : start + n].astype(bool)
+    out = out.astype(np.float64) if fill is None else out.copy()
+    out[null] = np.nan if fill is None else fill
+    return out
