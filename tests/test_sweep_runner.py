@@ -288,6 +288,25 @@ def test_prestart_leaves_importing_the_group_function_to_the_server():
     assert res.stdout.split() == ["False", "False", "False", "True"]
 
 
+def test_run_reaches_the_workers_process_before_importing_numpy():
+    """``make_runner`` starts the fork server first; what it imports before that (the API,
+    the local backend) needs no NumPy, the store or the runner, which this process then
+    imports while the server starts up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from simbench.sweep.api import make_runner\n"
+        "from simbench.sweep.backends.local import LocalExecutor\n"
+        "print(sorted(m for m in ('numpy', 'pyarrow', 'simbench.sweep.store',\n"
+        "                         'simbench.sweep.runner') if m in sys.modules))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
 def test_the_writer_prepares_only_while_cells_run_elsewhere(monkeypatch, tmp_path):
     """With cells in worker processes the runner mostly waits, and its writer prepares the
     first write meanwhile; with cells in the runner's own process it would compete."""

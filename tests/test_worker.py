@@ -389,7 +389,7 @@ def test_preload_sweep_loads_what_the_tasks_need_and_compiles_nothing(tmp_path):
         timeout=600,
     )
     assert res.returncode == 0, res.stderr
-    got = _preload_in_fresh_process(sweep, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1")
+    got = _preload_in_fresh_process(sweep, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
     assert got["begun"] == 0  # everything came from the cache
     assert got["structures"] == ["irls", "newton"] and got["parts"] == ["common"]
     assert not got["left"]  # a task of the sweep finds nothing to prepare
