@@ -644,19 +644,30 @@ def _preload_sweep(path: str) -> None:
 
 
 def _sample_tasks(spec) -> Iterator:
-    """A task of each scenario of ``spec`` (replicate 0, every configuration), with at most
-    :data:`_PRELOAD_ROWS` rows per sample."""
+    """A task (replicate 0, every configuration) of the first scenario of ``spec`` with
+    each family and link, with at most :data:`_PRELOAD_ROWS` rows per sample: the units of
+    :func:`_prepare` depend on nothing else, and a sweep of many scenarios then costs the
+    fork server a few look-ups."""
     import dataclasses
 
     from simbench.sweep.cells import CellIds, task_of
 
     ids = CellIds(spec)
+    seen: set[tuple] = set()
     for s in spec.scenarios:
+        try:
+            scenario = _scenario(s.canonical)
+            key = (scenario.get_family(), scenario.get_link())
+        except Exception:  # the run reports it
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
         task = task_of(spec, [ids.cell(s.index, c.index, 0) for c in spec.configs])
         small = dict(task.scenario)
-        for key in ("n", "n_test"):
-            if isinstance(small.get(key), int):
-                small[key] = min(small[key], _PRELOAD_ROWS)
+        for name in ("n", "n_test"):
+            if isinstance(small.get(name), int):
+                small[name] = min(small[name], _PRELOAD_ROWS)
         yield dataclasses.replace(task, scenario=small)
 
 
