@@ -419,19 +419,26 @@ def _first_order(
     vwork = (np.empty(q), np.empty((vch, q)), np.empty(vch))
     ints[I_RECORDED] = 0
     ints[I_MASKS_USED] = 0
-    if ints[I_OBSERVED] == 0:
-        ints[I_OBSERVED] = 1
-        f = objective(net, theta, grad, no_mask, 1.0, threads, parts, totals, glm)
-        why = _observe(
-            st, steps, val, has_val, 0, f, norm2(grad), track_ref, info, net, vwork, no_mask,
-            glm,
-        )  # fmt: skip
-        if why != STOP_NONE:
-            return why
-    epoch = ints[I_EPOCH]
+    # the starting point is observed first when it has not been; every point after a step
+    # is observed too, at the same single place in the loop: each inlined copy of the
+    # objective and the stopping rules costs the compiler seconds
+    look = ints[I_OBSERVED] == 0
+    ints[I_OBSERVED] = 1
+    epoch = 0 if look else ints[I_EPOCH]
     used = 0
     w = 0
-    while used < n_epochs and epoch < steps.epochs:
+    while True:
+        if look:
+            f = objective(net, theta, grad, no_mask, 1.0, threads, parts, totals, glm)
+            why = _observe(
+                st, steps, val, has_val, epoch, f, norm2(grad), track_ref, info, net, vwork,
+                no_mask, glm,
+            )  # fmt: skip
+            if why != STOP_NONE:
+                return why
+        look = True
+        if not (used < n_epochs and epoch < steps.epochs):
+            return STOP_NONE
         if batches:
             if ints[I_PENDING] == 0:
                 at = shuffle(st.perm, draws[w : w + draws_per_epoch], n - 1)
@@ -464,14 +471,6 @@ def _first_order(
                 steps.kind, theta, grad, st.m, st.v, ints[I_T], steps.lr, steps.momentum,
                 steps.beta1, steps.beta2, steps.eps,
             )  # fmt: skip
-        f = objective(net, theta, grad, no_mask, 1.0, threads, parts, totals, glm)
-        why = _observe(
-            st, steps, val, has_val, epoch, f, norm2(grad), track_ref, info, net, vwork, no_mask,
-            glm,
-        )  # fmt: skip
-        if why != STOP_NONE:
-            return why
-    return STOP_NONE
 
 
 @kernel
@@ -627,12 +626,17 @@ def newton_run(net, val, steps, st, track_ref, info, threads):
     # the kinds as run-time values: literal constants would compile newton_terms twice
     observed = np.int64(HESS_OBSERVED)
     expected = np.int64(HESS_EXPECTED)
-    f = newton_terms(net, theta, observed, threads, g, H, gs, Hs, totals)
-    why = _observe(
-        st, steps, val, has_val, 0, f, norm2(g), track_ref, info, net, vwork, no_mask, True
-    )
     epoch = 0
-    while why == STOP_NONE and epoch < steps.epochs:
+    while True:
+        # the starting point, then every accepted step's, observed at this one place (an
+        # inlined copy of the stopping rules costs the compiler seconds)
+        f = newton_terms(net, theta, observed, threads, g, H, gs, Hs, totals)
+        why = _observe(
+            st, steps, val, has_val, epoch, f, norm2(g), track_ref, info, net, vwork, no_mask,
+            True,
+        )  # fmt: skip
+        if why != STOP_NONE or epoch >= steps.epochs:
+            return why
         epoch += 1
         how = DIR_OBSERVED
         if not _descent(H, g, L, dsc, d):
@@ -676,9 +680,3 @@ def newton_run(net, val, steps, st, track_ref, info, threads):
         if not accepted:
             return STOP_NO_DECREASE
         _copy(trial, theta)
-        f = newton_terms(net, theta, observed, threads, g, H, gs, Hs, totals)
-        why = _observe(
-            st, steps, val, has_val, epoch, f, norm2(g), track_ref, info, net, vwork, no_mask,
-            True,
-        )  # fmt: skip
-    return why
