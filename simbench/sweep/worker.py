@@ -571,7 +571,8 @@ def _plan(task) -> tuple[tuple, list] | None:
         if key not in _WARM:
             cold.append((key, entry))
     parts -= _WARM_PARTS
-    if not parts and not cold:
+    if not parts and not cold:  # warmed for other tasks: this one is ready too
+        _bounded(_PREPARED).add(memo)
         return None
     try:
         data = simulate(scenario, task.data_seed)
