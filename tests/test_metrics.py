@@ -186,6 +186,25 @@ def test_gram_with_intercept_matches_explicit_design():
     assert np.array_equal(got, got.T)
 
 
+@pytest.mark.parametrize("n, p", [(1, 1), (37, 3), (300, 17), (250, 130)])
+def test_gram_with_intercept_sums_every_entry_in_row_order(n, p):
+    """Blocked for the cache, the kernel still adds ``(c_i x_ia) x_ib`` to each entry in row
+    order, as a row-by-row loop does: the same bits at any number of columns (130 columns
+    span several blocks of rows)."""
+    rng = _rng(60 + p)
+    X = rng.normal(size=(n, p))
+    c = rng.uniform(0.1, 2.0, n)
+    expected = np.zeros((p + 1, p + 1))
+    for i in range(n):  # the definition, one row at a time
+        expected[0, 0] += c[i]
+        cx = c[i] * X[i]
+        expected[0, 1:] += cx
+        for a in range(p):
+            expected[a + 1, a + 1 :] += cx[a] * X[i, a:]
+    expected = np.triu(expected) + np.triu(expected, 1).T
+    assert np.array_equal(K.gram_with_intercept(X, c, np.empty((p + 1, p + 1))), expected)
+
+
 def test_linear_projection_matches_normal_equations():
     rng = _rng(7)
     X = rng.normal(size=(400, 3))

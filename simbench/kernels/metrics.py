@@ -177,26 +177,49 @@ def weighted_sum_ratio(a, b, weights):
     return num / den
 
 
+# rows of X per block of gram_with_intercept: about 32 kB of X, which stays in cache while
+# every row of the triangle is updated from it
+_GRAM_BLOCK_ELEMENTS = 4096
+
+
 @kernel
 def gram_with_intercept(X, c, out):
     """``out = X̃ᵀ diag(c) X̃`` with ``X̃ = [1, X]``, without forming ``X̃``.
 
     ``X`` is (n, p), ``c`` (n,), ``out`` (p + 1, p + 1); the upper triangle is accumulated
-    row by row and mirrored, so the result is exactly symmetric.
+    and mirrored, so the result is exactly symmetric.  Every entry is the sum over the rows
+    in row order of ``(c_i x_ia) x_ib``; the rows are taken a block at a time and the
+    triangle row by row within a block, so that with many columns the triangle is not
+    streamed through memory once per row (the same additions in the same order: the
+    result does not depend on the block size).
     """
     n, p = X.shape
     q = p + 1
     for a in range(q):
         for b in range(q):
             out[a, b] = 0.0
-    for i in range(n):
-        ci = c[i]
-        out[0, 0] += ci
+    rows = max(1, _GRAM_BLOCK_ELEMENTS // max(p, 1))
+    # a row of the triangle is updated in a buffer of its own, which the compiler can see
+    # overlaps nothing else, so the update is vectorised over the columns
+    acc = np.empty(p)
+    for i0 in range(0, n, rows):
+        i1 = min(n, i0 + rows)
+        for i in range(i0, i1):
+            ci = c[i]
+            out[0, 0] += ci
+            for a in range(p):
+                out[0, a + 1] += ci * X[i, a]
         for a in range(p):
-            cx = ci * X[i, a]
-            out[0, a + 1] += cx
-            for b in range(a, p):
-                out[a + 1, b + 1] += cx * X[i, b]
+            m = p - a
+            for k in range(m):
+                acc[k] = out[a + 1, a + 1 + k]
+            for i in range(i0, i1):
+                cx = c[i] * X[i, a]
+                xr = X[i, a:]
+                for k in range(m):
+                    acc[k] += cx * xr[k]
+            for k in range(m):
+                out[a + 1, a + 1 + k] = acc[k]
     for a in range(q):
         for b in range(a + 1, q):
             out[b, a] = out[a, b]
