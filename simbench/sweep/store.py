@@ -490,7 +490,6 @@ def _read_parts(
     compaction replaced it) restarts the read, so the result is one consistent set.
     ``verify_all``: see :func:`_read_part`.
     """
-
     from . import arrow
 
     for _ in range(_READ_ATTEMPTS):
@@ -1581,7 +1580,6 @@ class ResultStore:
         return self._write_streamed(schema, tables(), run_id)
 
     def _write_merged_in_memory(self, paths, rows_of, run_id) -> Path | None:
-
         from . import arrow
 
         pieces = []
