@@ -33,10 +33,21 @@ def _validity(values: Sequence[Any]) -> tuple[pa.Buffer | None, int]:
     return pa.py_buffer(np.packbits(valid, bitorder="little")), nulls
 
 
-def _primitive(kind: type, values: Sequence[Any], fill: Any) -> pa.Array | None:
+def _offsets(lengths: list[int]) -> pa.Buffer | None:
+    """The 32-bit offsets of items of these lengths, or None where they overflow."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return None if offsets[-1] > _MAX_OFFSET else pa.py_buffer(offsets.astype(np.int32))
+
+
+# what stands in a null's slot of the data buffer (its value is never read)
+_FILL = {float: 0.0, int: 0, bool: False, str: ""}
+
+
+def _primitive(kind: type, values: Sequence[Any]) -> pa.Array | None:
     n = len(values)
     bitmap, nulls = _validity(values)
-    plain = values if not nulls else [fill if v is None else v for v in values]
+    plain = values if not nulls else [_FILL[kind] if v is None else v for v in values]
     if kind is float:
         return pa.Array.from_buffers(
             pa.float64(), n, [bitmap, pa.py_buffer(np.array(plain, dtype=np.float64))], nulls
@@ -52,15 +63,11 @@ def _primitive(kind: type, values: Sequence[Any], fill: Any) -> pa.Array | None:
         return pa.Array.from_buffers(pa.bool_(), n, [bitmap, pa.py_buffer(bits)], nulls)
     # str
     encoded = [s.encode("utf-8") for s in plain]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    if offsets[-1] > _MAX_OFFSET:
+    offsets = _offsets([len(b) for b in encoded])
+    if offsets is None:
         return None
     return pa.Array.from_buffers(
-        pa.string(),
-        n,
-        [bitmap, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))],
-        nulls,
+        pa.string(), n, [bitmap, offsets, pa.py_buffer(b"".join(encoded))], nulls
     )
 
 
@@ -82,8 +89,8 @@ def array(values: Sequence[Any]) -> pa.Array:
 
 def _build(values: Sequence[Any]) -> pa.Array | None:
     kind = _kind(values)
-    if kind in (float, int, bool, str):
-        return _primitive(kind, values, False if kind is bool else "" if kind is str else 0)
+    if kind in _FILL:
+        return _primitive(kind, values)
     if kind is None and all(v is None for v in values):
         return pa.nulls(len(values))  # Arrow's null type, as pa.array infers it
     if kind is not list:
@@ -92,18 +99,12 @@ def _build(values: Sequence[Any]) -> pa.Array | None:
     child = _build(inner)  # no values at all: Arrow's list<null>, as for all None
     if child is None or isinstance(child.type, pa.ListType):
         return None  # deeper nesting, or what pyarrow decides
-    n = len(values)
-    bitmap, nulls = _validity(values)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([0 if v is None else len(v) for v in values], out=offsets[1:])
-    if offsets[-1] > _MAX_OFFSET:
+    offsets = _offsets([0 if v is None else len(v) for v in values])
+    if offsets is None:
         return None
+    bitmap, nulls = _validity(values)
     return pa.Array.from_buffers(
-        pa.list_(child.type),
-        n,
-        [bitmap, pa.py_buffer(offsets.astype(np.int32))],
-        nulls,
-        children=[child],
+        pa.list_(child.type), len(values), [bitmap, offsets], nulls, children=[child]
     )
 
 
