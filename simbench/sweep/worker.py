@@ -199,7 +199,7 @@ def _warm(key, config, family, link, X=None, y=None, weights=None, offset=None) 
         small = {**config.to_dict(), "epochs": _WARM_EPOCHS}
         # leading-row views keep the dtype, layout and read-only flag of the real arrays:
         # Numba compiles one specialisation per such array type
-        rows = None if offset is None else offset[:m]
+        off = None if offset is None else offset[:m]
         fit = train(
             X[:m],
             y[:m],
@@ -208,9 +208,9 @@ def _warm(key, config, family, link, X=None, y=None, weights=None, offset=None) 
             link=link,
             seed=0,
             weights=None if weights is None else weights[:m],
-            offset=rows,
+            offset=off,
         )
-        fit.predict(X[:m], offset=rows)  # every cell predicts, after its fit
+        fit.predict(X[:m], offset=off)  # every cell predicts, after its fit
     except Exception:  # the timed fit reports it
         pass
     _WARM.add(key)
