@@ -34,6 +34,13 @@ Policy
   where it is inlined; one that must not compile a branch it does not run takes None for
   it (a branch on ``arg is None`` with ``arg`` typed None is pruned before typing: the
   ``threads`` argument of :mod:`simbench.kernels.training`).
+* A kernel called from one place only, in a kernel compiled on its own, is inlined there
+  (``inline=True``).  Numba compiles each kernel a kernel calls into a library of its own,
+  optimised and translated to machine code, and links that into the caller, which
+  optimises and translates it all again: along a chain of helpers with one caller each,
+  the code at the bottom was compiled once per level.  Inlined, it is compiled once, with
+  its caller (a tenth less compiling from an empty cache).  ``tests/test_jit_policy.py``
+  keeps to the rule.
 * ``cache=True``: compiled code is written next to the module, so only the first process
   on a machine pays for compilation.  Caveat: Numba keys a cache entry on the file of the
   function itself, not on the files of the kernels it calls; after editing a leaf kernel
@@ -72,9 +79,9 @@ def kernel(
     Usable bare (``@kernel``) or with options (``@kernel(parallel=True)``).  Compilation is
     lazy: nothing is compiled until the first call with a given signature.  ``reassoc``
     lets the compiler reorder the sums of ``fn`` (and only that flag; see the policy above).
-    ``inline`` inlines ``fn`` into its callers at Numba's level, for helpers whose calls
-    would otherwise cost more than their work (a call that passes arrays updates their
-    reference counts atomically, some 20 ns).
+    ``inline`` inlines ``fn`` into its callers at Numba's level: for a helper with one
+    caller (see the policy above), or whose calls would otherwise cost more than its work
+    (a call that passes arrays updates their reference counts atomically, some 20 ns).
     """
     options = dict(_OPTIONS, fastmath={"reassoc"}) if reassoc else dict(_OPTIONS)
     if inline:

@@ -91,6 +91,62 @@ def test_calls_from_compiled_code_compile_a_kernel_per_type_not_per_constant():
     assert scaled.signatures[0] == (types.float64, types.int64)
 
 
+def _kernel_references():
+    """Every kernel of the package by name, with its decorator's options, and every place a
+    name of one is read: the enclosing kernel's name, or None outside kernels (Python code,
+    which calls the dispatcher itself or hands it on)."""
+    import ast
+
+    options, places = {}, {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+
+        def visit(node, where):
+            if isinstance(node, ast.FunctionDef):
+                decorators = [ast.unparse(d) for d in node.decorator_list]
+                kernel = [d for d in decorators if d == "kernel" or d.startswith("kernel(")]
+                if kernel:
+                    options[node.name] = kernel[0]
+                where = node.name if kernel else None
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                places.setdefault(node.id, []).append(where)
+            elif isinstance(node, ast.Attribute):
+                places.setdefault(node.attr, []).append(where)
+            for child in ast.iter_child_nodes(node):
+                visit(child, where)
+
+        visit(tree, None)
+    return options, places
+
+
+def test_a_kernel_called_from_one_place_is_inlined_there():
+    """Numba compiles every kernel that a kernel calls into a library of its own (optimised
+    and turned into machine code) and then links it into the caller, which optimises and
+    translates it again: along a chain of helpers with one caller each, the code at the
+    bottom was compiled once per level.  So a kernel read in one place only, inside a kernel
+    compiled on its own with the same options, is inlined there (``inline=True``)."""
+    options, places = _kernel_references()
+    assert len(options) > 100  # the scan sees the kernels
+    offenders = []
+    for name, decorator in options.items():
+        where = places.get(name, [])
+        if "inline=True" in decorator or len(where) != 1 or where[0] is None:
+            continue
+        caller = options[where[0]]
+        if "inline=True" in caller or caller.replace("parallel=True", "") != decorator:
+            continue  # inlined itself (compiled in each of its callers), or other options
+        offenders.append(f"{name} (called only from {where[0]})")
+    assert not offenders, "single-caller kernels not inlined: " + ", ".join(sorted(offenders))
+
+
+def test_the_inlining_rule_sees_a_single_caller():
+    # guards the guard: a helper with one caller is found, with its caller
+    options, places = _kernel_references()
+    assert options["_glm_rows"] == "kernel(inline=True)"
+    assert places["_glm_rows"] == ["_glm_chunk"]
+    assert places["_glm_chunks_serial"].count(None) >= 1  # handed on by Python code
+
+
 def test_cached_only_loads_what_is_cached_and_refuses_to_compile():
     """Under cached_only a kernel the cache does not hold raises NotCached, before anything
     is compiled, and is named in the list; one already there runs; after the block, the

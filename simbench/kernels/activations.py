@@ -68,7 +68,7 @@ def _softplus(x):
     return math.log1p(math.exp(x))
 
 
-@kernel
+@kernel(inline=True)
 def act_f(code, x):
     """Activation ``f(x)``."""
     if code == _IDENTITY:
@@ -84,7 +84,7 @@ def act_f(code, x):
     return math.nan
 
 
-@kernel
+@kernel(inline=True)
 def act_d(code, x):
     """Derivative ``f'(x)``; ReLU's is 0 at 0."""
     if code == _IDENTITY:

@@ -125,7 +125,7 @@ def _bd0(x, M):
     return _bd0d(x, M, x - M)
 
 
-@kernel
+@kernel(inline=True)
 def _log1pmx(x):
     """``x - log(1 + x)`` (>= 0) for ``x > -1``, exact to rounding near 0."""
     if abs(x) > 0.5:
@@ -271,7 +271,7 @@ def _deviance_quadrature(code, a, y, mu):
     return 2.0 * u * u * total
 
 
-@kernel
+@kernel(inline=True)
 def _negative_binomial_deviance(y, mu, alpha):
     """``2 [y log(y/mu) - (y + 1/alpha) log((1 + alpha y)/(1 + alpha mu))]``."""
     if y == 0.0:
@@ -345,7 +345,7 @@ def fam_unit_deviance(code, a, y, mu):
 # ---- log-likelihoods ------------------------------------------------------------------------
 
 
-@kernel
+@kernel(inline=True)
 def _poisson_logpmf(y, mu):
     if y < 0.0:
         return -math.inf
@@ -356,7 +356,7 @@ def _poisson_logpmf(y, mu):
     return -_bd0(y, mu) - 0.5 * (_LOG_2PI + math.log(y)) - _stirlerr(y)
 
 
-@kernel
+@kernel(inline=True)
 def _binomial_logpmf(y, n, mu):
     """log of ``C(n, k) mu^k (1 - mu)^(n - k)``, ``k = n y``, for real ``0 <= y <= 1``
     (Loader's form; the proportion ``y`` gives the differences ``k - n mu = n (y - mu)``
@@ -381,7 +381,7 @@ def _binomial_logpmf(y, n, mu):
     return lc + 0.5 * (math.log(n / (k * nk)) - _LOG_2PI)
 
 
-@kernel
+@kernel(inline=True)
 def _negative_binomial_logpmf(y, mu, alpha):
     """NB2 log-pmf, ``Gamma(y + k) / (Gamma(k) y!) (k/(k+mu))^k (mu/(k+mu))^y``, ``k = 1/alpha``.
 
@@ -406,7 +406,7 @@ def _negative_binomial_logpmf(y, mu, alpha):
     return math.log(k / n) + lc + 0.5 * (math.log(n / (k * y)) - _LOG_2PI)
 
 
-@kernel
+@kernel(inline=True)
 def _gamma_logpdf(y, mu, phi):
     """Gamma with mean ``mu`` and shape ``nu = 1/phi``:
     ``-nu bd0(mu, y)/mu + log(nu / 2pi)/2 - stirlerr(nu) - log y``."""
@@ -416,7 +416,7 @@ def _gamma_logpdf(y, mu, phi):
     return -nu * _bd0(mu, y) / mu + 0.5 * (math.log(nu) - _LOG_2PI) - _stirlerr(nu) - math.log(y)
 
 
-@kernel
+@kernel(inline=True)
 def _inverse_gaussian_logpdf(y, mu, phi):
     """Inverse Gaussian with mean ``mu`` and shape ``lambda = 1/phi``."""
     if y <= 0.0:
@@ -426,7 +426,7 @@ def _inverse_gaussian_logpdf(y, mu, phi):
     )
 
 
-@kernel
+@kernel(inline=True)
 def _tweedie_log_series(y, phi, p):
     """``log sum_{j>=1} W_j`` of the compound Poisson-gamma density, ``y > 0``.
 
@@ -464,7 +464,7 @@ def _tweedie_log_series(y, phi, p):
     return ref + math.log(total)
 
 
-@kernel
+@kernel(inline=True)
 def _tweedie_logpdf(y, mu, phi, p):
     """Tweedie ``1 < p < 2``: point mass ``exp(-mu^(2-p)/(phi (2-p)))`` at 0, density for y > 0.
 
@@ -527,7 +527,7 @@ def fam_mu_valid(code, a, mu):
     return mu > 0.0 and mu < math.inf
 
 
-@kernel
+@kernel(inline=True)
 def fam_y_valid(code, a, y):
     """Whether ``y`` is in the support of the distribution (binomial: a proportion in [0, 1])."""
     if code == _GAUSSIAN:
@@ -545,7 +545,7 @@ def fam_y_valid(code, a, y):
     return False
 
 
-@kernel
+@kernel(inline=True)
 def fam_y_deviance_valid(code, a, y):
     """Whether the deviance ``d(y, mu)`` is finite for some valid ``mu``: the support's closed
     convex hull (non-integer counts and fractional binary responses allowed: quasi-likelihood)."""

@@ -160,7 +160,7 @@ def _mu_ok(fcode, a, lcode, lam, mu):
 # ---- starting values ------------------------------------------------------------------
 
 
-@kernel
+@kernel(inline=True)
 def _start_eta_fast(pair, binomial, y, weights, ybar, eta_out):
     """:func:`irls_start_eta`'s loop for Poisson-log, Gamma-log and Bernoulli/binomial-logit,
     branch-free (:func:`~simbench.kernels.vecmath.log_fast`), so it vectorises.  Returns
@@ -200,7 +200,7 @@ def _finish_row(pair, y, e):
     return mu, t / (1.0 + ex), -((1.0 - y) - t if e > 0.0 else t - y)
 
 
-@kernel
+@kernel(inline=True)
 def _finish_fast(pair, y, weights, eta, mu_out, u_out, W_out):
     """:func:`irls_finish` for Poisson-log, Gamma-log and Bernoulli/binomial-logit: ``mu``, the
     rows of :func:`_fast_rows` (``W``, ``f = W r``) and the Pearson terms ``w f^2 / W`` in a
@@ -348,7 +348,7 @@ def _vector_rows(X, icpt, i0, m, W, f, C, with_a):
             C[1 + j, 0] += accw[j]
 
 
-@kernel
+@kernel(inline=True)
 def _accumulate_rows(X, icpt, W, f, r0, r1, C, with_a, B, T):
     """``C`` (zeroed first) = lower triangle of the bordered cross-product over rows
     ``r0 .. r1`` (only its score row unless ``with_a``), chunk by chunk in row order
@@ -407,7 +407,7 @@ def n_blocks(n: int) -> int:
 # ---- the rows ---------------------------------------------------------------------------------
 
 
-@kernel
+@kernel(inline=True)
 def linear_predictor(X, icpt, beta, offset, r0, r1, eta):
     """``eta[i] = x~_i' beta + offset_i`` for rows ``r0 .. r1`` (``offset`` may be empty).
 
@@ -490,7 +490,7 @@ def _put(o, w, v, W, f, ok, W_out, f_out, vbuf):
     return 1 if pos and not ok else 0
 
 
-@kernel
+@kernel(inline=True)
 def _fast_rows(pair, newton, y, weights, cy, r0, r1, eta, W_out, f_out, vbuf):
     """:func:`irls_rows` for Poisson-log, Gamma-log and Bernoulli/binomial-logit given the
     row constants ``cy`` (:func:`row_constants`): branch-free, so the loop vectorises
@@ -764,7 +764,7 @@ def irls_finish(fcode, a, lcode, lam, y, weights, eta, mu_out, u_out, W_out):
     return pearson, npos, sw
 
 
-@kernel
+@kernel(inline=True)
 def unpack_bordered(T, A, g):
     """``A`` (q, q, both triangles) and ``g`` (q,; skipped when empty) from the lower triangle
     of the bordered ``T`` (q + 1, q + 1)."""

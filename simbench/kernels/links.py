@@ -71,7 +71,7 @@ def _expit_d(x):
     return z / (t * t)
 
 
-@kernel
+@kernel(inline=True)
 def _log1pexp(x):
     """Softplus ``log(1 + e^x)``: ``x + log1p(e^-x)`` for positive ``x`` avoids overflow."""
     if x > 0.0:
@@ -79,7 +79,7 @@ def _log1pexp(x):
     return math.log1p(math.exp(x))
 
 
-@kernel
+@kernel(inline=True)
 def _two_prod_err(a, b, p):
     """Rounding error of ``p = fl(a * b)``: ``a b - p`` exactly (Dekker's product)."""
     t = 134217729.0 * a  # 2^27 + 1 splits a into two 26-bit halves
@@ -147,7 +147,7 @@ def _norm_ppf_lower(p):
     return x
 
 
-@kernel
+@kernel(inline=True)
 def _norm_ppf(p):
     """Standard normal quantile ``Phi^-1(p)`` (scipy's ``ndtri``) to a few ulp.
 
@@ -165,7 +165,7 @@ def _norm_ppf(p):
     return _norm_ppf_lower(p)
 
 
-@kernel
+@kernel(inline=True)
 def _logit(mu):
     """``log(mu / (1 - mu))`` with no cancellation anywhere in (0, 1)."""
     if mu >= 0.25 and mu <= 0.75:
@@ -174,7 +174,7 @@ def _logit(mu):
     return math.log(mu) - math.log1p(-mu)
 
 
-@kernel
+@kernel(inline=True)
 def _cauchy_cdf(x):
     """``1/2 + atan(x)/pi``; in the lower tail ``atan(-1/x)/pi``, which does not cancel."""
     if x < -1.0:
@@ -182,7 +182,7 @@ def _cauchy_cdf(x):
     return 0.5 + math.atan(x) * _INV_PI
 
 
-@kernel
+@kernel(inline=True)
 def _cauchy_ppf(mu):
     """``tan(pi (mu - 1/2))``, through ``cot`` near 0 and 1 where ``mu - 1/2`` would round."""
     if mu < 0.25:
@@ -192,7 +192,7 @@ def _cauchy_ppf(mu):
     return math.tan(math.pi * (mu - 0.5))
 
 
-@kernel
+@kernel(inline=True)
 def _softplus_inv(mu):
     """Inverse of softplus, ``log(expm1(mu))``; ``mu + log1p(-e^-mu)`` for large ``mu``."""
     if mu > 1.0:
@@ -436,7 +436,7 @@ def _exp_arr(x, out):
         out[i] = math.exp(x[i])
 
 
-@kernel
+@kernel(inline=True)
 def _log_arr(x, out):
     for i in range(x.shape[0]):
         out[i] = math.log(x[i])

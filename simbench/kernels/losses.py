@@ -187,7 +187,7 @@ def _poisson_log(y, eta, phi):
     return value / phi, (mu - y) / phi, mu / phi
 
 
-@kernel
+@kernel(inline=True)
 def _xlogx_pair(y):
     # y log y + (1 - y) log(1 - y): zero at y in {0, 1}, where the logs are -inf
     if 0.0 < y < 1.0:
@@ -367,7 +367,7 @@ def _cauchit_half(x):
     return lf, r, r * (r - c)
 
 
-@kernel
+@kernel(inline=True)
 def _cdf_terms(pair, eta):
     """(log mu, log(1 - mu), r0, r1, s0, s1) of a binary CDF pair at eta."""
     if pair == PAIR_BERNOULLI_PROBIT:
@@ -441,7 +441,7 @@ def _plain_value(lcode, y, mu):
     return float("nan")
 
 
-@kernel
+@kernel(inline=True)
 def _plain_terms(lcode, y, mu):
     """(L, dL/dmu, d2L/dmu2) of a loss with no family."""
     if lcode == LOSS_SQUARED_ERROR:
@@ -616,7 +616,7 @@ def loss_grad_hess_generic(
     )  # fmt: skip
 
 
-@kernel
+@kernel(inline=True)
 def loss_grad_hess(
     lcode, a, phi, hcode, lam, hess_kind, y, eta, weights, offset, grad_out, hess_out
 ):

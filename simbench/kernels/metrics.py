@@ -93,7 +93,7 @@ _RADIX_BITS = 11
 _RADIX_MASK = np.uint64((1 << _RADIX_BITS) - 1)
 
 
-@kernel
+@kernel(inline=True)
 def stable_argsort(x):
     """The permutation that sorts ``x`` (no NaN), equal values kept in input order.
 

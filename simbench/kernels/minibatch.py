@@ -94,7 +94,7 @@ def _all_finite(x):
 PREFETCH_ROWS = 32
 
 
-@kernel
+@kernel(inline=True)
 def _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob):
     """Rows ``perm[s:e]`` of the data into the batch buffers (rows ahead prefetched)."""
     p = X.shape[1]
@@ -121,7 +121,7 @@ def _gather_rows(X, y, weights, offset, perm, s, e, xb, yb, wb, ob):
 CHUNK_ROWS = 32
 
 
-@kernel
+@kernel(inline=True)
 def _glm_gather_block(
     theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value,
     yb, wb, ob, eta, dv, grad,

@@ -95,7 +95,7 @@ CHUNK = 2048
 _EMPTY = np.empty(0)
 
 
-@kernel
+@kernel(inline=True)
 def tanh_fd(x):
     """``(tanh x, 1 - tanh^2 x)`` with ``m = expm1(2|x|)``: ``tanh = m / (m + 2)`` and
     ``tanh' = 4 (m + 1) / (m + 2)^2`` (full relative accuracy in the tails)."""
@@ -109,7 +109,7 @@ def tanh_fd(x):
     return (t if x >= 0.0 else -t), d
 
 
-@kernel
+@kernel(inline=True)
 def sigmoid_fd(x):
     """``(s, s (1 - s))`` with ``z = e^{-|x|}``: ``s = 1/(1+z)`` or ``z/(1+z)`` by the sign."""
     a = abs(x)
@@ -121,7 +121,7 @@ def sigmoid_fd(x):
     return s, z / (q * q)
 
 
-@kernel
+@kernel(inline=True)
 def act_layer(code, z, bias, a_out, d_out):
     """``a_out = f(z + bias)`` and ``d_out = f'(z + bias)`` over a (rows x units) block.
 
@@ -229,7 +229,7 @@ def loss_d1(lcode, a, hcode, lam, y, eta, d1_out, nb):
             d1_out[r] = loss_eval_generic(lcode, a, 1.0, hcode, lam, y[r], eta[r], HESS_EXPECTED)[1]
 
 
-@kernel
+@kernel(inline=True)
 def _poisson_log_rows(yb, lyb, eta, wb, ob, out, vbuf):
     """Poisson-log value and derivative of a block from ``log y`` (``lyb``):
     ``sum w l`` and ``out = w (mu - y)``, by :func:`~simbench.kernels.losses.poisson_log_row`
@@ -282,7 +282,7 @@ def output_loss(need_value, lcode, a, hcode, lam, yb, eta, wb, ob, out, lyb, vbu
     return 0.0
 
 
-@kernel
+@kernel(inline=True)
 def _glm_block(theta, xb, yb, wb, ob, lyb, lcode, a, hcode, lam, need_value, eta, dv, grad):
     """One contiguous block of rows: ``grad += sum w l'(eta) (1, x)``; return ``sum w l``
     (0.0 unless ``need_value``: without it the compiler drops the loss's logarithms).
@@ -324,12 +324,12 @@ def _glm_block(theta, xb, yb, wb, ob, lyb, lcode, a, hcode, lam, need_value, eta
     return total
 
 
-@kernel
+@kernel(inline=True)
 def _block_rows(p):
     return max(4, min(BLOCK, BLOCK_ELEMENTS // max(p, 1)))
 
 
-@kernel
+@kernel(inline=True)
 def _glm_rows(
     theta, X, y, weights, offset, logy, start, stop, lcode, a, hcode, lam, need_value, grad
 ):
@@ -356,7 +356,7 @@ def _glm_rows(
     return total
 
 
-@kernel
+@kernel(inline=True)
 def _glm_chunk(
     theta, X, y, weights, offset, logy, c, lcode, a, hcode, lam, need_value, parts, totals
 ):
@@ -521,7 +521,7 @@ def glm_eta(theta, X, offset, out):
     _run_chunks(threads, _glm_eta_parallel, _glm_eta_serial, theta, X, offset, out)
 
 
-@kernel
+@kernel(inline=True)
 def _glm_newton_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode, lam, kind, g, H):
     """Rows ``start:stop``: overwrite ``g`` with the gradient and the lower triangle of ``H``
     with ``sum w l'' (1, x)(1, x)^T``; return ``sum w l``."""
@@ -554,7 +554,7 @@ def _glm_newton_rows(theta, X, y, weights, offset, start, stop, lcode, a, hcode,
     return total
 
 
-@kernel
+@kernel(inline=True)
 def _newton_chunk(
     theta, X, y, weights, offset, c, size, lcode, a, hcode, lam, kind, gs, Hs, totals
 ):
@@ -669,7 +669,7 @@ def _mlp_forward(theta, sizes, offs, acts, xb, hbuf, dbuf, zbuf, mask, keep_inv,
         eta[i] += b0
 
 
-@kernel
+@kernel(inline=True)
 def _mlp_backward(theta, sizes, offs, xb, hbuf, dbuf, gout, scratch, grad):
     """Backward pass of a batch given ``gout = d loss / d eta`` per row; overwrites ``grad``.
 

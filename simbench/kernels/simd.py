@@ -118,7 +118,7 @@ def syrk8(typingctx, C, X, W, r, p):
     return sig, codegen
 
 
-@kernel
+@kernel(inline=True)
 def padded_width(p):
     """Columns of the buffers :func:`weighted_syrk` takes for ``p`` columns of ``X``."""
     return max(LANES, -(-(p + (p & 1)) // LANES) * LANES)

@@ -81,7 +81,7 @@ def _pow2(k):
     return bits.view(np.float64)
 
 
-@kernel
+@kernel(inline=True)
 def _expm1_nonneg(x):
     """``e^x - 1`` for ``0 <= x <= 700``, without branches or calls (so loops vectorise)."""
     k = math.floor(x * _INV_LN2 + 0.5)
@@ -90,7 +90,7 @@ def _expm1_nonneg(x):
     return s * _expm1_poly(r) + (s - 1.0)
 
 
-@kernel
+@kernel(inline=True)
 def _exp_nonpos(x):
     """``e^x`` for ``-708 <= x <= 0``, without branches or calls."""
     k = math.floor(x * _INV_LN2 + 0.5)
