@@ -50,12 +50,13 @@ def interval_text(low: float, high: float, low_open: bool = False, high_open: bo
     return f"a number in {lo}{low:g}, {high:g}{hi}"
 
 
-def integer(where: str, key: str, value: Any, low: int) -> int:
-    """A whole number ``>= low`` (an integral float such as ``3.0`` is taken as 3)."""
-    accepted = f"an integer >= {low}"
+def integer(where: str, key: str, value: Any, low: int, high: int | None = None) -> int:
+    """A whole number ``>= low`` (and ``<= high`` if given; an integral float such as
+    ``3.0`` is taken as 3)."""
+    accepted = f"an integer >= {low}" if high is None else f"an integer from {low} to {high:,}"
     if not _is_real(value) or not np.isfinite(float(value)) or float(value) != int(value):
         raise key_error(where, key, value, accepted)
-    if int(value) < low:
+    if int(value) < low or (high is not None and int(value) > high):
         raise key_error(where, key, value, accepted)
     return int(value)
 

@@ -47,7 +47,9 @@ __all__ = [
     "parse_columns",
 ]
 
-MAX_COLUMNS = 10_000  # columns of a per-column design
+# covariates of any design (p, the columns of a per-column design): the true coefficients'
+# moments and every fit's information matrix are p x p, 800 MB each at this limit
+MAX_COLUMNS = 10_000
 _SQRT3 = math.sqrt(3.0)
 
 

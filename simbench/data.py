@@ -113,7 +113,7 @@ from ._domains import Domain
 from ._registry import normalize_name, parse_call, unknown_name_message
 from ._validation import boolean, integer, key_error, number, seed_sequence
 from ._validation import child_generator as _child
-from .columns import Column, columns_text, parse_columns
+from .columns import MAX_COLUMNS, Column, columns_text, parse_columns
 from .design import COLUMNS_DESIGN, EXPOSURE_RANGE, population_size
 from .design import draw_design as _draw_design
 from .design import population_sample as _population_sample
@@ -155,8 +155,8 @@ def _fail(key: str, value: object, accepted: str) -> ValidationError:
     return key_error("scenario", key, value, accepted)
 
 
-def _as_int(key: str, value: object, low: int) -> int:
-    return integer("scenario", key, value, low)
+def _as_int(key: str, value: object, low: int, high: int | None = None) -> int:
+    return integer("scenario", key, value, low, high)
 
 
 def _as_float(
@@ -417,9 +417,9 @@ class Scenario:
     def _resolve_shape(self, put, design: str) -> None:
         p, levels = self.p, self.levels
         if p is not None:
-            p = _as_int("p", p, 1)
+            p = _as_int("p", p, 1, MAX_COLUMNS)
         if levels is not None:
-            levels = _as_int("levels", levels, 2)
+            levels = _as_int("levels", levels, 2, MAX_COLUMNS + 1)
         if design == "categorical":
             if p is None and levels is None:
                 levels = _DEFAULT_LEVELS

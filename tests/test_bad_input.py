@@ -79,6 +79,10 @@ CASES = {
         BASE.replace("p = 2", "p = 2\n" + "k" * 10_000_000 + " = 1"),
         ["unknown scenario key", "more characters)", "accepted:"],
     ),
+    "more covariates than any fit can hold": (
+        BASE.replace("p = 2", "p = 1e18"),
+        ["[[scenarios]] #1", "'p'", "an integer from 1 to 10,000", "1e+18"],
+    ),
     "a sweep above the cell limit": (
         BASE.replace("replicates = 1", "replicates = 1_000_000_000"),
         ["1,000,000,000 cells", f"at most {MAX_CELLS:,}"],

@@ -76,6 +76,22 @@ def test_a_poisson_mean_that_cannot_be_sampled(workdir, capsys):
     )
 
 
+def test_a_truth_larger_than_memory_is_refused_not_a_crash(workdir, capsys, monkeypatch):
+    import simbench.truth
+
+    def out_of_memory(scenario):
+        raise MemoryError
+
+    monkeypatch.setattr(simbench.truth, "truth", out_of_memory)
+    refused(
+        workdir,
+        capsys,
+        sweep('[[scenarios]]\nfamily = "poisson"\np = 9000\n'),
+        "[[scenarios]] #1",
+        "more memory than this machine has (p = 9000)",
+    )
+
+
 def test_early_stopping_needs_rows_on_both_sides_of_its_split(workdir, capsys):
     es = (
         '[[configs]]\nname = "es"\nhidden = [4]\noptimizer = "adam"\n'

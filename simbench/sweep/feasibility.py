@@ -65,6 +65,10 @@ def _scenario_problem(canonical: dict[str, Any]) -> str | None:
         truth(scenario)
     except ValidationError as exc:
         return str(exc)
+    except MemoryError:
+        return (
+            f"its true coefficients need more memory than this machine has (p = {canonical['p']})"
+        )
     small = dict(canonical)
     for key in _SIZE_KEYS:
         if isinstance(small.get(key), int):
