@@ -467,6 +467,40 @@ def test_warmup_compiles_everything_once():
     assert after("cold") > 0
 
 
+_BATCHES_OF_A_GLM = """
+import numpy as np
+
+from simbench.fit.network import train
+from simbench.kernels import network
+
+rng = np.random.default_rng(5)
+X = rng.standard_normal((100, 3))
+y = rng.poisson(2.0, 100).astype(np.float64)
+train(X, y, {"hidden": [], "optimizer": "adam", "batch_size": 16, "epochs": 2}, family="poisson")
+print(len(network.mlp_batch.signatures), len(network._mlp_forward.signatures))
+"""
+
+
+def test_mini_batches_of_a_network_without_hidden_layers_compile_no_mlp(tmp_path):
+    """From an empty cache (where nothing loads, so everything a kernel calls is typed):
+    the compiled mini-batch epochs of a network without hidden layers never compile the
+    MLP's batch kernels, which they cannot run."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _BATCHES_OF_A_GLM],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "0"]
+
+
 # ---- every configuration the sweep file can express ---------------------------------------------
 
 # what every response of a family lies in, and the responses each loss accepts (the loss's

@@ -289,6 +289,23 @@ def minibatch_epoch(
         ``sum w l`` over the rows visited (each at the parameters of its own step), the step
         counter after the epoch, and False if a non-finite value stopped the epoch.
     """
+    return _minibatch_epoch(
+        sizes.size == 2, theta, sizes, offs, acts, hcode, lam, lcode, a, penal, X, y, weights,
+        offset, perm, batch_size, mask, keep_inv, wscale, kind, lr, momentum, beta1, beta2, eps,
+        m, v, t, need_value,
+    )  # fmt: skip
+
+
+@kernel(inline=True)
+def _minibatch_epoch(
+    glm, theta, sizes, offs, acts, hcode, lam, lcode, a, penal, X, y, weights, offset, perm,
+    batch_size, mask, keep_inv, wscale, kind, lr, momentum, beta1, beta2, eps, m, v, t,
+    need_value,
+):  # fmt: skip
+    """The body of :func:`minibatch_epoch`; ``glm`` says the network has no hidden layers.
+    Inlined: the compiled epochs (:mod:`simbench.kernels.training`) pass it as a constant,
+    so a network without hidden layers never compiles the MLP's batches, nor an MLP the
+    gathered GLM blocks."""
     n, p = X.shape
     nh = sizes.size - 2
     q = theta.size
@@ -315,7 +332,7 @@ def minibatch_epoch(
         e = min(n, s + batch_size)
         nb = e - s
         gscale = wscale * n / nb
-        if nh == 0:
+        if glm:
             total = _glm_gather_block(
                 theta, X, y, weights, offset, perm, s, e, lcode, a, hcode, lam, need_value,
                 yb, wb, ob, eta, gout, grad,

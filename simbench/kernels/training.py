@@ -41,7 +41,13 @@ import numpy as np
 from simbench._jit import kernel
 from simbench.kernels.codes import HESS_EXPECTED, HESS_OBSERVED
 from simbench.kernels.linalg import cholesky_solve, scaled_cholesky
-from simbench.kernels.minibatch import _all_finite, add_penalty, minibatch_epoch, opt_step, shuffle
+from simbench.kernels.minibatch import (
+    _all_finite,
+    _minibatch_epoch,
+    add_penalty,
+    opt_step,
+    shuffle,
+)
 from simbench.kernels.network import (
     _glm_chunks_parallel,
     _glm_chunks_serial,
@@ -452,8 +458,8 @@ def _first_order(
         used += 1
         ints[I_MASKS_USED] = used
         if batches:
-            _, t, ok = minibatch_epoch(
-                theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
+            _, t, ok = _minibatch_epoch(
+                glm, theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
                 net.penal, net.X, net.y, net.weights, net.offset, st.perm, steps.batch_size,
                 mask, steps.keep_inv, net.wscale, steps.kind, steps.lr, steps.momentum,
                 steps.beta1, steps.beta2, steps.eps, st.m, st.v, ints[I_T], False,
