@@ -305,7 +305,9 @@ def _minibatch_epoch(
     """The body of :func:`minibatch_epoch`; ``glm`` says the network has no hidden layers.
     Inlined: the compiled epochs (:mod:`simbench.kernels.training`) pass it as a constant,
     so a network without hidden layers never compiles the MLP's batches, nor an MLP the
-    gathered GLM blocks."""
+    gathered GLM blocks.  (Only into kernels of their own, never into an inlined one: Numba
+    inlines a kernel into an inlined one before it prunes the branches on the constants,
+    so a full-batch epoch would take the whole body in, then drop it.)"""
     n, p = X.shape
     nh = sizes.size - 2
     q = theta.size

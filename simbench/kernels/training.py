@@ -369,6 +369,30 @@ def _step_failed(st, epoch, has_val, tracking):
     return STOP_DIVERGED
 
 
+@kernel
+def _glm_batches(net, steps, st, mask, t):
+    """An epoch of mini-batches of a network without hidden layers: ``(t, ok)`` of
+    :func:`simbench.kernels.minibatch.minibatch_epoch`, compiling only its blocks."""
+    return _batches(True, net, steps, st, mask, t)
+
+
+@kernel
+def _mlp_batches(net, steps, st, mask, t):
+    """An epoch of mini-batches of a network with hidden layers (see :func:`_glm_batches`)."""
+    return _batches(False, net, steps, st, mask, t)
+
+
+@kernel(inline=True)
+def _batches(glm, net, steps, st, mask, t):
+    _, t, ok = _minibatch_epoch(
+        glm, st.theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
+        net.penal, net.X, net.y, net.weights, net.offset, st.perm, steps.batch_size, mask,
+        steps.keep_inv, net.wscale, steps.kind, steps.lr, steps.momentum, steps.beta1,
+        steps.beta2, steps.eps, st.m, st.v, t, False,
+    )  # fmt: skip
+    return t, ok
+
+
 @kernel(inline=True)
 def _first_order(
     glm, batches, net, val, steps, st, masks, draws, draws_per_epoch, n_epochs, track_ref, info,
@@ -458,12 +482,10 @@ def _first_order(
         used += 1
         ints[I_MASKS_USED] = used
         if batches:
-            _, t, ok = _minibatch_epoch(
-                glm, theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
-                net.penal, net.X, net.y, net.weights, net.offset, st.perm, steps.batch_size,
-                mask, steps.keep_inv, net.wscale, steps.kind, steps.lr, steps.momentum,
-                steps.beta1, steps.beta2, steps.eps, st.m, st.v, ints[I_T], False,
-            )  # fmt: skip
+            if glm:
+                t, ok = _glm_batches(net, steps, st, mask, ints[I_T])
+            else:
+                t, ok = _mlp_batches(net, steps, st, mask, ints[I_T])
             ints[I_T] = t
             if not ok:
                 return _step_failed(st, epoch, has_val, tracking)
