@@ -384,6 +384,7 @@ def _mlp_batches(net, steps, st, mask, t):
 
 @kernel(inline=True)
 def _batches(glm, net, steps, st, mask, t):
+    """The epoch's arguments taken from the records, for the two kernels above."""
     _, t, ok = _minibatch_epoch(
         glm, st.theta, net.sizes, net.offs, net.acts, net.hcode, net.lam, net.lcode, net.a,
         net.penal, net.X, net.y, net.weights, net.offset, st.perm, steps.batch_size, mask,
