@@ -147,6 +147,91 @@ def test_the_inlining_rule_sees_a_single_caller():
     assert places["_glm_chunks_serial"].count(None) >= 1  # handed on by Python code
 
 
+def _branchy(x, n):
+    # several blocks and variables: what the inliner copies block by block
+    s = 0.0
+    for i in range(n):
+        if x[i] > 0.0:
+            s += x[i]
+        elif x[i] < -1.0:
+            s -= 2.0 * x[i]
+        else:
+            s += 0.5
+    return s
+
+
+def test_the_inliner_copies_the_blocks_of_a_scope_together():
+    """While Numba inlines a kernel, the callee's blocks are copied with one memo per scope,
+    so its scope (every variable of the function) is copied once, not once per block; the
+    copies share it as the originals share theirs.  Elsewhere deep copies are Numba's own."""
+    from numba.core import inline_closurecall
+    from numba.core.compiler import run_frontend
+
+    from simbench import _jit
+
+    assert isinstance(inline_closurecall.copy, _jit._InlinerCopy)
+    assert inline_closurecall.InlineWorker.inline_ir.__wrapped__ is not None
+    func_ir = run_frontend(_branchy)
+    blocks = list(func_ir.blocks.values())
+    assert len(blocks) > 4 and all(b.scope is blocks[0].scope for b in blocks)
+
+    token = _jit._BLOCK_MEMOS.set({})
+    try:
+        copies = [inline_closurecall.copy.deepcopy(b) for b in blocks]
+    finally:
+        _jit._BLOCK_MEMOS.reset(token)
+    assert all(c.scope is copies[0].scope for c in copies)
+    assert copies[0].scope is not blocks[0].scope
+    assert [[str(st) for st in c.body] for c in copies] == [
+        [str(st) for st in b.body] for b in blocks
+    ]
+
+    apart = [inline_closurecall.copy.deepcopy(b) for b in blocks[:2]]  # not inlining
+    assert apart[0].scope is not apart[1].scope
+
+
+_INLINED = """
+import sys
+import numpy as np
+from numba import njit
+from numba.core import inline_closurecall
+
+import simbench._jit
+
+if sys.argv[1] == "numba":  # as Numba ships: undo simbench's copying
+    inline_closurecall.copy = simbench._jit.copy
+    worker = inline_closurecall.InlineWorker
+    worker.inline_ir = worker.inline_ir.__wrapped__
+
+{source}
+
+callee = njit(inline="always")(_branchy)
+
+
+@njit
+def caller(x):
+    return callee(x, x.size) + callee(x[::-1], 2)
+
+
+print(caller(np.linspace(-3.0, 3.0, 11)))
+print(caller.inspect_llvm(caller.signatures[0]))
+"""
+
+
+def test_inlined_kernels_compile_to_the_same_code_as_with_numba_alone():
+    import inspect
+
+    script = _INLINED.format(source=inspect.getsource(_branchy))
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script, side], capture_output=True, text=True, check=True
+        ).stdout
+        for side in ("simbench", "numba")
+    ]
+    assert "callee" in outputs[0] or "_branchy" in outputs[0]
+    assert outputs[0] == outputs[1]
+
+
 def test_cached_only_loads_what_is_cached_and_refuses_to_compile():
     """Under cached_only a kernel the cache does not hold raises NotCached, before anything
     is compiled, and is named in the list; one already there runs; after the block, the
