@@ -62,6 +62,11 @@ def test_kernel_decorator_applies_policy():
     assert divide(1.0, 0.0) == float("inf")
     assert divide.targetoptions["nogil"] is True
     assert divide.targetoptions["error_model"] == "numpy"
+    # no C-callable wrapper is built beside the kernel; the one Python calls is
+    cres = divide.overloads[divide.signatures[0]]
+    module = cres.library.get_llvm_str()
+    assert cres.fndesc.llvm_cfunc_wrapper_name not in module
+    assert cres.fndesc.llvm_cpython_wrapper_name in module
 
 
 def test_calls_from_compiled_code_compile_a_kernel_per_type_not_per_constant():
