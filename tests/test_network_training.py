@@ -501,6 +501,46 @@ def test_mini_batches_of_a_network_without_hidden_layers_compile_no_mlp(tmp_path
     assert proc.stdout.split() == ["0", "0"]
 
 
+_UNTRACKED_RUNS = """
+import numpy as np
+
+from simbench.fit.network import train
+from simbench.kernels import training
+
+rng = np.random.default_rng(5)
+X = rng.standard_normal((100, 3))
+y = rng.poisson(2.0, 100).astype(np.float64)
+for optimizer in ("adam", "newton"):
+    train(X, y, {"hidden": [], "optimizer": optimizer, "epochs": 3}, family="poisson")
+print(len(training.coef_distance.signatures))
+fit = train(
+    X, y, {"hidden": [], "optimizer": "newton", "epochs": 3}, family="poisson",
+    track_beta=np.zeros(4),
+)
+print(len(training.coef_distance.signatures), len(fit.history["dist_beta"]))
+"""
+
+
+def test_a_run_that_records_no_distance_never_compiles_it(tmp_path):
+    """From an empty cache: first-order and Newton runs without ``track_beta`` (every run of
+    a sweep without histories) never compile the distance to a reference, which they do
+    not record; a run with one compiles and records it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _UNTRACKED_RUNS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "1", "4"]
+
+
 # ---- every configuration the sweep file can express ---------------------------------------------
 
 # what every response of a family lies in, and the responses each loss accepts (the loss's

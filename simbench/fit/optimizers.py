@@ -257,7 +257,6 @@ _BLOCK_EPOCHS = 1 << 14
 _BLOCK_BYTES = 8 << 20
 _NO_MASKS = np.empty((0, 0, 0), dtype=np.uint8)
 _NO_DRAWS = np.empty(0, dtype=np.uint32)
-_EMPTY = np.empty(0)
 _REASONS = {
     kt.STOP_NONE: None,
     kt.STOP_CONVERGED: "converged",
@@ -290,7 +289,6 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
     per_epoch = (n * width if rate else 0) + 8 * words
     block = max(1, min(_BLOCK_EPOCHS, _BLOCK_BYTES // max(1, per_epoch)))
     vnet = obj.empty_net() if val is None else val.net
-    ref = _EMPTY if track is None else track
     bits = shuffle_rng.bit_generator
     hist = monitor.history
     epochs = kt.first_order_block(obj.n_hidden == 0, not full)
@@ -313,7 +311,7 @@ def _first_order(obj, theta, cfg, monitor, shuffle_rng, dropout_rng) -> Outcome:
                 draws = _halves(bits.random_raw((todo - done - pending) * words))
             code = _on_threads(
                 obj.region_threads(), epochs, obj.net, vnet, steps, st,
-                masks[done:] if rate else masks, draws, 2 * words, todo - done, ref,
+                masks[done:] if rate else masks, draws, 2 * words, todo - done, track,
                 monitor.track_information,
             )  # fmt: skip
             _collect(hist, st)
@@ -478,10 +476,9 @@ def _newton(obj, theta, cfg, monitor) -> Outcome:
     st = _new_state(theta, monitor, cfg.epochs + 1, row_order(0))
     val = monitor.validation
     vnet = obj.empty_net() if val is None else val.net
-    ref = _EMPTY if monitor.track_beta is None else monitor.track_beta
     code = _on_threads(
         obj.region_threads("newton"), kt.newton_run, obj.net, vnet, _steps(cfg, obj, 0), st,
-        ref, monitor.track_information,
+        monitor.track_beta, monitor.track_information,
     )  # fmt: skip
     _collect(monitor.history, st)
     note = ""

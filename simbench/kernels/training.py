@@ -310,7 +310,7 @@ def _observe(st, steps, val, has_val, epoch, f, gnorm, track_ref, info, net, vwo
     ints[I_EPOCH] = epoch
     st.h_loss[r] = f
     st.h_gnorm[r] = gnorm
-    if track_ref.size > 0:
+    if track_ref is not None:
         st.h_dist[r] = coef_distance(st.theta, net.sizes, net.offs, track_ref, info)
     if not (math.isfinite(f) and math.isfinite(gnorm)):
         if has_val:
@@ -421,9 +421,13 @@ def _first_order(
     draws : uint32 array
         ``draws_per_epoch`` 32-bit draws for the shuffle of each epoch of mini-batches,
         epoch after epoch (an epoch marked ``I_PENDING`` takes none).
-    track_ref, info : arrays
-        A coefficient vector whose distance is recorded (empty: none) and the matrix of that
-        distance (empty: Euclidean).
+    track_ref : None or array
+        A coefficient vector whose distance is recorded, or None: then the distance is not
+        compiled at all (Numba prunes the branch on ``is None`` of an argument typed None),
+        so a run that records no distance, as a sweep without histories, never compiles
+        it.
+    info : array
+        The matrix of that distance (empty: Euclidean).
     threads : None or bool
         :data:`SERIAL` or :data:`PARALLEL` (see :func:`objective`).
 
@@ -440,7 +444,7 @@ def _first_order(
     n = net.X.shape[0]
     q = theta.size
     has_val = val.X.shape[0] > 0
-    tracking = track_ref.size > 0
+    tracking = track_ref is not None
     no_mask = np.empty((0, 0), np.uint8)
     nch = max(1, -(-n // 2048))
     parts = np.empty((nch, q))
@@ -624,7 +628,8 @@ def newton_run(net, val, steps, st, track_ref, info, threads):
     ``F(theta + alpha d) <= F + ARMIJO alpha g'd + 1e-15 |F|`` (the slack lets a step
     through at the floating-point floor, where ``F`` cannot decrease measurably; ``ftol``
     then ends the run); ``STOP_NO_DECREASE`` when none of ``MAX_HALVINGS`` steps does.
-    Every iteration is observed as an epoch (:func:`_first_order`'s rules).
+    Every iteration is observed as an epoch (:func:`_first_order`'s rules; ``track_ref``
+    and ``info`` as there).
     """
     theta = st.theta
     g = st.grad
