@@ -1,10 +1,12 @@
 """What the tests of the command line and the runner share: running ``simbench`` in the test
-process, and the result columns that must agree between runs (the fixture ``workdir`` is in
-``conftest.py``)."""
+process or a script in a fresh one, and the result columns that must agree between runs (the
+fixture ``workdir`` is in ``conftest.py``)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from simbench.cli import main
@@ -33,3 +35,14 @@ def env_for_subprocess(**extra):
     ).rstrip(os.pathsep)
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def printed_from_an_empty_cache(script: str, cache) -> list[str]:
+    """The words ``script`` prints, run in a fresh process with an empty Numba cache at
+    ``cache`` (where nothing loads, so everything a kernel calls is typed) on one thread."""
+    env = env_for_subprocess(NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS=1)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from cli_support import printed_from_an_empty_cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import network as ref_net
@@ -481,25 +482,10 @@ print(len(network.mlp_batch.signatures), len(network._mlp_forward.signatures))
 """
 
 
-def _printed_from_an_empty_cache(script: str, cache) -> list[str]:
-    """What ``script`` prints, run in a fresh process with an empty Numba cache at ``cache``
-    (where nothing loads, so everything a kernel calls is typed) on one thread."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), NUMBA_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
-
-
 def test_mini_batches_of_a_network_without_hidden_layers_compile_no_mlp(tmp_path):
     """From an empty cache: the compiled mini-batch epochs of a network without hidden
     layers never compile the MLP's batch kernels, which they cannot run."""
-    assert _printed_from_an_empty_cache(_BATCHES_OF_A_GLM, tmp_path) == ["0", "0"]
+    assert printed_from_an_empty_cache(_BATCHES_OF_A_GLM, tmp_path) == ["0", "0"]
 
 
 _UNTRACKED_RUNS = """
@@ -526,7 +512,7 @@ def test_a_run_that_records_no_distance_never_compiles_it(tmp_path):
     """From an empty cache: first-order and Newton runs without ``track_beta`` (every run of
     a sweep without histories) never compile the distance to a reference, which they do
     not record; a run with one compiles and records it."""
-    assert _printed_from_an_empty_cache(_UNTRACKED_RUNS, tmp_path) == ["0", "1", "4"]
+    assert printed_from_an_empty_cache(_UNTRACKED_RUNS, tmp_path) == ["0", "1", "4"]
 
 
 # ---- every configuration the sweep file can express ---------------------------------------------

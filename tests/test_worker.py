@@ -228,9 +228,9 @@ def test_prepare_compiles_what_a_task_needs_before_its_cells(monkeypatch):
     monkeypatch.undo()
     # only what the cells use: the GLM projection when a network needs it, the AUC for
     # binary data; never a multi-threaded variant (workers run on one thread)
-    assert worker._WARM_PARTS == {"common"}
+    assert worker._WARM_PARTS == {"core", "common"}
     worker.run_group.prepare(_task(["mlp"], family="bernoulli"))
-    assert worker._WARM_PARTS == {"common", "auc", "projection"}
+    assert worker._WARM_PARTS == {"core", "common", "auc", "projection"}
 
 
 def test_a_reused_config_id_with_other_settings_is_not_trusted():
@@ -249,18 +249,46 @@ def test_a_reused_config_id_with_other_settings_is_not_trusted():
 
 
 def test_prepare_offers_the_longest_units_first(monkeypatch):
-    """Workers starting together claim units in the order given: the longest first, so that
-    none is left compiling one long unit while the others wait for it."""
+    """Workers starting together claim units in the order given: the code all of them need
+    first, so that one compiles it while the others begin units that need it later; then
+    the longest first, so that none is left compiling one long unit while the others wait
+    for it."""
     seen = []
     monkeypatch.setattr(worker, "run_shared", lambda units: seen.extend(k for k, _ in units))
     worker.clear_warm_cache()
     worker.run_group.prepare(_task(["lbfgs", "irls", "newton", "mlp"], family="bernoulli"))
-    assert seen[0][:2] == ("adam", (4,))  # hidden layers
-    assert seen[1] == ("part", "common")  # the reference fit and the metrics
-    assert seen[2][0] == "newton"
-    assert {k[0] for k in seen[3:5]} == {"lbfgs", "irls"}
-    assert set(seen[5:]) == {("part", "auc"), ("part", "projection")}
+    assert seen[0] == ("part", "core")  # what every other unit needs
+    assert seen[1][:2] == ("adam", (4,))  # hidden layers
+    assert seen[2] == ("part", "common")  # the reference fit and the metrics
+    assert seen[3][0] == "newton"
+    assert {k[0] for k in seen[4:6]} == {"lbfgs", "irls"}
+    assert set(seen[6:]) == {("part", "auc"), ("part", "projection")}
     worker.clear_warm_cache()
+
+
+_CORE_THEN_FITS = """
+import numpy as np
+
+import simbench
+from simbench.kernels.losses import loss_eval
+from simbench.sweep import worker
+
+worker._warm_part("core", None)
+d = simbench.simulate({"family": "poisson", "n": 200, "p": 3}, seed=1)
+simbench.fit_glm(d.X, d.y, family="poisson")
+simbench.train(d.X, d.y, {"hidden": [], "optimizer": "newton", "epochs": 3}, family="poisson")
+print(len(loss_eval.signatures))
+"""
+
+
+def test_the_core_unit_compiles_what_the_fits_then_call(tmp_path):
+    """From an empty cache: the "core" part compiles the per-observation family, link and
+    loss code with the very signature the IRLS and Newton kernels call it with, so the
+    workers that load it instead of compiling it find what they need (a second signature
+    would be compiled again)."""
+    from cli_support import printed_from_an_empty_cache
+
+    assert printed_from_an_empty_cache(_CORE_THEN_FITS, tmp_path) == ["1"]
 
 
 def test_the_fork_servers_preload_makes_numba_ready():
@@ -391,7 +419,7 @@ def test_preload_sweep_loads_what_the_tasks_need_and_compiles_nothing(tmp_path):
     assert res.returncode == 0, res.stderr
     got = _preload_in_fresh_process(sweep, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
     assert got["begun"] == 0  # everything came from the cache
-    assert got["structures"] == ["irls", "newton"] and got["parts"] == ["common"]
+    assert got["structures"] == ["irls", "newton"] and got["parts"] == ["common", "core"]
     assert not got["left"]  # a task of the sweep finds nothing to prepare
     assert got["threads"][1] == got["threads"][0]
 

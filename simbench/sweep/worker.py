@@ -63,6 +63,7 @@ import numpy as np
 
 from simbench import metrics
 from simbench.errors import ValidationError
+from simbench.kernels.losses import loss_eval
 from simbench.kernels.metrics import gram_with_intercept as _gram_kernel
 from simbench.sweep.claims import run_shared
 from simbench.sweep.store import utcnow
@@ -498,7 +499,17 @@ def _warm_part(part: str, data) -> None:
     """Run one group of the non-training kernels once, on a dataset's own arrays and with
     predictions in fresh arrays, as a cell has them (Numba compiles one specialisation
     per array type): the reference fit and the metrics of a network's own coefficients
-    ("common"), the AUC of binary families ("auc") and the GLM projection ("projection")."""
+    ("common"), the AUC of binary families ("auc") and the GLM projection ("projection").
+
+    "core" is the family, link and loss code for one observation (``loss_eval``, whose
+    arguments are scalars, so that a call from here compiles what every fit and metric
+    calls): every other unit needs it, and workers starting together would each compile
+    it at the same moment.  Offered first (:func:`_compile_rank`), it is compiled by one
+    worker while another begins a unit that needs it only later (an MLP's forward pass,
+    the AUC), and then loads it from the cache."""
+    if part == "core":
+        loss_eval(0, 0.0, 1.0, 0, 0.0, 1.0, 0.0, 0)
+        return
     mu, mu_test = np.array(data.mu), np.array(data.mu_test)
     if part == "common":
         reference, _ = _reference(data)
@@ -555,7 +566,7 @@ def _plan(task) -> tuple[tuple, list] | None:
         family, link = scenario.get_family(), scenario.get_link()
     except Exception:  # the task reports it
         return None
-    parts = {"common", "auc"} if family.is_binary else {"common"}
+    parts = {"core", "common", "auc"} if family.is_binary else {"core", "common"}
     cold = []
     for cell in task.cells:
         try:
@@ -673,13 +684,14 @@ def _sample_tasks(spec) -> Iterator:
 
 
 def _compile_rank(unit) -> int:
-    """Where a unit of :func:`_prepare` goes in the order of compiling, longest first: a
-    structure with hidden layers (about 13 s from an empty cache), the reference fit and
-    metrics (about 14 s, "common"), Newton (the observed Hessian), the other structures,
-    then the other parts (a few seconds each)."""
+    """Where a unit of :func:`_prepare` goes in the order of compiling: the code every
+    other unit needs first ("core", about 3 s from an empty cache, see :func:`_warm_part`),
+    then the longest first: a structure with hidden layers (about 12 s), the reference fit
+    and metrics (about 13 s, "common"), Newton (the observed Hessian), the other
+    structures, then the other parts (a few seconds each)."""
     key = unit[0]
     if key[0] == "part":
-        return 1 if key[1] == "common" else 4
+        return {"core": -1, "common": 1}.get(key[1], 4)
     if key[1]:  # hidden layers
         return 0
     return 2 if key[0] == "newton" else 3
