@@ -508,6 +508,8 @@ def _warm_part(part: str, data) -> None:
     worker while another begins a unit that needs it only later (an MLP's forward pass,
     the AUC), and then loads it from the cache."""
     if part == "core":
+        # the codes and values do not matter, only their types: ints and floats as the
+        # kernels pass them (lcode, a, phi, hcode, lam, y, eta, hess_kind)
         loss_eval(0, 0.0, 1.0, 0, 0.0, 1.0, 0.0, 0)
         return
     mu, mu_test = np.array(data.mu), np.array(data.mu_test)
