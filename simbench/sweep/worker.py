@@ -505,8 +505,9 @@ def _warm_part(part: str, data) -> None:
     arguments are scalars, so that a call from here compiles what every fit and metric
     calls): every other unit needs it, and workers starting together would each compile
     it at the same moment.  Offered first (:func:`_compile_rank`), it is compiled by one
-    worker while another begins a unit that needs it only later (an MLP's forward pass,
-    the AUC), and then loads it from the cache."""
+    worker while another begins the next unit, which needs it only after a while (a
+    structure with hidden layers compiles its forward pass first), and then loads it from
+    the cache."""
     if part == "core":
         # the codes and values do not matter, only their types: ints and floats as the
         # kernels pass them (lcode, a, phi, hcode, lam, y, eta, hess_kind)
