@@ -179,6 +179,48 @@ def test_an_exception_in_training_becomes_an_error_row(monkeypatch):
     assert math.isnan(newton["fit_seconds"]) or newton["fit_seconds"] >= 0
 
 
+def test_an_error_row_keeps_plain_text_of_a_coloured_numba_error(monkeypatch):
+    # with colorama installed, Numba wraps parts of its compilation errors in terminal
+    # colour codes; a row's text is read in tables and reports, so it keeps the words only
+    from numba.core.errors import TypingError
+
+    from simbench.fit import network
+
+    real_train = network.train
+    coloured = (
+        "\x1b[1m\x1b[1mUnknown attribute 'foo' of type float64\n\x1b[1m\nFile \"k.py\"\x1b[0m"
+    )
+
+    def failing(X, y, config, **kw):
+        if config.name == "newton" and X.shape[0] > 100:  # not the warm-up
+            raise TypingError(coloured)
+        return real_train(X, y, config, **kw)
+
+    monkeypatch.setattr(network, "train", failing)
+    _, newton = worker.run_group(_task(["lbfgs", "newton"]))
+    assert newton["status"] == "error"
+    assert newton["error"].startswith("TypingError: Unknown attribute 'foo' of type float64")
+    assert "\x1b" not in newton["error"] and 'File "k.py"' in newton["error"]
+
+
+def test_a_real_numba_error_becomes_plain_text():
+    import numba
+
+    from simbench.sweep.status import ERROR_TEXT_LIMIT, error_text
+
+    @numba.njit
+    def attribute_of(x):
+        return x.foo
+
+    with pytest.raises(numba.core.errors.TypingError) as caught:
+        attribute_of(1.0)
+    text = error_text(caught.value)
+    assert text.startswith("TypingError: ") and "Unknown attribute 'foo'" in text
+    assert "\x1b" not in text
+    long = error_text(ValueError("x" * (2 * ERROR_TEXT_LIMIT)))
+    assert len(long) == ERROR_TEXT_LIMIT + 3 and long.endswith("...")
+
+
 def test_warm_up_is_cached_per_structure():
     from simbench import families
 

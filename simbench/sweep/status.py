@@ -24,7 +24,10 @@ Exit codes of every ``simbench`` command::
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
+    "ERROR_TEXT_LIMIT",
     "EXIT_FAILED",
     "EXIT_INPUT",
     "EXIT_INTERNAL",
@@ -32,6 +35,7 @@ __all__ = [
     "FAILED_STATUSES",
     "RERUN_STATUSES",
     "STATUSES",
+    "error_text",
     "exit_code",
 ]
 
@@ -47,3 +51,18 @@ EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_FAILED = 0, 1, 2, 3
 def exit_code(failed: int, missing: int) -> int:
     """Exit code of ``run`` and ``status``: 3 when any cell failed or is missing, else 0."""
     return EXIT_FAILED if (failed or missing) else EXIT_OK
+
+
+# the longest error text a row keeps (the start of a long message says what went wrong)
+ERROR_TEXT_LIMIT = 2000
+# terminal control sequences (ESC [ ... letter): Numba colours its compilation errors with
+# them when colorama is installed
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def error_text(exc: BaseException) -> str:
+    """The ``error`` text of a row for an exception: ``"Type: message"``, plain text (no
+    terminal colour codes, which would show as noise in tables and reports), at most
+    :data:`ERROR_TEXT_LIMIT` characters and an ellipsis."""
+    text = _ANSI_ESCAPE.sub("", f"{type(exc).__name__}: {exc}")
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[:ERROR_TEXT_LIMIT] + "..."

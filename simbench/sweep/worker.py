@@ -66,6 +66,7 @@ from simbench.errors import ValidationError
 from simbench.kernels.losses import loss_eval
 from simbench.kernels.metrics import gram_with_intercept as _gram_kernel
 from simbench.sweep.claims import run_shared
+from simbench.sweep.status import error_text
 from simbench.sweep.store import utcnow
 
 __all__ = ["clear_warm_cache", "run_group", "warm_up"]
@@ -237,11 +238,6 @@ def _synthetic_sample(family, link):
 # ---------------------------------------------------------------------------------------
 
 
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 2000 else text[:2000] + "..."
-
-
 _WORKER_NAME: tuple[int, str] = (-1, "")
 
 
@@ -303,7 +299,7 @@ def _reference(data) -> tuple[metrics.Reference, dict[str, Any]]:
             fit = fit_glm(*args, **kwargs)
     except Exception as exc:
         ref, shared = metrics.reference_columns(data, None, status="error")
-        shared["mle_error"] = _error_text(exc)
+        shared["mle_error"] = error_text(exc)
         return ref, shared
     ref, shared = metrics.reference_columns(data, fit)
     shared["mle_error"] = None if fit.status == "ok" else (fit.message or fit.status)
@@ -317,7 +313,7 @@ def _run_cell(cell, data, reference, shared, record_history: bool) -> dict[str, 
     try:
         entry = _config(cell)
     except Exception as exc:
-        row["error"] = _error_text(exc)
+        row["error"] = error_text(exc)
         return row
     config = entry.config
     family, link = data.family, data.link
@@ -395,7 +391,7 @@ def _run_cell(cell, data, reference, shared, record_history: bool) -> dict[str, 
                 row["error"] = fit.message
     except Exception as exc:
         row.update(dict.fromkeys(metrics.METRIC_COLUMNS, math.nan))
-        row.update(status="error", error=_error_text(exc), beta_hat=[])
+        row.update(status="error", error=error_text(exc), beta_hat=[])
     return row
 
 
@@ -437,7 +433,7 @@ def run_group(task, emit: Callable[[dict], None] | None = None) -> Iterator[dict
     except Exception as exc:
         for cell in task.cells:
             row = _base_row(cell, {})
-            row["error"] = f"simulating the data: {_error_text(exc)}"
+            row["error"] = f"simulating the data: {error_text(exc)}"
             if emit is not None:
                 emit(row)
             yield row

@@ -40,6 +40,7 @@ from typing import Any
 
 from ...errors import ValidationError
 from ..cells import GroupTask
+from ..status import error_text
 
 Output = tuple[str, dict[str, Any]] | None
 _TICK = 0.25  # seconds between idle ticks yielded to the caller
@@ -117,11 +118,6 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 2000 else text[:2000] + "..."
-
-
 def stream_group(fn: Callable, task: GroupTask) -> Iterator[tuple]:
     """Run ``fn(task)`` and describe what happens as events (worker side).
 
@@ -152,7 +148,7 @@ def stream_group(fn: Callable, task: GroupTask) -> Iterator[tuple]:
             started_at = utcnow()
             t0 = time.perf_counter()
     except Exception as exc:
-        yield ("raise", index, _error_text(exc), traceback.format_exc(limit=20))
+        yield ("raise", index, error_text(exc), traceback.format_exc(limit=20))
     yield ("end", index)
 
 

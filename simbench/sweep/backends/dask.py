@@ -28,7 +28,8 @@ import time
 
 from ...errors import ValidationError
 from ..cells import GroupTask
-from .base import Executor, _error_text, _status_row
+from ..status import error_text
+from .base import Executor, _status_row
 from .local import LocalExecutor
 from .serial import SerialExecutor
 
@@ -227,7 +228,7 @@ class DaskExecutor(Executor):
                     rows = [
                         (
                             c.cell_id,
-                            _status_row("error", f"dask task failed: {_error_text(exc)}"),
+                            _status_row("error", f"dask task failed: {error_text(exc)}"),
                         )
                         for task in chunk
                         for c in task.cells

@@ -30,11 +30,11 @@ from typing import Any
 
 from ...errors import ValidationError
 from ..cells import GroupTask
+from ..status import error_text
 from .base import (
     _TICK,
     Executor,
     Output,
-    _error_text,
     _finish,
     _on_raise,
     _Progress,
@@ -59,7 +59,7 @@ def _worker_main(conn, group_fn) -> None:
         if prepare is None and callable(warm):
             warm()
     except BaseException as exc:
-        conn.send(("fatal", _error_text(exc), traceback.format_exc(limit=20)))
+        conn.send(("fatal", error_text(exc), traceback.format_exc(limit=20)))
         return
     try:
         while True:
