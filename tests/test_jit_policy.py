@@ -764,3 +764,30 @@ def test_a_one_off_evaluation_needs_more_work_to_wake_the_workers(monkeypatch):
         assert k.region_threads("loss", 20, X, y, w) == 2  # a fit's evaluations repeat
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+_ROW_CONSTANT_KINDS = """
+import numpy as np
+from simbench.kernels import codes, irls, network
+from simbench.kernels.vecmath import log_y_or_zero
+
+y = np.array([0.0, 1.0, 3.0])
+frozen = y.copy()
+frozen.flags.writeable = False
+for v in (y, frozen):
+    irls.row_constants(codes.FAMILY_POISSON, codes.LINK_LOG, v)
+    irls.row_constants(codes.FAMILY_GAMMA, codes.LINK_LOG, v)
+    network.poisson_log_y(codes.FAMILY_POISSON, codes.LINK_LOG, v)  # the NLL: its family code
+print(len(log_y_or_zero.overloads))
+"""
+
+
+def test_the_row_constants_compile_one_kind_of_array_for_every_caller():
+    # the data of a sweep are read-only, a user's arrays writeable: both callers of
+    # log_y_or_zero hand it a read-only view, so one compilation serves both (in a fresh
+    # process, where no other test has called the kernel)
+    proc = subprocess.run(
+        [sys.executable, "-c", _ROW_CONSTANT_KINDS], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "1"

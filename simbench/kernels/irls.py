@@ -51,7 +51,7 @@ import math
 
 import numpy as np
 
-from simbench._jit import kernel
+from simbench._jit import kernel, readonly
 from simbench.kernels import codes
 from simbench.kernels.families import (
     fam_mu_valid,
@@ -467,7 +467,7 @@ def row_constants(fcode: int, lcode: int, y: np.ndarray) -> np.ndarray:
     pair = fused_pair(fcode, lcode)
     if pair in (PAIR_POISSON_LOG, PAIR_GAMMA_LOG):
         out = np.empty(y.shape[0])
-        log_y_or_zero(y, out)
+        log_y_or_zero(readonly(y), out)  # one compiled kind for every caller
         return out
     if pair == PAIR_BERNOULLI_LOGIT:
         out = np.zeros(y.shape[0])

@@ -60,7 +60,7 @@ import numpy as np
 from numba import get_num_threads, prange, set_num_threads
 
 from simbench import _threads
-from simbench._jit import kernel
+from simbench._jit import kernel, readonly
 from simbench.kernels.activations import act_fd
 from simbench.kernels.codes import (
     ACT_IDENTITY,
@@ -495,7 +495,7 @@ def poisson_log_y(lcode: int, hcode: int, y: np.ndarray) -> np.ndarray:
     if fused_pair(lcode, hcode) != PAIR_POISSON_LOG:
         return _EMPTY
     out = np.empty(y.shape[0])
-    log_y_or_zero(y, out)
+    log_y_or_zero(readonly(y), out)  # one compiled kind for every caller
     return out
 
 
