@@ -76,6 +76,18 @@ def sleepy(task):
         yield _behave(task, cell)
 
 
+def colours(task):
+    """Like :func:`seeded`, with the class of the colour scheme of the worker's Numba error
+    messages in ``error``."""
+    from numba.core.errors import termcolor
+
+    scheme = type(termcolor()).__name__
+    for cell in task.cells:
+        row = _behave(task, cell)
+        row["error"] = scheme
+        yield row
+
+
 def listing(task):
     """Like :func:`seeded`, but returns a list (a batch group function)."""
     return [_behave(task, cell) for cell in task.cells]

@@ -536,8 +536,9 @@ def test_summary_table_per_config():
 
 def test_local_workers_get_their_share_of_the_cores(monkeypatch):
     from simbench.sweep.backends import THREAD_VARIABLES, LocalExecutor
+    from simbench.sweep.backends.local import PLAIN_ERRORS_VARIABLE
 
-    for var in THREAD_VARIABLES:
+    for var in (*THREAD_VARIABLES, PLAIN_ERRORS_VARIABLE):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a user's choice is kept
     executor = LocalExecutor(jobs=2)
@@ -546,6 +547,26 @@ def test_local_workers_get_their_share_of_the_cores(monkeypatch):
     assert os.environ["OPENBLAS_NUM_THREADS"] == share
     assert os.environ["NUMBA_NUM_THREADS"] == share
     assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert os.environ[PLAIN_ERRORS_VARIABLE] == "1"
     executor.shutdown()
     assert "OPENBLAS_NUM_THREADS" not in os.environ and "NUMBA_NUM_THREADS" not in os.environ
     assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert PLAIN_ERRORS_VARIABLE not in os.environ
+    monkeypatch.setenv(PLAIN_ERRORS_VARIABLE, "")  # a user's choice is kept
+    executor = LocalExecutor(jobs=2)
+    executor.start("fake_groups:seeded", timeout=None)
+    assert os.environ[PLAIN_ERRORS_VARIABLE] == ""
+    executor.shutdown()
+    assert os.environ[PLAIN_ERRORS_VARIABLE] == ""
+
+
+def test_local_workers_compile_without_coloured_error_messages(monkeypatch, tmp_path):
+    # Numba decorates its messages only where colorama is installed: the worker's
+    # colour scheme is then the plain one, as it is everywhere when the variable is set
+    from simbench.sweep.backends.local import PLAIN_ERRORS_VARIABLE
+
+    monkeypatch.delenv(PLAIN_ERRORS_VARIABLE, raising=False)
+    spec = make_spec(["a"], replicates=1)
+    report, df = run(spec, tmp_path / "res", "fake_groups:colours", LocalExecutor(jobs=1))
+    assert report.exit_code == 0
+    assert set(df["error"]) == {"NOPColorScheme"}

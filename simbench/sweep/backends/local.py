@@ -121,6 +121,13 @@ THREAD_VARIABLES = (
     "NUMBA_NUM_THREADS",
 )
 
+# Where colorama is installed, Numba colours its compilation errors, and it builds one such
+# message for every type resolution it tries and discards while it compiles (tens of
+# thousands from an empty cache), re-initialising the terminal streams each time: some 3% of
+# a worker's compiling.  A worker's errors become plain-text rows (sweep.status.error_text),
+# so its Numba is started without the colours, unless the user chose otherwise.
+PLAIN_ERRORS_VARIABLE = "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"
+
 
 def _default_context():
     methods = multiprocessing.get_all_start_methods()
@@ -196,10 +203,13 @@ class LocalExecutor(Executor):
         self._queue.append(task)
 
     def _worker_env(self, group_fn) -> None:
-        """The environment the fork server and the workers start with: the thread limits
-        and the group function's name (:data:`GROUP_FN_VARIABLE`); restored in this
-        process by :meth:`_restore_env`."""
+        """The environment the fork server and the workers start with: the thread limits,
+        Numba's plain error messages (:data:`PLAIN_ERRORS_VARIABLE`) and the group
+        function's name (:data:`GROUP_FN_VARIABLE`); restored in this process by
+        :meth:`_restore_env`."""
         self._limit_worker_threads()
+        self._saved_env.setdefault(PLAIN_ERRORS_VARIABLE, os.environ.get(PLAIN_ERRORS_VARIABLE))
+        os.environ.setdefault(PLAIN_ERRORS_VARIABLE, "1")
         if isinstance(group_fn, str):
             self._saved_env.setdefault(GROUP_FN_VARIABLE, os.environ.get(GROUP_FN_VARIABLE))
             os.environ[GROUP_FN_VARIABLE] = group_fn
