@@ -1,4 +1,5 @@
-"""The vocabulary of cell statuses and exit codes: the one place they are defined.
+"""The vocabulary of cell statuses and exit codes, and the error text of a failed cell: the
+one place they are defined.
 
 Every row of a results directory has one ``status``:
 
