@@ -123,7 +123,7 @@ THREAD_VARIABLES = (
 
 # Where colorama is installed, Numba colours its compilation errors, and it builds one such
 # message for every type resolution it tries and discards while it compiles (tens of
-# thousands from an empty cache), re-initialising the terminal streams each time: some 3% of
+# thousands from an empty cache), re-initialising the terminal streams each time: about 4% of
 # a worker's compiling.  A worker's errors become plain-text rows (sweep.status.error_text),
 # so its Numba is started without the colours, unless the user chose otherwise.
 PLAIN_ERRORS_VARIABLE = "NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING"
