@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[1] / "simbench"
 
 # bottom to top; a module may import its own layer and the ones below
 LAYERS = [
-    ("simbench.errors", "simbench._version", "simbench._jit", "simbench._threads"),
+    (
+        "simbench.errors",
+        "simbench._version",
+        "simbench._jit",
+        "simbench._link_only",
+        "simbench._threads",
+    ),
     ("simbench._validation",),
     ("simbench._registry", "simbench._domains"),
     ("simbench.kernels",),

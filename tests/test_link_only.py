@@ -1,0 +1,164 @@
+"""Kernels compiled for a call from another kernel are compiled for linking only
+(:mod:`simbench._link_only`): no wrapper for Python, no machine code, a cache entry of
+their own; a call from Python compiles them whole; callers' code is unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from cli_support import env_for_subprocess
+
+# a leaf kernel that raises with a value known only at run time (its message lives in the
+# kernel's environment), a caller, and a second caller that the first process never runs
+_MODULE = """
+import numpy as np
+from simbench._jit import kernel
+
+
+@kernel
+def leaf(x, k):
+    if k < 0:
+        raise ValueError("negative k", k)
+    return x * 2.0 + k
+
+
+@kernel
+def caller(x, k):
+    s = 0.0
+    for i in range(x.size):
+        s += leaf(x[i], k)
+    return s
+
+
+@kernel
+def other_caller(x, k):
+    return leaf(x[0], k) - leaf(x[-1], k)
+"""
+
+_PRELUDE = """
+import json, sys
+import numpy as np
+from numba.core import event
+import simbench._link_only as link_only
+
+if sys.argv[1] == "numba":  # as Numba ships: every kernel compiled whole
+    link_only.install = lambda dispatcher: None
+
+compiled = []
+
+
+class Record(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__name__)
+
+    def on_end(self, ev):
+        pass
+
+
+event.register("numba:compile", Record())
+import linkmod
+"""
+
+_FIRST = """
+out = {}
+x = np.arange(3.0)
+out["caller"] = linkmod.caller(x, 1)
+(sig,) = linkmod.leaf.signatures
+cres = linkmod.leaf.overloads[sig]
+out["leaf_link_only"] = link_only.is_link_only(cres)
+out["leaf_has_machine_code"] = cres.library._compiled_object is not None
+try:
+    linkmod.caller(x, -2)
+except ValueError as exc:
+    out["raised"] = list(exc.args)
+out["leaf_from_python"] = linkmod.leaf(1.5, 2)
+out["leaf_link_only_after"] = link_only.is_link_only(linkmod.leaf.overloads[sig])
+out["compiled"] = compiled
+out["leaf_signatures"] = [str(s) for s in linkmod.leaf.signatures]
+out["caller_ir"] = linkmod.caller.inspect_llvm(linkmod.caller.signatures[0])
+print(json.dumps(out))
+"""
+
+_SECOND = """
+out = {}
+out["other_caller"] = linkmod.other_caller(np.arange(3.0), 1)
+out["caller"] = linkmod.caller(np.arange(3.0), 1)
+out["compiled"] = compiled
+print(json.dumps(out))
+"""
+
+
+def _run(tmp_path, body: str, side: str, cache) -> dict:
+    (tmp_path / "linkmod.py").write_text(_MODULE)
+    env = env_for_subprocess(NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS=1)
+    env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_PRELUDE) + textwrap.dedent(body), side],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def first_runs(tmp_path_factory):
+    """The first process on an empty cache, with simbench's compiling and with Numba's,
+    the same module in the same place (its path is in the exception's message)."""
+    root = tmp_path_factory.mktemp("link_only")
+    return {side: (root, _run(root, _FIRST, side, root / side)) for side in ("simbench", "numba")}
+
+
+def test_a_kernel_called_by_a_kernel_is_compiled_for_linking_only(first_runs):
+    root, out = first_runs["simbench"]
+    assert out["caller"] == 9.0
+    assert out["leaf_link_only"] is True
+    assert out["leaf_has_machine_code"] is False
+    assert sorted(p.name.split("-")[0] for p in (root / "simbench").rglob("*.nbi")) == [
+        "linkmod.caller",
+        "linkmod.leaf",
+        "linkmod.leaf.link",
+    ]
+    # without simbench's compiling, Numba's own: the leaf has its wrapper and machine code
+    _, numba = first_runs["numba"]
+    assert numba["caller"] == 9.0
+    assert numba["leaf_link_only"] is False and numba["leaf_has_machine_code"] is True
+
+
+def test_a_link_only_kernel_raises_with_its_runtime_message(first_runs):
+    """Its environment (the exception's arguments) is set in the caller that links it."""
+    for side in ("simbench", "numba"):
+        assert first_runs[side][1]["raised"] == ["negative k", -2]
+
+
+def test_a_call_from_python_compiles_a_link_only_kernel_whole(first_runs):
+    _, out = first_runs["simbench"]
+    assert out["leaf_from_python"] == 5.0
+    assert out["leaf_link_only_after"] is False
+    assert out["compiled"] == ["caller", "leaf", "leaf"]  # for linking, then whole
+
+
+def _functions_and_globals(ir: str) -> tuple[str, list[str]]:
+    """The function definitions of a module's LLVM IR, in order, and its other lines (the
+    globals and declarations, whose order follows the order of linking), sorted."""
+    start = ir.index("\ndefine ")
+    return ir[start:], sorted(ir[:start].splitlines())
+
+
+def test_callers_compile_to_the_same_code_as_with_numba_alone(first_runs):
+    ours, numba = first_runs["simbench"][1]["caller_ir"], first_runs["numba"][1]["caller_ir"]
+    assert "leaf" in ours and "negative k" in ours
+    assert _functions_and_globals(ours) == _functions_and_globals(numba)
+
+
+def test_a_new_caller_links_the_cached_module_without_compiling_it(first_runs):
+    root, _ = first_runs["simbench"]
+    out = _run(root, _SECOND, "simbench", root / "simbench")
+    assert out["other_caller"] == -4.0 and out["caller"] == 9.0
+    assert out["compiled"] == ["other_caller"]  # the leaf and the first caller load
