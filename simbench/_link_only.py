@@ -181,6 +181,17 @@ class _LinkCache(FunctionCache):
     _impl_class = _LinkCacheImpl
 
 
+def compile_for_linking(dispatcher, *arg_types) -> None:
+    """Compile ``dispatcher`` for ``arg_types`` as a kernel's call would (for linking
+    only, or from the cache), without a kernel: to compile, before the kernels that call
+    it, code that many of them share."""
+    token = _CALLEE.set(dispatcher)
+    try:
+        dispatcher.compile(tuple(arg_types))
+    finally:
+        _CALLEE.reset(token)
+
+
 def install(dispatcher) -> None:
     """Compile ``dispatcher``'s overloads asked for by other kernels' calls for linking only
     (see the module docstring).  The caller sets :data:`_CALLEE` to ``dispatcher`` while

@@ -312,6 +312,7 @@ _CORE_THEN_FITS = """
 import numpy as np
 
 import simbench
+from simbench._link_only import is_link_only
 from simbench.kernels.losses import loss_eval
 from simbench.sweep import worker
 
@@ -319,7 +320,8 @@ worker._warm_part("core", None)
 d = simbench.simulate({"family": "poisson", "n": 200, "p": 3}, seed=1)
 simbench.fit_glm(d.X, d.y, family="poisson")
 simbench.train(d.X, d.y, {"hidden": [], "optimizer": "newton", "epochs": 3}, family="poisson")
-print(len(loss_eval.signatures))
+(signature,) = loss_eval.signatures
+print(len(loss_eval.signatures), is_link_only(loss_eval.overloads[signature]))
 """
 
 
@@ -327,10 +329,10 @@ def test_the_core_unit_compiles_what_the_fits_then_call(tmp_path):
     """From an empty cache: the "core" part compiles the per-observation family, link and
     loss code with the very signature the IRLS and Newton kernels call it with, so the
     workers that load it instead of compiling it find what they need (a second signature
-    would be compiled again)."""
+    would be compiled again), for linking only, as the kernels' calls would."""
     from cli_support import printed_from_an_empty_cache
 
-    assert printed_from_an_empty_cache(_CORE_THEN_FITS, tmp_path) == ["1"]
+    assert printed_from_an_empty_cache(_CORE_THEN_FITS, tmp_path) == ["1", "True"]
 
 
 def test_the_fork_servers_preload_makes_numba_ready():

@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from simbench import metrics
+from simbench._link_only import compile_for_linking
 from simbench.errors import ValidationError
 from simbench.kernels.losses import loss_eval
 from simbench.kernels.metrics import gram_with_intercept as _gram_kernel
@@ -503,11 +504,15 @@ def _warm_part(part: str, data) -> None:
     it at the same moment.  Offered first (:func:`_compile_rank`), it is compiled by one
     worker while another begins the next unit, which needs it only after a while (a
     structure with hidden layers compiles its forward pass first), and then loads it from
-    the cache."""
+    the cache.  It is compiled as the kernels' calls compile it, for linking into them
+    (:func:`simbench._link_only.compile_for_linking`): nothing calls it from Python."""
     if part == "core":
-        # the codes and values do not matter, only their types: ints and floats as the
-        # kernels pass them (lcode, a, phi, hcode, lam, y, eta, hess_kind)
-        loss_eval(0, 0.0, 1.0, 0, 0.0, 1.0, 0.0, 0)
+        from numba import types
+
+        # the types the kernels pass: ints and floats (lcode, a, phi, hcode, lam, y, eta,
+        # hess_kind)
+        i, f = types.int64, types.float64
+        compile_for_linking(loss_eval, i, f, f, i, f, f, f, i)
         return
     mu, mu_test = np.array(data.mu), np.array(data.mu_test)
     if part == "common":
