@@ -37,6 +37,16 @@ def caller(x, k):
 @kernel
 def other_caller(x, k):
     return leaf(x[0], k) - leaf(x[-1], k)
+
+
+@kernel
+def solo(x):
+    return x * x
+
+
+@kernel
+def uses_solo(x):
+    return solo(x[0]) + solo(x[-1])
 """
 
 _PRELUDE = """
@@ -76,6 +86,7 @@ try:
 except ValueError as exc:
     out["raised"] = list(exc.args)
 out["leaf_from_python"] = linkmod.leaf(1.5, 2)
+out["solo"] = linkmod.solo(3.0)
 out["leaf_link_only_after"] = link_only.is_link_only(linkmod.leaf.overloads[sig])
 out["compiled"] = compiled
 out["leaf_signatures"] = [str(s) for s in linkmod.leaf.signatures]
@@ -87,6 +98,13 @@ _SECOND = """
 out = {}
 out["other_caller"] = linkmod.other_caller(np.arange(3.0), 1)
 out["caller"] = linkmod.caller(np.arange(3.0), 1)
+(sig,) = linkmod.caller.signatures
+out["caller_module_parsed"] = linkmod.caller.overloads[sig].library._shared_module is not None
+out["uses_solo"] = linkmod.uses_solo(np.arange(3.0))
+(sig,) = linkmod.solo.signatures
+solo = linkmod.solo.overloads[sig]
+out["solo_link_only"] = link_only.is_link_only(solo)
+out["solo_module_parsed"] = solo.library._shared_module is not None
 out["compiled"] = compiled
 print(json.dumps(out))
 """
@@ -124,6 +142,7 @@ def test_a_kernel_called_by_a_kernel_is_compiled_for_linking_only(first_runs):
         "linkmod.caller",
         "linkmod.leaf",
         "linkmod.leaf.link",
+        "linkmod.solo",
     ]
     # without simbench's compiling, Numba's own: the leaf has its wrapper and machine code
     _, numba = first_runs["numba"]
@@ -141,7 +160,7 @@ def test_a_call_from_python_compiles_a_link_only_kernel_whole(first_runs):
     _, out = first_runs["simbench"]
     assert out["leaf_from_python"] == 5.0
     assert out["leaf_link_only_after"] is False
-    assert out["compiled"] == ["caller", "leaf", "leaf"]  # for linking, then whole
+    assert out["compiled"] == ["caller", "leaf", "leaf", "solo"]  # leaf: linking, then whole
 
 
 def _functions_and_globals(ir: str) -> tuple[str, list[str]]:
@@ -157,8 +176,23 @@ def test_callers_compile_to_the_same_code_as_with_numba_alone(first_runs):
     assert _functions_and_globals(ours) == _functions_and_globals(numba)
 
 
-def test_a_new_caller_links_the_cached_module_without_compiling_it(first_runs):
+@pytest.fixture(scope="module")
+def second_run(first_runs):
+    """A second process on the cache the first one (simbench's) wrote."""
     root, _ = first_runs["simbench"]
-    out = _run(root, _SECOND, "simbench", root / "simbench")
-    assert out["other_caller"] == -4.0 and out["caller"] == 9.0
-    assert out["compiled"] == ["other_caller"]  # the leaf and the first caller load
+    return _run(root, _SECOND, "simbench", root / "simbench")
+
+
+def test_a_new_caller_links_the_cached_module_without_compiling_it(second_run):
+    """In a new process, callers link what the cache holds: the module cached for linking
+    (leaf), or the one beside a kernel's machine code (solo, compiled whole for Python)."""
+    out = second_run
+    assert out["other_caller"] == -4.0 and out["caller"] == 9.0 and out["uses_solo"] == 4.0
+    assert out["compiled"] == ["other_caller", "uses_solo"]  # leaf, caller and solo load
+    assert out["solo_link_only"] is False
+
+
+def test_a_loaded_kernel_parses_its_module_only_when_a_caller_links_it(second_run):
+    out = second_run
+    assert out["caller_module_parsed"] is False  # loaded and run: nothing links it
+    assert out["solo_module_parsed"] is True  # linked into uses_solo
