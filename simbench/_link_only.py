@@ -18,11 +18,16 @@ has, and replaces it.  Callers link the same optimised module as before, less th
 they never referenced, so the code they run is unchanged.
 
 The environment of a callee (the constants its exception messages refer to) is set where
-it is linked: a library that is translated sets every environment it refers to, as Numba
-does for a library loaded from its cache.
+it is linked: a library translated with such a callee sets every environment it refers
+to, as Numba does for a library loaded from its cache.
 
-Applied to simbench's kernels only (:func:`install`); for every other function Numba
-compiles as it always has.
+A kernel loaded from Numba's own cache entry (machine code, and the module for linking)
+parses that module when a caller first links it, not when it is loaded
+(:func:`_rebuild_parsing_later`).
+
+Applied to simbench's kernels only (:func:`install`), and only with a Numba that has the
+parts this relies on (:func:`_numba_supports_it`); for every other function, or another
+Numba, Numba compiles and loads as it always has.
 """
 
 from __future__ import annotations
@@ -81,6 +86,34 @@ def _set_environments(library) -> None:
         env = lookup_environment(name)
         if env is not None and engine.get_global_value_address(name):
             codegen.set_env(name, env)
+
+
+@functools.cache
+def _numba_supports_it() -> bool:
+    """Whether this Numba has the internals the functions here rely on (those of Numba
+    0.59 to 0.68); with another, kernels are compiled and loaded as Numba does."""
+    from numba.core import codegen, cpu, dispatcher
+
+    return (
+        all(
+            callable(getattr(cpu.CPUContext, name, None))
+            for name in ("create_cpython_wrapper", "get_executable", "insert_user_function")
+        )
+        and all(
+            callable(getattr(codegen.CPUCodeLibrary, name, None))
+            for name in (
+                "_finalize_final_module",
+                "_finalize_dynamic_globals",
+                "_verify_declare_only_symbols",
+                "_get_module_for_linking",
+                "_set_compiled_object",
+            )
+        )
+        and callable(getattr(codegen.JitEngine, "is_symbol_defined", None))
+        and callable(getattr(dispatcher.Dispatcher, "add_overload", None))
+        and "referenced_envs" in CompileResult._fields
+        and callable(getattr(CompileResult, "_find_referenced_environments", None))
+    )
 
 
 def _patch_numba() -> None:
@@ -247,6 +280,8 @@ def install(dispatcher) -> None:
     """Compile ``dispatcher``'s overloads asked for by other kernels' calls for linking only
     (see the module docstring).  The caller sets :data:`_CALLEE` to ``dispatcher`` while
     it types such a call."""
+    if not _numba_supports_it():
+        return
     _patch_numba()
     py_func = dispatcher.py_func
     target = (py_func.__module__, py_func.__qualname__)
