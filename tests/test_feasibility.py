@@ -134,6 +134,17 @@ def test_an_infeasible_point_of_a_grid_is_named():
         parse_sweep(text, source="grid.toml")
 
 
+def test_a_vocabulary_without_the_feasibility_check_reads_an_infeasible_sweep():
+    """For the fork server, which reads the sweep the run itself checks."""
+    from simbench.sweep.spec import default_vocabulary
+
+    text = sweep('[[scenarios]]\nfamily = "gamma"\nlink = ["log", "inverse"]\nn = [50, 60]\n')
+    spec = parse_sweep(text, source="grid.toml", vocabulary=default_vocabulary(False))
+    assert len(spec.scenarios) == 4
+    with pytest.raises(SweepError, match="inverse"):
+        parse_sweep(text, source="grid.toml", vocabulary=default_vocabulary())
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.toml")), ids=lambda p: p.name)
 def test_the_bundled_sweeps_are_feasible(path):
     spec = load_sweep(path)

@@ -410,7 +410,9 @@ print(json.dumps({
     "cached_before": cached_before,
     "structures": sorted(k[0] for k in worker._WARM),
     "parts": sorted(worker._WARM_PARTS),
+    "sweep_parts": sorted(worker._SWEEP_PARTS),
     "left": worker._plan(task) is not None,
+    "planned": sorted(k[1] for k, _ in (worker._plan(task) or ((), []))[1] if k[0] == "part"),
 }))
 """
 
@@ -477,6 +479,20 @@ def test_preload_sweep_from_an_empty_cache_leaves_the_compiling_to_the_workers(t
     assert got["begun"] >= 1 and got["cached"] == got["cached_before"]
     assert got["structures"] == [] and got["parts"] == []
     assert got["left"]
+    assert got["sweep_parts"] == []  # no binary family
+
+
+def test_preload_sweep_plans_the_auc_of_a_later_binary_scenario_with_the_first_task(tmp_path):
+    """From an empty cache too, the server reads which parts the sweep will need that
+    compile the same code on any data (the AUC, for a binary family in a later scenario),
+    and a worker's first task (Poisson) plans them with its own: a worker that would wait
+    for another's unit compiles it meanwhile."""
+    sweep = tmp_path / "preload.toml"
+    both = _PRELOAD_SWEEP.replace('family = "poisson"', 'family = ["poisson", "bernoulli"]')
+    sweep.write_text(both)
+    got = _preload_in_fresh_process(sweep, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert got["sweep_parts"] == ["auc"]
+    assert got["planned"] == ["auc", "common", "core"]
 
 
 _CELLS_LOAD_NOTHING = """

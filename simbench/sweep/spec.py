@@ -170,9 +170,10 @@ class _RealVocabulary(Vocabulary):
 
     name = "simbench"
 
-    def __init__(self, scenario_cls: Any, config_cls: Any) -> None:
+    def __init__(self, scenario_cls: Any, config_cls: Any, feasible: bool = True) -> None:
         self.scenario_cls = scenario_cls
         self.config_cls = config_cls
+        self.feasible = feasible
 
     @staticmethod
     def _build(cls, d):
@@ -189,7 +190,7 @@ class _RealVocabulary(Vocabulary):
         return self._build(self.config_cls, d)
 
     def check_feasible(self, spec):
-        if self.scenario_cls is None or self.config_cls is None:
+        if self.scenario_cls is None or self.config_cls is None or not self.feasible:
             return
         from .feasibility import check_feasible
 
@@ -219,12 +220,14 @@ def _family_and_link(scenario: Any) -> tuple[Any, Any]:
     return scenario.get_family(), scenario.get_link()
 
 
-def default_vocabulary() -> Vocabulary:
-    """Validation through ``Scenario.from_dict`` and ``NetworkConfig.from_dict``."""
+def default_vocabulary(check_feasible: bool = True) -> Vocabulary:
+    """Validation through ``Scenario.from_dict`` and ``NetworkConfig.from_dict``; with
+    ``check_feasible=False``, without the check that every scenario can be simulated
+    (which runs kernels): for reading a sweep that the run itself checks."""
     from ..data import Scenario
     from ..fit.config import NetworkConfig
 
-    return _RealVocabulary(Scenario, NetworkConfig)
+    return _RealVocabulary(Scenario, NetworkConfig, feasible=check_feasible)
 
 
 # --------------------------------------------------------------------------- spec objects

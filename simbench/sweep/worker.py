@@ -529,6 +529,12 @@ def _warm_part(part: str, data) -> None:
 
 # the parts of _warm_part already run in this process
 _WARM_PARTS: set[str] = set()
+# the parts of the sweep the fork server read (:func:`_preload_sweep`) that compile the same
+# code on any task's data ("auc", whose kernel takes the same arrays whatever the family):
+# planned with the first task, so that a worker left waiting for another's unit compiles
+# one that a later task needs, instead of a worker compiling it alone at the end
+_SWEEP_PARTS: set[str] = set()
+_ANY_DATA_PARTS = frozenset({"auc"})
 # tasks (scenario, configuration ids) that _prepare found ready: every group of a sweep
 # that shares a scenario looks the same (and a cell whose settings differ from those cached
 # under its id is not ready, see _config)
@@ -571,6 +577,7 @@ def _plan(task) -> tuple[tuple, list] | None:
     except Exception:  # the task reports it
         return None
     parts = {"core", "common", "auc"} if family.is_binary else {"core", "common"}
+    parts |= _SWEEP_PARTS
     cold = []
     for cell in task.cells:
         try:
@@ -634,13 +641,15 @@ def _preload_sweep(path: str) -> None:
     a thread (the samples are too small for a parallel region), so forking stays safe.
     """
     from simbench._jit import cached_only
-    from simbench.sweep.spec import load_sweep
+    from simbench.sweep.spec import default_vocabulary, load_sweep
 
     try:
         with cached_only() as refused:
-            # checking the sweep runs kernels too: from a cold cache it stops here
-            spec = load_sweep(path)
-            for task in _sample_tasks(spec):
+            # the run checks the sweep's feasibility (which runs kernels); here it is read
+            spec = load_sweep(path, default_vocabulary(check_feasible=False))
+            samples = list(_sample_tasks(spec))
+            _SWEEP_PARTS.update(_ANY_DATA_PARTS & _binary_parts(samples))
+            for task in samples:
                 plan = _plan(task)
                 if plan is None:
                     continue
@@ -657,6 +666,17 @@ def _preload_sweep(path: str) -> None:
                     _bounded(_PREPARED).add(memo)
     except Exception:  # the run reads and checks the sweep itself, and reports
         pass
+
+
+def _binary_parts(tasks) -> set[str]:
+    """{"auc"} when one of ``tasks`` simulates a binary family, else nothing."""
+    for task in tasks:
+        try:
+            if _scenario(task.scenario).get_family().is_binary:
+                return {"auc"}
+        except Exception:  # the task reports it
+            continue
+    return set()
 
 
 def _sample_tasks(spec) -> Iterator:
