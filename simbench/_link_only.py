@@ -158,6 +158,40 @@ def _patch_numba() -> None:
     cpu.CPUContext._simbench_link_only = True
 
 
+def _rebuilt(
+    target_context,
+    library,
+    entry_point,
+    fndesc,
+    env,
+    signature,
+    objectmode,
+    lifted,
+    typeann,
+    reload_init,
+    referenced_envs,
+) -> CompileResult:
+    """A compile result rebuilt from a cache entry, as Numba's ``CompileResult._rebuild``
+    makes it: the library and entry point given, the rest as cached."""
+    return CompileResult(
+        typing_context=target_context.typing_context,
+        target_context=target_context,
+        entry_point=entry_point,
+        typing_error=None,
+        type_annotation=typeann,
+        signature=signature,
+        objectmode=objectmode,
+        lifted=lifted,
+        fndesc=fndesc,
+        library=library,
+        call_helper=None,
+        environment=env,
+        metadata=None,
+        reload_init=reload_init,
+        referenced_envs=referenced_envs,
+    )
+
+
 class _LinkCacheImpl(CompileResultCacheImpl):
     """A kernel compiled for linking, cached as its optimised LLVM module (the one callers
     link), beside and apart from Numba's own entries for the kernel."""
@@ -183,31 +217,15 @@ class _LinkCacheImpl(CompileResultCacheImpl):
         )
 
     def rebuild(self, target_context, payload):
-        (name, bitcode, fndesc, env, signature, objectmode, lifted, typeann, reload_init,
-         referenced_envs) = payload  # fmt: skip
+        name, bitcode, fndesc = payload[:3]
+        reload_init = payload[8]
         for fn in reload_init or ():
             fn()
         library = target_context.codegen().create_library(name)
         library._simbench_link_only = True
         library._final_module = ll.parse_bitcode(bitcode)
         library._finalize_final_module()
-        return CompileResult(
-            typing_context=target_context.typing_context,
-            target_context=target_context,
-            entry_point=LinkOnly(fndesc.qualname),
-            typing_error=None,
-            type_annotation=typeann,
-            signature=signature,
-            objectmode=objectmode,
-            lifted=lifted,
-            fndesc=fndesc,
-            library=library,
-            call_helper=None,
-            environment=env,
-            metadata=None,
-            reload_init=reload_init,
-            referenced_envs=referenced_envs,
-        )
+        return _rebuilt(target_context, library, LinkOnly(fndesc.qualname), *payload[2:])
 
 
 class _LinkCache(FunctionCache):
@@ -221,8 +239,8 @@ def _rebuild_parsing_later(target_context, payload):
     went to parsing modules that nothing links.  Numba reads the names the module defines
     to know which symbols the machine code has; the one it looks up, the wrapper that
     Python calls, is named here."""
-    (libdata, fndesc, env, signature, objectmode, lifted, typeann, reload_init,
-     referenced_envs) = payload  # fmt: skip
+    libdata, fndesc, env, _, objectmode = payload[:5]
+    reload_init, referenced_envs = payload[7:9]
     name, kind, data = libdata
     if kind != "object" or objectmode:
         return CompileResult._rebuild(target_context, *payload)
@@ -243,23 +261,7 @@ def _rebuild_parsing_later(target_context, payload):
     library._finalize_final_module()
     codegen._engine._defined_symbols.add(fndesc.llvm_cpython_wrapper_name)
     cfunc = target_context.get_executable(library, fndesc, env)
-    cres = CompileResult(
-        typing_context=target_context.typing_context,
-        target_context=target_context,
-        entry_point=cfunc,
-        typing_error=None,
-        type_annotation=typeann,
-        signature=signature,
-        objectmode=objectmode,
-        lifted=lifted,
-        fndesc=fndesc,
-        library=library,
-        call_helper=None,
-        environment=env,
-        metadata=None,
-        reload_init=reload_init,
-        referenced_envs=referenced_envs,
-    )
+    cres = _rebuilt(target_context, library, cfunc, *payload[1:])
     for referenced in referenced_envs:
         codegen.set_env(referenced.env_name, referenced)
     return cres
