@@ -529,12 +529,12 @@ def _warm_part(part: str, data) -> None:
 
 # the parts of _warm_part already run in this process
 _WARM_PARTS: set[str] = set()
-# the parts of the sweep the fork server read (:func:`_preload_sweep`) that compile the same
-# code on any task's data ("auc", whose kernel takes the same arrays whatever the family):
-# planned with the first task, so that a worker left waiting for another's unit compiles
-# one that a later task needs, instead of a worker compiling it alone at the end
+# the family parts (:func:`_family_parts`) of every scenario of the sweep the fork server
+# read (:func:`_preload_sweep`), planned with each task: they compile the same code on any
+# task's data (the AUC's kernel takes the same arrays whatever the family), and a worker
+# left waiting for another's unit then compiles one a later task needs, instead of a worker
+# compiling it alone at the end
 _SWEEP_PARTS: set[str] = set()
-_ANY_DATA_PARTS = frozenset({"auc"})
 # tasks (scenario, configuration ids) that _prepare found ready: every group of a sweep
 # that shares a scenario looks the same (and a cell whose settings differ from those cached
 # under its id is not ready, see _config)
@@ -561,6 +561,12 @@ def _prepare(task) -> None:
         _bounded(_PREPARED).add(memo)
 
 
+def _family_parts(family) -> set[str]:
+    """The parts of :func:`_warm_part` a task needs for its family, beyond "core" and
+    "common": the AUC of a binary family."""
+    return {"auc"} if family.is_binary else set()
+
+
 def _plan(task) -> tuple[tuple, list] | None:
     """What :func:`_prepare` runs for ``task``: ``(memo, units)``, each unit a
     ``(claim key, function)`` in the order of compiling, or None when nothing is left to
@@ -576,8 +582,7 @@ def _plan(task) -> tuple[tuple, list] | None:
         family, link = scenario.get_family(), scenario.get_link()
     except Exception:  # the task reports it
         return None
-    parts = {"core", "common", "auc"} if family.is_binary else {"core", "common"}
-    parts |= _SWEEP_PARTS
+    parts = {"core", "common"} | _family_parts(family) | _SWEEP_PARTS
     cold = []
     for cell in task.cells:
         try:
@@ -639,6 +644,10 @@ def _preload_sweep(path: str) -> None:
     cache does not hold stops at that kernel and stays cold, for the workers to compile and
     share as before, so that a cold start waits for no compiling here.  Nothing here starts
     a thread (the samples are too small for a parallel region), so forking stays safe.
+
+    The sweep is read without its feasibility check, which the run makes and which runs
+    kernels: from an empty cache too, the workers then inherit the parts every scenario
+    needs (:data:`_SWEEP_PARTS`).
     """
     from simbench._jit import cached_only
     from simbench.sweep.spec import default_vocabulary, load_sweep
@@ -648,7 +657,9 @@ def _preload_sweep(path: str) -> None:
             # the run checks the sweep's feasibility (which runs kernels); here it is read
             spec = load_sweep(path, default_vocabulary(check_feasible=False))
             samples = list(_sample_tasks(spec))
-            _SWEEP_PARTS.update(_ANY_DATA_PARTS & _binary_parts(samples))
+            for task in samples:
+                with contextlib.suppress(Exception):  # the task reports it
+                    _SWEEP_PARTS.update(_family_parts(_scenario(task.scenario).get_family()))
             for task in samples:
                 plan = _plan(task)
                 if plan is None:
@@ -666,17 +677,6 @@ def _preload_sweep(path: str) -> None:
                     _bounded(_PREPARED).add(memo)
     except Exception:  # the run reads and checks the sweep itself, and reports
         pass
-
-
-def _binary_parts(tasks) -> set[str]:
-    """{"auc"} when one of ``tasks`` simulates a binary family, else nothing."""
-    for task in tasks:
-        try:
-            if _scenario(task.scenario).get_family().is_binary:
-                return {"auc"}
-        except Exception:  # the task reports it
-            continue
-    return set()
 
 
 def _sample_tasks(spec) -> Iterator:
