@@ -109,7 +109,10 @@ def _numba_supports_it() -> bool:
                 "_set_compiled_object",
             )
         )
-        and callable(getattr(codegen.JitEngine, "is_symbol_defined", None))
+        and all(
+            callable(getattr(codegen.JitEngine, name, None))
+            for name in ("is_symbol_defined", "_load_defined_symbols")
+        )
         and callable(getattr(dispatcher.Dispatcher, "add_overload", None))
         and "referenced_envs" in CompileResult._fields
         and callable(getattr(CompileResult, "_find_referenced_environments", None))
