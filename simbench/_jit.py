@@ -50,6 +50,10 @@ Policy
   machine code of its own, neither of which a caller uses, and cached as the module its
   callers link.  A call from Python compiles it whole.  Callers' code is unchanged; a cold
   start compiles about a seventh less.
+* A kernel loaded from the cache is loaded without setting up Numba's compiler first
+  (:func:`simbench._link_only.install_loading`): Numba imports every module of its
+  compiler, and SciPy's linear algebra, the first time it loads a kernel, some 0.3 s of a
+  warm run's start, which running loaded code never needs.
 * Numba's inliner copies an inlined kernel's IR in time linear in its size
   (:func:`_copy_inlined_blocks_together`): as Numba ships, the copy grows with the kernel's
   blocks times its variables, which made copying a tenth to a sixth of a sweep worker's
@@ -179,6 +183,7 @@ def kernel(
 
     def decorate(f):
         dispatcher = njit(cache=cache, parallel=parallel, **options)(f)
+        _link_only.install_loading(dispatcher)
         if not inline:
             _type_calls_by_type(dispatcher)
         return dispatcher

@@ -23,7 +23,8 @@ to, as Numba does for a library loaded from its cache.
 
 A kernel loaded from Numba's own cache entry (machine code, and the module for linking)
 parses that module when a caller first links it, not when it is loaded
-(:func:`_rebuild_parsing_later`).
+(:func:`_rebuild_parsing_later`), and a load does not set up Numba's compiler first
+(:func:`_load_without_compiler_set_up`).
 
 Applied to simbench's kernels only (:func:`install`), and only with a Numba that has the
 parts this relies on (:func:`_numba_supports_it`); for every other function, or another
@@ -41,6 +42,7 @@ from numba.core.caching import CompileResultCacheImpl, FunctionCache
 from numba.core.compiler import CompileResult
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.environment import lookup_environment
+from numba.core.runtime import nrt
 
 # the dispatcher whose overload a kernel's call asks for, while that call is typed
 _CALLEE: contextvars.ContextVar = contextvars.ContextVar("simbench_callee", default=None)
@@ -115,6 +117,9 @@ def _numba_supports_it() -> bool:
         )
         and callable(getattr(dispatcher.Dispatcher, "add_overload", None))
         and "referenced_envs" in CompileResult._fields
+        and callable(getattr(FunctionCache, "_load_overload", None))
+        and callable(getattr(FunctionCache, "_guard_against_spurious_io_errors", None))
+        and callable(getattr(nrt.rtsys, "initialize", None))
         and callable(getattr(CompileResult, "_find_referenced_environments", None))
     )
 
@@ -270,6 +275,24 @@ def _rebuild_parsing_later(target_context, payload):
     return cres
 
 
+def _load_without_compiler_set_up(cache, sig, target_context):
+    """Numba's ``Cache.load_overload``, less the refresh of the target context it makes
+    first.
+
+    The refresh sets up compiling: it imports every implementation module of Numba (and,
+    through Numba's linear algebra, SciPy's), some 0.3 s in a new process, the first time
+    a kernel is loaded.  Loaded machine code needs none of it.  What it calls is set up
+    otherwise: Numba's runtime (allocation, reference counts) here, as the refresh would;
+    Numba's C helpers and math functions with the target context; the threading layer of
+    a parallel kernel by the kernel's own reload hook; the types its cache entry names by
+    unpickling them.  A compilation refreshes the context itself, as it always has.
+    """
+    nrt.rtsys.initialize(target_context)
+    with cache._guard_against_spurious_io_errors():
+        return cache._load_overload(sig, target_context)
+    return None  # the guard swallowed an error: not loaded, as with Numba's own
+
+
 def compile_for_linking(dispatcher, *arg_types) -> None:
     """Compile ``dispatcher`` for ``arg_types`` as a kernel's call would (for linking
     only, or from the cache), without a kernel: to compile, before the kernels that call
@@ -279,6 +302,17 @@ def compile_for_linking(dispatcher, *arg_types) -> None:
         dispatcher.compile(tuple(arg_types))
     finally:
         _CALLEE.reset(token)
+
+
+def install_loading(dispatcher) -> None:
+    """Load ``dispatcher``'s overloads from Numba's cache without parsing their modules
+    for linking until a caller links one (:func:`_rebuild_parsing_later`) and without
+    setting up the compiler first (:func:`_load_without_compiler_set_up`)."""
+    cache = dispatcher._cache
+    if not (_numba_supports_it() and isinstance(cache, FunctionCache)):
+        return
+    cache._impl.rebuild = _rebuild_parsing_later
+    cache.load_overload = functools.partial(_load_without_compiler_set_up, cache)
 
 
 def install(dispatcher) -> None:
@@ -296,15 +330,15 @@ def install(dispatcher) -> None:
     compile_overload = compiler.compile
     cache = dispatcher._cache
     numba_save_overload = cache.save_overload
-    if isinstance(cache, FunctionCache):
-        cache._impl.rebuild = _rebuild_parsing_later
     link_caches: list[_LinkCache] = []  # made on first use: nothing more at import
 
     def link_cache() -> _LinkCache | None:
         if not isinstance(cache, FunctionCache):
             return None  # a kernel without Numba's cache goes without this one too
         if not link_caches:
-            link_caches.append(_LinkCache(py_func))
+            made = _LinkCache(py_func)
+            made.load_overload = functools.partial(_load_without_compiler_set_up, made)
+            link_caches.append(made)
         return link_caches[0]
 
     def compile(sig):

@@ -202,3 +202,105 @@ def test_a_loaded_kernel_parses_its_module_only_when_a_caller_links_it(second_ru
     out = second_run
     assert out["caller_module_parsed"] is False  # loaded and run: nothing links it
     assert out["solo_module_parsed"] is True  # linked into uses_solo
+
+
+# kernels that need what a load must still set up: a parallel region (the threading layer),
+# an allocation (Numba's runtime) and an exception with a value known only at run time;
+# and one inlined into its callers, which Python can call too
+_LOAD_MODULE = """
+import numpy as np
+from numba import prange
+from simbench._jit import kernel
+
+
+@kernel(parallel=True)
+def total(x):
+    s = 0.0
+    for i in prange(x.size):
+        s += x[i]
+    return s
+
+
+@kernel
+def doubled(x, k):
+    if k < 0:
+        raise ValueError("negative k", k)
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = 2.0 * x[i] + k
+    return out
+
+
+@kernel(inline=True)
+def first(x):
+    return x[0]
+"""
+
+_LOAD = """
+import json, sys
+import numpy as np
+from numba.core import event
+import simbench._link_only as link_only
+
+if sys.argv[1] == "numba":
+    link_only._numba_supports_it = lambda: False
+compiled = []
+
+
+class Record(event.Listener):
+    def on_start(self, ev):
+        func = ev.data["dispatcher"].py_func
+        compiled.append(func.__name__ if func.__module__ == "loadmod" else "numba")
+
+    def on_end(self, ev):
+        pass
+
+
+event.register("numba:compile", Record())
+import loadmod
+
+x = np.arange(1000.0)
+out = {"total": loadmod.total(x), "doubled": loadmod.doubled(x[:3], 1).tolist()}
+out["first"] = loadmod.first(x[5:])
+try:
+    loadmod.doubled(x, -3)
+except ValueError as exc:
+    out["raised"] = list(exc.args)
+out["compiled"] = compiled
+out["compiler_set_up"] = "numba.np.arraymath" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def _run_load(tmp_path, side: str) -> dict:
+    (tmp_path / "loadmod.py").write_text(_LOAD_MODULE)
+    env = env_for_subprocess(NUMBA_CACHE_DIR=tmp_path / side, NUMBA_NUM_THREADS=2)
+    env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_LOAD), side],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_kernel_loads_from_the_cache_without_setting_up_the_compiler(tmp_path):
+    """Loaded code runs its parallel region, allocates and raises with its run-time
+    message, without Numba importing its compiler's modules first (some 0.3 s); with Numba's
+    own loading, the same process imports them."""
+    expected = {
+        "total": 499500.0,
+        "doubled": [1.0, 3.0, 5.0],
+        "first": 5.0,
+        "raised": ["negative k", -3],
+    }
+    for side in ("simbench", "numba"):
+        compiling = _run_load(tmp_path, side)
+        assert [f for f in compiling["compiled"] if f != "numba"] == ["total", "doubled", "first"]
+        loading = _run_load(tmp_path, side)
+        assert {k: loading[k] for k in expected} == expected == {k: compiling[k] for k in expected}
+        assert loading["compiled"] == []
+        assert loading["compiler_set_up"] is (side == "numba")
