@@ -29,7 +29,9 @@ Policy
 1. Inside a fit (:func:`fit_threads`, entered by ``train``), BLAS runs on one thread; the
    previous counts are restored when the last fit in the process ends.  ``fit_glm`` needs
    no scope of its own: it runs no parallel region and reaches no threaded BLAS routine
-   (and inside ``train``, with the ``irls`` optimiser, it is in ``train``'s scope).
+   (and inside ``train``, with the ``irls`` optimiser, it is in ``train``'s scope).  SciPy's
+   BLAS is loaded only by the fits that call it (:func:`scipy_blas`), and then runs on one
+   thread inside fits too.
 2. A parallel region runs on ``min(numba threads, chunks // 2, free CPUs)`` threads, and not
    at all if that is below 2 (:func:`region_threads`).  Numba's thread count
    (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``; one per job in a sweep) is the ceiling;
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 
@@ -259,6 +262,7 @@ def parallel_used(threads: int) -> None:
 _blas_depth = 0  # fits running in this process (nested and concurrent ones included)
 _blas_saved: list[tuple[_Blas, int]] = []  # (library, its thread count before the first fit)
 _libraries: list[_Blas] | None = None
+_found_with_scipy = False  # whether SciPy's linear algebra was imported when they were found
 
 
 class _Blas:
@@ -296,18 +300,41 @@ class _Blas:
 
 
 def _blas_libraries() -> list[_Blas]:
-    """The BLAS libraries loaded in this process, found once (with threadpoolctl).
-
-    SciPy's BLAS, which L-BFGS-B and Numba's ``np.dot`` call, is loaded first, so that it is
-    among them whatever the caller has imported."""
-    global _libraries
-    if _libraries is None:
-        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+    """The BLAS libraries loaded in this process (found with threadpoolctl): once, and
+    again once SciPy's linear algebra, which brings a BLAS of its own, has been imported."""
+    global _libraries, _found_with_scipy
+    with_scipy = "scipy.linalg" in sys.modules
+    if _libraries is None or (with_scipy and not _found_with_scipy):
         from threadpoolctl import ThreadpoolController
 
+        known = {lib.lib.filepath: lib for lib in _libraries or ()}
         found = ThreadpoolController().select(user_api="blas").lib_controllers
-        _libraries = [_Blas(lib) for lib in found]
+        _libraries = [known.get(lib.filepath) or _Blas(lib) for lib in found]
+        _found_with_scipy = with_scipy
     return _libraries
+
+
+def scipy_blas() -> None:
+    """Load SciPy's BLAS, for a fit that calls it, and run it on one thread inside fits as
+    every BLAS library is.
+
+    L-BFGS-B (``scipy.optimize``) and, in networks with hidden layers, Numba's ``np.dot``
+    and the pivoted QR of the output's refit call it; no other fit does, and a process
+    that runs only those never imports SciPy's linear algebra (0.15 s).  Called inside a
+    fit, before the first such call: a library that is new to this process is set to one
+    thread for the fits running, and restored with the others when the last one ends."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+
+    with _lock:
+        before = list(_libraries or ())
+        libraries = _blas_libraries()
+        if _blas_depth > 0:
+            for lib in libraries:
+                if not any(lib is old for old in before):
+                    n = lib.get()
+                    if n != 1:
+                        _blas_saved.append((lib, n))
+                        lib.set(1)
 
 
 def fit_threads() -> _FitScope:

@@ -560,6 +560,63 @@ def test_fit_scope_restores_the_counts_when_the_fit_raises():
         assert _threads.blas_threads() == before
 
 
+_SCIPY_BLAS = """
+import json, sys
+from threadpoolctl import threadpool_limits
+import simbench
+from simbench import _threads
+import simbench.fit.optimizers as optimizers
+
+data = simbench.simulate({"family": "poisson", "n": 300, "p": 3}, seed=1)
+out = {}
+with threadpool_limits(limits=2, user_api="blas"):  # NumPy's BLAS
+    simbench.fit_glm(data.X, data.y, family="poisson")
+    for opt in ("irls", "newton", "adam", "gd"):
+        config = {"hidden": [], "optimizer": opt, "epochs": 5}
+        simbench.train(data.X, data.y, config, family="poisson", seed=1).predict(data.X)
+    out["glm_fits_import_it"] = "scipy.linalg" in sys.modules
+    seen = []
+    lbfgs = optimizers._lbfgs
+
+    def spy(*args):
+        seen.append(_threads.blas_threads())
+        return lbfgs(*args)
+
+    optimizers._lbfgs = spy
+    config = {"hidden": [], "optimizer": "lbfgs", "epochs": 5}
+    simbench.train(data.X, data.y, config, family="poisson", seed=1)
+    out["lbfgs_imports_it"] = "scipy.linalg" in sys.modules
+    out["inside"] = seen
+    out["after"] = _threads.blas_threads()
+print(json.dumps(out))
+"""
+
+
+def test_scipy_blas_is_loaded_by_the_fits_that_call_it_and_runs_on_one_thread_there():
+    """A fit that never calls SciPy's BLAS does not import SciPy's linear algebra (0.15 s of
+    a new process); the first L-BFGS fit imports it, runs it on one thread like NumPy's, and
+    restores the count it found (two threads here) when it ends."""
+    import json
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    res = subprocess.run(
+        [sys.executable, "-c", _SCIPY_BLAS],
+        env=env_for_subprocess(OPENBLAS_NUM_THREADS="2"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["glm_fits_import_it"] is False
+    assert out["lbfgs_imports_it"] is True
+    assert out["inside"] == [[1, 1]]  # NumPy's BLAS and SciPy's
+    assert out["after"] == [2, 2]
+
+
 def test_fit_scopes_in_several_threads_restore_blas_when_the_last_one_ends():
     import threading
 

@@ -384,6 +384,11 @@ optimizer = "newton"
 # threads the process had before and after, and what is warm
 _PRELOAD = """
 import json, os, sys
+# SciPy's BLAS starts its threads when it is loaded (with OPENBLAS_NUM_THREADS=2), as a fit
+# that calls it may load it in the server (the separation check's Cholesky factor); OpenBLAS
+# stops them before a fork and starts them again after.  What must not start is a thread of
+# the preload's own: a parallel region, whose OpenMP workers a fork would not survive.
+import scipy.linalg
 import simbench.sweep.worker_init  # the server's preload, imported first
 from numba.core import event
 from simbench._jit import cache_dirs

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simbench._threads import fit_threads
+from simbench._threads import fit_threads, scipy_blas
 from simbench._validation import child_generator, real_matrix, real_vector, seed_sequence
 from simbench.errors import ValidationError
 from simbench.fit.config import NetworkConfig
@@ -310,6 +310,8 @@ def train(
         info = np.asarray(track_information, dtype=np.float64)
         if info.shape != (p + 1, p + 1):
             raise ValidationError(f"track_information must be {(p + 1, p + 1)}; got {info.shape}")
+    if cfg.hidden or cfg.optimizer == "lbfgs":
+        scipy_blas()  # L-BFGS-B, np.dot in the kernels and the refit's QR call it
     stream = _streams(seed)
     if cfg.optimizer == "irls":
         return _train_irls(X, y, w, off, cfg, fam, output, loss, sizes, beta_ref, info)
