@@ -265,6 +265,19 @@ def clear_cache() -> int:
     return removed
 
 
+def set_up_compiler() -> None:
+    """Set up Numba's compiler as its first compilation in a process does (it imports every
+    module of the compiler, some 0.3 s), without compiling anything.
+
+    For a process that forks workers which will compile: they inherit it set up instead of
+    each setting it up.  Loading a kernel from the cache does not set it up
+    (:func:`simbench._link_only.install_loading`)."""
+    from numba.core.registry import cpu_target
+
+    cpu_target.typing_context.refresh()
+    cpu_target.target_context.refresh()
+
+
 class NotCached(RuntimeError):
     """A kernel called under :func:`cached_only` is not in the on-disk cache."""
 

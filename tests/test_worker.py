@@ -418,6 +418,8 @@ print(json.dumps({
     "sweep_parts": sorted(worker._SWEEP_PARTS),
     "left": worker._plan(task) is not None,
     "planned": sorted(k[1] for k, _ in (worker._plan(task) or ((), []))[1] if k[0] == "part"),
+    # Numba's compiler set up (its first compilation imports numba.np.arraymath)
+    "compiler_set_up": "numba.np.arraymath" in sys.modules,
 }))
 """
 
@@ -473,6 +475,33 @@ def test_preload_sweep_loads_what_the_tasks_need_and_compiles_nothing(tmp_path):
     assert got["structures"] == ["irls", "newton"] and got["parts"] == ["common", "core"]
     assert not got["left"]  # a task of the sweep finds nothing to prepare
     assert got["threads"][1] == got["threads"][0]
+    assert got["compiler_set_up"] is False  # the workers only load: nobody needs it
+
+
+def test_preload_sweep_sets_up_the_compiler_for_workers_that_will_compile(tmp_path):
+    """With a unit not in the cache, the workers will compile: the server sets up Numba's
+    compiler (which loading alone does not), and every worker inherits it instead of paying
+    for it itself."""
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    sweep = tmp_path / "preload.toml"
+    sweep.write_text(_PRELOAD_SWEEP)
+    cache = str(tmp_path / "cache")
+    # a cache with the server's own kernel only (which the server then loads, not compiles)
+    res = subprocess.run(
+        [sys.executable, "-c", "import simbench.sweep.worker_init"],
+        env=env_for_subprocess(NUMBA_CACHE_DIR=cache),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    got = _preload_in_fresh_process(sweep, NUMBA_CACHE_DIR=cache)
+    assert got["begun"] >= 1 and got["left"]
+    assert got["compiler_set_up"] is True
 
 
 def test_preload_sweep_from_an_empty_cache_leaves_the_compiling_to_the_workers(tmp_path):

@@ -642,14 +642,17 @@ def _preload_sweep(path: str) -> None:
 
     It compiles nothing (:func:`simbench._jit.cached_only`): a unit that needs a kernel the
     cache does not hold stops at that kernel and stays cold, for the workers to compile and
-    share as before, so that a cold start waits for no compiling here.  Nothing here starts
-    a thread (the samples are too small for a parallel region), so forking stays safe.
+    share as before, so that a cold start waits for no compiling here.  When a unit stopped
+    so, the workers will compile, and Numba's compiler is set up here for them to inherit
+    (:func:`simbench._jit.set_up_compiler`; loading alone does not set it up).  Nothing here
+    starts a thread (the samples are too small for a parallel region), so forking stays
+    safe.
 
     The sweep is read without its feasibility check, which the run makes and which runs
     kernels: from an empty cache too, the workers then inherit the parts every scenario
     needs (:data:`_SWEEP_PARTS`).
     """
-    from simbench._jit import cached_only
+    from simbench._jit import cached_only, set_up_compiler
     from simbench.sweep.spec import default_vocabulary, load_sweep
 
     try:
@@ -675,6 +678,8 @@ def _preload_sweep(path: str) -> None:
                         complete = False
                 if complete:
                     _bounded(_PREPARED).add(memo)
+            if refused:  # the workers will compile: they inherit the compiler set up
+                set_up_compiler()
     except Exception:  # the run reads and checks the sweep itself, and reports
         pass
 
