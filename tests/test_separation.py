@@ -167,10 +167,8 @@ def test_certificate_fails_when_rows_of_tiny_weight_are_separated(delta):
 def test_certificate_does_not_trust_its_solve(monkeypatch):
     # a solve that returns 0 would make every step look short; the residual it leaves
     # (e = X~'u, measured in M^-1) must widen the margin enough to refuse
-    from scipy import linalg
-
     X, sign, u, W = _one_row_separated(1e-9)
-    real, first = linalg.cho_solve, [True]
+    real, first = S._cholesky_solve, [True]
 
     def wrong_once(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -178,8 +176,49 @@ def test_certificate_does_not_trust_its_solve(monkeypatch):
             return np.zeros_like(out)
         return out
 
-    monkeypatch.setattr(linalg, "cho_solve", wrong_once)
+    monkeypatch.setattr(S, "_cholesky_solve", wrong_once)
     assert not S.overlap_certified(X, 1, sign, u, W)
+    assert not first  # the wrong solve was used
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 7, 40, 250])
+def test_cholesky_solve_matches_scipy(q):
+    from scipy import linalg
+
+    rng = np.random.default_rng(q)
+    B = rng.standard_normal((q + 5, q))
+    A = B.T @ B + 1e-3 * np.eye(q)
+    b = rng.standard_normal(q)
+    L = np.linalg.cholesky(A)
+    x = S._cholesky_solve(L, b)
+    np.testing.assert_allclose(x, linalg.cho_solve((L, True), b), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(A @ x, b, rtol=1e-8, atol=1e-10)
+
+
+def test_the_certificate_needs_no_scipy_linear_algebra():
+    """Most fits never make the check; SciPy's linear algebra takes 0.15 s to import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from simbench.fit import separation as S\n"
+        "from simbench.fit.glm import fit_glm\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.standard_normal((1000, 200))\n"
+        "beta = np.zeros(200)\n"
+        "beta[:100] = np.sqrt(10.0 / 200)\n"
+        "y = (rng.random(1000) < 1.0 / (1.0 + np.exp(-(X @ beta)))).astype(float)\n"
+        "seen = []\n"
+        "real = S.overlap_certified\n"
+        "S.overlap_certified = lambda *a: seen.append(real(*a)) or seen[-1]\n"
+        "fit = fit_glm(X, y, 'bernoulli')\n"
+        "print(fit.status, seen, 'scipy.linalg' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok", "[True]", "False"]
 
 
 def _random_problem(seed):
