@@ -182,8 +182,9 @@ def logged(task):
 
 
 def preloaded(task):
-    """Reports the process its ``preload`` module was imported in, and its own, and the
-    sweep file its ``preload_sweep`` was given, and where."""
+    """Reports the process its ``preload`` module was imported in, and its own, the sweep
+    file its ``preload_sweep`` was given, and where, and whether the garbage collector was
+    on there."""
     import fake_preload
 
     for cell in task.cells:
@@ -191,13 +192,17 @@ def preloaded(task):
         row["preloaded_in"] = fake_preload.IMPORTED_IN
         row["worker_pid"] = os.getpid()
         row["preloaded_sweep"], row["sweep_preloaded_in"] = fake_preload.SWEEP
+        row["gc_during_preload"] = fake_preload.GC_ENABLED
         yield row
 
 
 def _preload_sweep(path):
+    import gc
+
     import fake_preload
 
     fake_preload.SWEEP = (path, os.getpid())
+    fake_preload.GC_ENABLED = gc.isenabled()
 
 
 preloaded.preload = ("fake_preload",)

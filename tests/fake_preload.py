@@ -9,3 +9,5 @@ import os
 IMPORTED_IN = os.getpid()
 # (sweep path, process) of the preload_sweep call; none where it was not called
 SWEEP = ("", -1)
+# whether the garbage collector was on during that call
+GC_ENABLED = None

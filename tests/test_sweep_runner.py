@@ -253,6 +253,38 @@ def test_the_fork_server_imports_the_group_functions_preload(tmp_path):
     # workers were forked from it
     assert set(df["preloaded_sweep"]) == {str((TESTS / "data" / "small.toml").resolve())}
     assert set(df["sweep_preloaded_in"]) == set(df["preloaded_in"])
+    # the garbage collector was off while the server prepared (see fork_server.load)
+    assert not df["gc_during_preload"].any()
+
+
+_FORK_SERVER_LOAD = """
+import gc, sys
+from simbench.sweep.backends import fork_server
+fork_server.load("fake_groups:preloaded", sys.argv[1])
+print(gc.isenabled(), gc.get_freeze_count())
+fork_server.load("no_such_module:nothing", None)  # fails, and says nothing
+print(gc.isenabled())
+"""
+
+
+def test_the_fork_server_freezes_what_it_prepared_and_turns_the_collector_back_on(tmp_path):
+    import subprocess
+    import sys
+
+    from cli_support import env_for_subprocess
+
+    res = subprocess.run(
+        [sys.executable, "-c", _FORK_SERVER_LOAD, str(tmp_path / "sweep.toml")],
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    frozen, after_failure = res.stdout.splitlines()
+    enabled, count = frozen.split()
+    assert enabled == "True" and int(count) > 1000  # the imports' objects
+    assert after_failure == "True"
 
 
 _PRESTART = """
