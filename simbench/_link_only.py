@@ -26,9 +26,9 @@ parses that module when a caller first links it, not when it is loaded
 (:func:`_rebuild_parsing_later`), and a load does not set up Numba's compiler first
 (:func:`_load_without_compiler_set_up`).
 
-Applied to simbench's kernels only (:func:`install`), and only with a Numba that has the
-parts this relies on (:func:`_numba_supports_it`); for every other function, or another
-Numba, Numba compiles and loads as it always has.
+Applied to simbench's kernels only (:func:`install`, :func:`install_loading`), and only
+with a Numba that has the parts this relies on (:func:`_numba_supports_it`); for every
+other function, or another Numba, Numba compiles and loads as it always has.
 """
 
 from __future__ import annotations
