@@ -63,17 +63,20 @@ compiled = []
 
 class Record(event.Listener):
     def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__name__)
+        func = ev.data["dispatcher"].py_func
+        ours = func.__module__ in ("linkmod", "loadmod")
+        compiled.append(func.__name__ if ours else "numba")
 
     def on_end(self, ev):
         pass
 
 
 event.register("numba:compile", Record())
-import linkmod
 """
 
 _FIRST = """
+import linkmod
+
 out = {}
 x = np.arange(3.0)
 out["caller"] = linkmod.caller(x, 1)
@@ -95,6 +98,8 @@ print(json.dumps(out))
 """
 
 _SECOND = """
+import linkmod
+
 out = {}
 out["other_caller"] = linkmod.other_caller(np.arange(3.0), 1)
 out["caller"] = linkmod.caller(np.arange(3.0), 1)
@@ -110,9 +115,12 @@ print(json.dumps(out))
 """
 
 
-def _run(tmp_path, body: str, side: str, cache) -> dict:
-    (tmp_path / "linkmod.py").write_text(_MODULE)
-    env = env_for_subprocess(NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS=1)
+def _run(tmp_path, body: str, side: str, cache, module=("linkmod", _MODULE), threads=1) -> dict:
+    """``body`` after the prelude in a fresh process, with ``module`` (name, source) written
+    to ``tmp_path``; the JSON it prints last."""
+    name, source = module
+    (tmp_path / f"{name}.py").write_text(source)
+    env = env_for_subprocess(NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS=threads)
     env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_PRELUDE) + textwrap.dedent(body), side],
@@ -237,26 +245,6 @@ def first(x):
 """
 
 _LOAD = """
-import json, sys
-import numpy as np
-from numba.core import event
-import simbench._link_only as link_only
-
-if sys.argv[1] == "numba":
-    link_only._numba_supports_it = lambda: False
-compiled = []
-
-
-class Record(event.Listener):
-    def on_start(self, ev):
-        func = ev.data["dispatcher"].py_func
-        compiled.append(func.__name__ if func.__module__ == "loadmod" else "numba")
-
-    def on_end(self, ev):
-        pass
-
-
-event.register("numba:compile", Record())
 import loadmod
 
 x = np.arange(1000.0)
@@ -273,18 +261,7 @@ print(json.dumps(out))
 
 
 def _run_load(tmp_path, side: str) -> dict:
-    (tmp_path / "loadmod.py").write_text(_LOAD_MODULE)
-    env = env_for_subprocess(NUMBA_CACHE_DIR=tmp_path / side, NUMBA_NUM_THREADS=2)
-    env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_LOAD), side],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _run(tmp_path, _LOAD, side, tmp_path / side, ("loadmod", _LOAD_MODULE), threads=2)
 
 
 def test_a_kernel_loads_from_the_cache_without_setting_up_the_compiler(tmp_path):
