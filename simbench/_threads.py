@@ -320,7 +320,8 @@ def scipy_blas() -> None:
 
     L-BFGS-B (``scipy.optimize``) and, in networks with hidden layers, Numba's ``np.dot``
     and the pivoted QR of the output's refit call it; no other fit does, and a process
-    whose fits never call it does not import SciPy's linear algebra (0.15 s).  Called
+    whose fits never call it does not import SciPy's linear algebra (0.15 s; with the
+    kernels in the cache: compiling imports it, through Numba's linear algebra).  Called
     inside a fit, before the first such call: a library that is new to this process is set
     to one thread for the fits running, and restored with the others when the last one
     ends."""
