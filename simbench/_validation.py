@@ -149,11 +149,19 @@ def child_generator(root: np.random.SeedSequence, k: int) -> np.random.Generator
     return np.random.Generator(np.random.PCG64(seq))
 
 
-def seed_sequence(seed: Any, what: str = "seed") -> np.random.SeedSequence:
-    """``seed`` as a ``SeedSequence`` (an integer >= 0, or a SeedSequence as it is)."""
+def check_seed(seed: Any, what: str = "seed") -> None:
+    """Refuse anything but an integer >= 0 or a ``SeedSequence`` as a seed."""
     if isinstance(seed, np.random.SeedSequence):
-        return seed
+        return
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
         if seed >= 0:
-            return np.random.SeedSequence(int(seed))
+            return
     raise ValidationError(f"{what} must be an integer >= 0 or a SeedSequence; got {seed!r}")
+
+
+def seed_sequence(seed: Any, what: str = "seed") -> np.random.SeedSequence:
+    """``seed`` as a ``SeedSequence`` (an integer >= 0, or a SeedSequence as it is)."""
+    check_seed(seed, what)
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    return np.random.SeedSequence(int(seed))

@@ -32,6 +32,7 @@ Family('negative_binomial', 0.5)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -356,7 +357,7 @@ class Family(VocabularyItem):
         """Names of the links this family accepts (``"power"`` stands for every power link)."""
         return self.entry.links
 
-    @property
+    @functools.cached_property
     def canonical_link(self):
         """The canonical link :math:`g = (b')^{-1}`, or None where it is not in the link
         vocabulary (negative binomial: :math:`\\log(\\alpha\\mu/(1+\\alpha\\mu))`).
@@ -366,7 +367,7 @@ class Family(VocabularyItem):
             return _links().get("power", power=1.0 - self.param)
         return None if name is None else _links().get(name)
 
-    @property
+    @functools.cached_property
     def default_link(self):
         """The canonical link where it exists and is usual; log for negative_binomial and
         tweedie."""

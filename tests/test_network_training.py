@@ -207,6 +207,23 @@ def test_the_four_streams_are_the_seeds_four_children():
     assert np.array_equal(a.params, b.params)
 
 
+def test_irls_builds_no_stream_yet_checks_its_seed(monkeypatch):
+    """'irls' draws nothing: it builds no seed sequence (the costliest set-up of a small fit),
+    and still refuses a seed that every other optimiser refuses."""
+    import simbench.fit.network as network
+
+    X, y, _w, _lk = simulate("poisson", None, seed=15, n=200)
+    with pytest.raises(ValidationError, match="seed"):
+        train(X, y, {"optimizer": "irls"}, family="poisson", seed=-1)
+    built = []
+    real = network.seed_sequence
+    monkeypatch.setattr(network, "seed_sequence", lambda s: built.append(s) or real(s))
+    train(X, y, {"optimizer": "irls"}, family="poisson", seed=3)
+    assert built == []
+    train(X, y, {"optimizer": "newton"}, family="poisson", seed=3)
+    assert built == [3]
+
+
 def test_configs_differing_only_in_the_optimizer_start_from_the_same_weights():
     X, y, _w, _lk = simulate("poisson", None, seed=15, n=300)
     base = {"hidden": [4], "epochs": 1, "tol": 0.0}

@@ -56,6 +56,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 from simbench._registry import closest, normalize_name
@@ -400,31 +401,41 @@ class NetworkConfig:
             ``"matched"`` without a family, a link the family does not accept, a loss that
             cannot be fitted to the family's responses (e.g. hinge on Poisson counts).
         """
-        from simbench import families, links, losses
+        try:
+            return _resolve(self, family, link)
+        except TypeError:  # unhashable arguments: resolve without the cache
+            return _resolve.__wrapped__(self, family, link)
 
-        fam = None
-        if family is not None:
-            fam = families.get(family) if isinstance(family, str) else family
-        if fam is None:
-            if "matched" in (self.output, self.loss):
-                raise ValidationError(
-                    f"network config {self.name!r}: output/loss 'matched' needs the family "
-                    "(and link) of the data"
-                )
-            return links.get(self.output), losses.get(self.loss)
-        data_link = fam.default_link if link is None else fam.check_link(link)
-        output = data_link if self.output == "matched" else links.get(self.output)
-        loss = losses.for_family(fam) if self.loss == "matched" else losses.get(self.loss)
-        reason = loss.why_not(fam)
-        if reason is not None:
-            raise ValidationError(f"network config {self.name!r}: {reason}")
-        if self.refit_output:
-            try:
-                fam.check_link(output)
-            except ValidationError as err:
-                raise ValidationError(
-                    f"network config {self.name!r}: refit_output = {self.refit_output!r} "
-                    f"refits the output as a {fam.name} GLM with the output activation's "
-                    f"link, {output.name!r}: {err}"
-                ) from None
-        return output, loss
+
+# every fit resolves its configuration; the answer depends only on these immutable values
+@lru_cache(maxsize=256)
+def _resolve(config: NetworkConfig, family, link):
+    """:meth:`NetworkConfig.resolve`."""
+    from simbench import families, links, losses
+
+    fam = None
+    if family is not None:
+        fam = families.get(family) if isinstance(family, str) else family
+    if fam is None:
+        if "matched" in (config.output, config.loss):
+            raise ValidationError(
+                f"network config {config.name!r}: output/loss 'matched' needs the family "
+                "(and link) of the data"
+            )
+        return links.get(config.output), losses.get(config.loss)
+    data_link = fam.default_link if link is None else fam.check_link(link)
+    output = data_link if config.output == "matched" else links.get(config.output)
+    loss = losses.for_family(fam) if config.loss == "matched" else losses.get(config.loss)
+    reason = loss.why_not(fam)
+    if reason is not None:
+        raise ValidationError(f"network config {config.name!r}: {reason}")
+    if config.refit_output:
+        try:
+            fam.check_link(output)
+        except ValidationError as err:
+            raise ValidationError(
+                f"network config {config.name!r}: refit_output = {config.refit_output!r} "
+                f"refits the output as a {fam.name} GLM with the output activation's "
+                f"link, {output.name!r}: {err}"
+            ) from None
+    return output, loss

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simbench._threads import fit_threads, scipy_blas
-from simbench._validation import child_generator, real_matrix, real_vector, seed_sequence
+from simbench._validation import (
+    check_seed,
+    child_generator,
+    real_matrix,
+    real_vector,
+    seed_sequence,
+)
 from simbench.errors import ValidationError
 from simbench.fit.config import NetworkConfig
 from simbench.fit.objective import EMPTY, Objective, init_params, layer_offsets, predict_eta
@@ -195,13 +201,21 @@ def _streams(seed):
     """``stream(k)``: the generator of train's ``k``-th stream (0 the validation split, 1 the
     initial weights, 2 the epoch permutations, 3 the dropout masks), the ``k``-th of the
     seed's four children.  For an integer seed each is built when first needed (spawning
-    costs more than a small fit's arithmetic); a caller's SeedSequence spawns its four, so
-    that it advances, as NumPy's own consumers advance it."""
-    root = seed_sequence(seed)
+    costs more than a small fit's arithmetic, and 'irls' needs none); a caller's SeedSequence
+    spawns its four, so that it advances, as NumPy's own consumers advance it.  The seed is
+    checked at once."""
+    check_seed(seed)
     if isinstance(seed, np.random.SeedSequence):
-        children = root.spawn(4)
+        children = seed.spawn(4)
         return lambda k: np.random.default_rng(children[k])
-    return lambda k: child_generator(root, k)
+    root: list[np.random.SeedSequence] = []
+
+    def stream(k: int) -> np.random.Generator:
+        if not root:
+            root.append(seed_sequence(seed))
+        return child_generator(root[0], k)
+
+    return stream
 
 
 @fit_threads()

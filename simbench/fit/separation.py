@@ -44,6 +44,7 @@ direction clears a suspect fit.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
@@ -119,6 +120,8 @@ class Undecided:
         )
 
 
+# memoised: a fit asks once per call, and the answer depends only on the two vocabulary objects
+@functools.lru_cache(maxsize=256)
 def separation_kind(family: Family, link: Link) -> str | None:
     """``"binary"``, ``"count"``, or None where the MLE cannot fail to exist this way.
 

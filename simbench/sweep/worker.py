@@ -307,7 +307,19 @@ def _reference(data) -> tuple[metrics.Reference, dict[str, Any]]:
     return ref, shared
 
 
-def _run_cell(cell, data, reference, shared, record_history: bool) -> dict[str, Any]:
+def _response_problem(loss, data, checked: dict) -> str | None:
+    """Why ``loss`` cannot be fitted to the group's responses, or None; ``checked`` holds
+    the answers for the group's data (its cells share the responses)."""
+    if loss not in checked:
+        try:
+            loss.check_y(data.y)
+            checked[loss] = None
+        except ValidationError as exc:
+            checked[loss] = str(exc)
+    return checked[loss]
+
+
+def _run_cell(cell, data, reference, shared, record_history: bool, checked=None) -> dict[str, Any]:
     from simbench.fit.network import train
 
     row = _base_row(cell, shared)
@@ -320,10 +332,7 @@ def _run_cell(cell, data, reference, shared, record_history: bool) -> dict[str, 
     family, link = data.family, data.link
     output, loss, reason = entry.resolve(family, link)
     if reason is None:
-        try:
-            loss.check_y(data.y)
-        except ValidationError as exc:
-            reason = str(exc)
+        reason = _response_problem(loss, data, {} if checked is None else checked)
     if reason is not None:
         row.update(status="skipped", error=reason)
         return row
@@ -439,8 +448,9 @@ def run_group(task, emit: Callable[[dict], None] | None = None) -> Iterator[dict
                 emit(row)
             yield row
         return
+    checked: dict = {}
     for cell in task.cells:
-        row = _run_cell(cell, data, reference, shared, record_history)
+        row = _run_cell(cell, data, reference, shared, record_history, checked)
         if emit is not None:
             emit(row)
         yield row
