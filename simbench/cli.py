@@ -173,12 +173,11 @@ SUMMARY_MAX_ROWS = 200_000  # beyond this, the end-of-run summary is left to `si
 
 def _print_summary(runner, out: Path) -> None:
     """The per-configuration summary of the run's cells (skipped for very large sweeps)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import numpy as np
 
     from .sweep.cells import count_cells
     from .sweep.progress import SUMMARY_METRICS, summary_table
-    from .sweep.store import load_table, stored_columns
+    from .sweep.store import load_arrays, stored_columns
 
     if count_cells(runner.spec, runner.quick) > SUMMARY_MAX_ROWS:
         print(f"(no summary table for more than {SUMMARY_MAX_ROWS} cells: see simbench table)")
@@ -186,11 +185,11 @@ def _print_summary(runner, out: Path) -> None:
     # only the columns the summary shows: a fraction of a large run's table
     needed = ["cell_id", "config_index", "config_label", "config_id", "status", *SUMMARY_METRICS]
     stored = set(stored_columns(out))
-    table = load_table(out, columns=[c for c in needed if c in stored])
-    if runner.quick and table.num_rows:
-        wanted = pa.array(sorted(runner.cell_ids()), table.schema.field("cell_id").type)
-        table = table.filter(pc.is_in(table.column("cell_id"), value_set=wanted))
-    print(summary_table(table))
+    columns = load_arrays(out, columns=[c for c in needed if c in stored])
+    if runner.quick and len(columns["cell_id"]):
+        wanted = np.isin(columns["cell_id"], sorted(runner.cell_ids()))
+        columns = {c: values[wanted] for c, values in columns.items()}
+    print(summary_table(columns))
 
 
 def _describe_plan(spec, runner, out: Path) -> str:

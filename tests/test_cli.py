@@ -127,13 +127,13 @@ def test_run_summarises_from_the_columns_it_shows(workdir, capsys, monkeypatch):
     from simbench.sweep import store
 
     read = []
-    real = store.load_table
+    real = store.load_arrays
 
-    def spy(directory, columns=None):
+    def spy(directory, columns):
         read.append(columns)
         return real(directory, columns)
 
-    monkeypatch.setattr(store, "load_table", spy)
+    monkeypatch.setattr(store, "load_arrays", spy)
 
     def summary_cells(*args) -> int:
         code, out, _ = cli(capsys, "run", DATA / "small.toml", "--no-progress", *args)

@@ -187,6 +187,28 @@ def test_the_summary_of_a_table_is_the_summary_of_its_frame(results_dir, full):
         assert failed == row.get("error", 0) + row.get("timeout", 0)
 
 
+def test_load_arrays_are_the_columns_of_load_table(results_dir, full):
+    """The summary's reader: load_table's rows, order and conversion, gathered by NumPy."""
+    from simbench.sweep import arrow
+
+    columns = ["cell_id", "config_index", "config_label", "status", "coef_z_mle", "auc"]
+    table = store_module.load_table(results_dir, columns=columns)
+    arrays = store_module.load_arrays(results_dir, columns)
+    assert list(arrays) == columns
+    for c in columns:
+        expected = arrow.to_numpy(table.column(c))
+        assert arrays[c].dtype == expected.dtype
+        assert repr(arrays[c].tolist()) == repr(expected.tolist())
+    from simbench.sweep.progress import summary_table
+
+    assert summary_table(arrays) == summary_table(full[columns])
+    empty = write_results(_results().iloc[:0], results_dir.parent / "empty-arrays")
+    nothing = store_module.load_arrays(empty, ["status", "coef_z_mle"])
+    assert list(nothing) == ["status", "coef_z_mle"] and len(nothing["status"]) == 0
+    with pytest.raises(StoreError, match="no stored column"):
+        store_module.load_arrays(results_dir, ["no_such_column"])
+
+
 def test_load_columns_of_a_directory_without_rows(tmp_path):
     directory = write_results(_results().iloc[:0], tmp_path / "empty")
     df = load(directory, columns=["status", "coef_z_mle"])

@@ -124,10 +124,11 @@ def summary_table(table, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
 
     Parameters
     ----------
-    table : pyarrow.Table or pandas.DataFrame
-        Result rows (as from :func:`simbench.sweep.store.load_table` or
-        :func:`simbench.load`); the columns it uses are ``config_index`` (else the label),
-        ``config_label`` (else ``config_id``), ``status`` and ``metrics``.
+    table : pyarrow.Table, pandas.DataFrame or dict of NumPy arrays
+        Result rows (as from :func:`simbench.sweep.store.load_table`,
+        :func:`simbench.load` or :func:`simbench.sweep.store.load_arrays`); the columns
+        it uses are ``config_index`` (else the label), ``config_label`` (else
+        ``config_id``), ``status`` and ``metrics``.
     metrics : tuple of str
         Metric columns to average (missing values skipped) when present and numeric.
 
@@ -185,6 +186,8 @@ def summary_table(table, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
 
 def _columns(table) -> dict[str, np.ndarray]:
     """The columns of a pyarrow Table or a pandas DataFrame as NumPy arrays."""
+    if isinstance(table, dict):  # NumPy arrays already
+        return table
     if hasattr(table, "column_names"):  # a pyarrow Table
         from .arrow import to_numpy
 

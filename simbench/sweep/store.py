@@ -614,24 +614,27 @@ def _hex_ids(column) -> np.ndarray | None:
 
 def _status_codes(column) -> np.ndarray:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from . import arrow
 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
-    idx = pc.index_in(arr, value_set=arrow.array(list(STATUSES)))
-    return arrow.to_numpy(idx, fill=_OTHER).astype(np.uint8)
+    return arrow.index_in(arr, STATUSES, _OTHER).astype(np.uint8)
+
+
+def _distinct(keys: np.ndarray) -> bool:
+    """Whether no key repeats: the usual case, every cell stored once, nothing to choose."""
+    by_key = np.sort(keys)
+    return not (by_key[1:] == by_key[:-1]).any()
 
 
 def _keep_sorted(keys: np.ndarray, good: np.ndarray, part, row) -> np.ndarray:
     n = len(keys)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    by_key = np.sort(keys)
-    if not (by_key[1:] == by_key[:-1]).any():
-        return np.arange(n)  # the usual case: every cell stored once, nothing to choose
+    if _distinct(keys):
+        return np.arange(n)
     # a stable sort by (cell_id, good, part, row); the last row of each cell_id is kept
     order = np.lexsort((np.asarray(row), np.asarray(part), good, keys))
     keys = keys[order]
@@ -682,6 +685,8 @@ def _kept_rows_of(table, ids: np.ndarray | None) -> np.ndarray:
             arrow.to_numpy(table.column("_part")),
             arrow.to_numpy(table.column("_row")),
         )
+    if _distinct(ids):  # every cell stored once: the statuses need not be read
+        return np.arange(len(ids))
     good = ~np.isin(_status_codes(table.column("status")), _FAILED_CODES)
     part, row = arrow.to_numpy(table.column("_part")), arrow.to_numpy(table.column("_row"))
     return _keep_sorted(ids, good, part, row)
@@ -1064,9 +1069,32 @@ def load_table(directory: str | Path, columns: Iterable[str] | None = None):
     return table
 
 
+def load_arrays(directory: str | Path, columns: Iterable[str]) -> dict[str, np.ndarray]:
+    """The columns of :func:`load_table` as NumPy arrays (:func:`.arrow.to_numpy`'s
+    conversion): the same rows in the same order, with the same checks and errors, gathered
+    by NumPy.  For the summary ``simbench run`` prints, which then does not import
+    ``pyarrow.compute`` (some 0.05 s) for Arrow's gather."""
+    from . import arrow
+
+    read, names, positions, _ = _load_rows(directory, columns)
+    if read is None:
+        return {c: np.empty(0, dtype=object) for c in names}
+    return {c: arrow.to_numpy(col)[positions] for c, col in zip(names, read, strict=True)}
+
+
 def _load_table(directory: str | Path, columns: Iterable[str] | None):
     """``(table, names, manifest)`` for :func:`load` and :func:`load_table`: the rows in
     sweep order, or None with nothing stored (``names``: the columns to show then)."""
+    read, names, positions, manifest = _load_rows(directory, columns)
+    if read is None:
+        return None, names, manifest
+    return _gathered_table(read, names, positions), names, manifest
+
+
+def _load_rows(directory: str | Path, columns: Iterable[str] | None):
+    """``(columns, names, positions, manifest)``: the Arrow columns read and their names,
+    and the positions of the rows kept, in sweep order; columns None with nothing stored
+    (``names``: the columns to show then)."""
     directory = Path(directory)
     wanted = None if columns is None else _column_names(columns)
     manifest = load_manifest(directory)
@@ -1078,7 +1106,8 @@ def _load_table(directory: str | Path, columns: Iterable[str] | None):
     table = _concat(read.tables)
     del read
     if table is None:
-        return None, list(wanted if wanted is not None else (*IDENTITY_COLUMNS, "status")), manifest
+        names = list(wanted if wanted is not None else (*IDENTITY_COLUMNS, "status"))
+        return None, names, None, manifest
     if wanted is None:
         out = _column_order([c for c in table.column_names if c not in ("_part", "_row")])
     else:
@@ -1091,7 +1120,7 @@ def _load_table(directory: str | Path, columns: Iterable[str] | None):
     order = _sweep_order(table, keep, None if ids is None else ids[keep])
     columns = [table.column(c) for c in out]
     del table  # columns not asked for (and the internal ones) are released here
-    return _gathered_table(columns, out, keep[order]), out, manifest
+    return columns, out, keep[order], manifest
 
 
 # sweep order of a loaded table (then cell_id)
@@ -1557,8 +1586,6 @@ class ResultStore:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from . import arrow
-
         schemas = []
         for p in paths:
             try:
@@ -1575,17 +1602,16 @@ class ResultStore:
                     t = _read_part(p)
                 except (_Corrupt, _Foreign, FileNotFoundError) as exc:
                     raise _Abort(str(exc)) from None
-                yield _conform(t.take(arrow.from_numpy(rows_of[i])), schema)
+                yield _conform(_rows(t, rows_of[i]), schema)
 
         return self._write_streamed(schema, tables(), run_id)
 
     def _write_merged_in_memory(self, paths, rows_of, run_id) -> Path | None:
-        from . import arrow
 
         pieces = []
         for i, p in enumerate(paths):
             try:
-                pieces.append(_read_part(p).take(arrow.from_numpy(rows_of[i])))
+                pieces.append(_rows(_read_part(p), rows_of[i]))
             except (_Corrupt, _Foreign, FileNotFoundError):
                 return None
         table = _concat(pieces)
@@ -1623,13 +1649,24 @@ class _Abort(Exception):
     pass
 
 
+def _rows(table, rows: np.ndarray):
+    """The rows ``rows`` (increasing) of ``table``; the table itself when they are all of
+    them, as they are unless the part holds a cell stored again later."""
+    from . import arrow
+
+    if len(rows) == table.num_rows and (len(rows) == 0 or rows[-1] == len(rows) - 1):
+        return table
+    return table.take(arrow.from_numpy(rows))
+
+
 def _conform(table, schema):
     """``table`` with exactly the columns and types of ``schema`` (missing ones null)."""
     import pyarrow as pa
 
     columns = []
+    present = set(table.column_names)  # a list built anew on every access
     for field in schema:
-        if field.name in table.column_names:
+        if field.name in present:
             col = table.column(field.name)
             if not col.type.equals(field.type):
                 col = col.cast(field.type)
