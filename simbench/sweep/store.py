@@ -1607,7 +1607,6 @@ class ResultStore:
         return self._write_streamed(schema, tables(), run_id)
 
     def _write_merged_in_memory(self, paths, rows_of, run_id) -> Path | None:
-
         pieces = []
         for i, p in enumerate(paths):
             try:
