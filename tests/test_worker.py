@@ -221,6 +221,29 @@ def test_a_real_numba_error_becomes_plain_text():
     assert len(long) == ERROR_TEXT_LIMIT + 3 and long.endswith("...")
 
 
+def test_a_groups_responses_are_checked_once_per_loss():
+    """The cells of a group share its responses: a loss checks them once, and every cell
+    with that loss gets the same reason to be skipped."""
+    from types import SimpleNamespace
+
+    from simbench.errors import ValidationError
+
+    calls = []
+
+    class Loss:
+        def check_y(self, y):
+            calls.append(y)
+            if (y < 0).any():
+                raise ValidationError("needs y >= 0")
+
+    loss, checked = Loss(), {}
+    data = SimpleNamespace(y=np.array([1.0, -1.0]))
+    for _ in range(3):
+        assert worker._response_problem(loss, data, checked) == "needs y >= 0"
+    assert len(calls) == 1
+    assert worker._response_problem(loss, SimpleNamespace(y=np.ones(2)), {}) is None
+
+
 def test_warm_up_is_cached_per_structure():
     from simbench import families
 
