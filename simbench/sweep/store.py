@@ -630,11 +630,14 @@ def _distinct(keys: np.ndarray) -> bool:
 
 
 def _keep_sorted(keys: np.ndarray, good: np.ndarray, part, row) -> np.ndarray:
-    n = len(keys)
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
     if _distinct(keys):
-        return np.arange(n)
+        return np.arange(len(keys))
+    return _keep_last(keys, good, part, row)
+
+
+def _keep_last(keys: np.ndarray, good: np.ndarray, part, row) -> np.ndarray:
+    """The rows kept of keys that repeat: of each key, the last good row, else its last."""
+    n = len(keys)
     # a stable sort by (cell_id, good, part, row); the last row of each cell_id is kept
     order = np.lexsort((np.asarray(row), np.asarray(part), good, keys))
     keys = keys[order]
@@ -689,7 +692,7 @@ def _kept_rows_of(table, ids: np.ndarray | None) -> np.ndarray:
         return np.arange(len(ids))
     good = ~np.isin(_status_codes(table.column("status")), _FAILED_CODES)
     part, row = arrow.to_numpy(table.column("_part")), arrow.to_numpy(table.column("_row"))
-    return _keep_sorted(ids, good, part, row)
+    return _keep_last(ids, good, part, row)
 
 
 def _deduplicated(table):
