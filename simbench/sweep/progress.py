@@ -185,8 +185,9 @@ def summary_table(table, metrics: tuple[str, ...] = SUMMARY_METRICS) -> str:
 
 
 def _columns(table) -> dict[str, np.ndarray]:
-    """The columns of a pyarrow Table or a pandas DataFrame as NumPy arrays."""
-    if isinstance(table, dict):  # NumPy arrays already
+    """The columns of a pyarrow Table or a pandas DataFrame as NumPy arrays (a dict of
+    them, as :func:`~simbench.sweep.store.load_arrays` gives, as it is)."""
+    if isinstance(table, dict):
         return table
     if hasattr(table, "column_names"):  # a pyarrow Table
         from .arrow import to_numpy

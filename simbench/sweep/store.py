@@ -617,10 +617,9 @@ def _status_codes(column) -> np.ndarray:
 
     from . import arrow
 
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
-    return arrow.index_in(arr, STATUSES, _OTHER).astype(np.uint8)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+    return arrow.index_in(column, STATUSES, _OTHER).astype(np.uint8)
 
 
 def _distinct(keys: np.ndarray) -> bool:
