@@ -62,6 +62,12 @@ per-fit timings), per configuration the mean fit time of each side and, from the
 repetition, how far apart the two sides' coefficients are (max over cells and coefficients
 of |beta_simbench - beta_peer| / se, with se the reference fit's standard errors), followed
 by Markdown tables for the README.
+
+With each repetition a third process (this script with ``--groups SWEEP``, one core) times
+what simbench does per group before any cell, as the run's worker does it: the data
+(``simulate``, the call the peer makes too) and the reference fit.  From these the report
+gives Amdahl's bound on the study's ratio: the peer's study over simbench's data and
+reference fits alone (were every cell free), and over those plus simbench's fits.
 """
 
 from __future__ import annotations
@@ -613,6 +619,33 @@ def peer_main(sweep: str, out: str) -> int:
     return 0
 
 
+def groups_main(sweep: str) -> int:
+    """Time what simbench does per group before any cell: the data and the reference fit.
+
+    ``simulate`` (the same call as the peer's) and the reference fit of the run's worker,
+    for every (scenario, replicate) of ``sweep``, one core, after one untimed group (its
+    kernels load from Numba's cache); prints ``{"simulate": s, "reference": s}`` as JSON.
+    """
+    from simbench import simulate
+    from simbench.sweep import worker
+    from simbench.sweep.cells import expand_cells, group_tasks
+    from simbench.sweep.spec import load_sweep
+
+    spec = load_sweep(sweep)
+    tasks = group_tasks(spec, expand_cells(spec))
+    worker._reference(simulate(worker._scenario(tasks[0].scenario), tasks[0].data_seed))
+    t_sim = t_ref = 0.0
+    for task in tasks:
+        t0 = time.perf_counter()
+        data = simulate(worker._scenario(task.scenario), task.data_seed)
+        t1 = time.perf_counter()
+        worker._reference(data)
+        t_sim += t1 - t0
+        t_ref += time.perf_counter() - t1
+    print(json.dumps({"simulate": t_sim, "reference": t_ref}))
+    return 0
+
+
 # =====================================================================================
 # the driver
 # =====================================================================================
@@ -653,6 +686,13 @@ def run_peer(sweep: Path, out: Path) -> dict:
     summary = json.loads(out.with_suffix(".json").read_text())
     return {"wall": wall, "study": summary["study"], "summary": summary,
             "rows": pd.read_parquet(out)}  # fmt: skip
+
+
+def run_groups(sweep: Path) -> dict:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--groups",
+                           str(sweep)], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return json.loads(proc.stdout.splitlines()[-1])
 
 
 def _fit_totals(rows) -> dict[str, tuple[int, float]]:
@@ -722,10 +762,11 @@ def bench_study(label: str, sweep: Path, work: Path, repeat: int) -> list[str]:
     # untimed: Numba's on-disk cache for exactly these kernels, the OS's file cache for both
     run_simbench(sweep, work / "sb-warm")
     run_peer(sweep, work / "peer-warm.parquet")
-    sb_runs, peer_runs = [], []
+    sb_runs, peer_runs, group_runs = [], [], []
     for k in range(repeat):
         sb_runs.append(run_simbench(sweep, work / f"sb-{k}"))
         peer_runs.append(run_peer(sweep, work / f"peer-{k}.parquet"))
+        group_runs.append(run_groups(sweep))
         print(
             f"  repetition {k + 1}/{repeat}: simbench {sb_runs[-1]['wall']:.2f} s "
             f"(study {sb_runs[-1]['study']:.2f} s), peer {peer_runs[-1]['wall']:.2f} s "
@@ -770,6 +811,16 @@ def bench_study(label: str, sweep: Path, work: Path, repeat: int) -> list[str]:
         f"{summ['warmup']:.2f} s, fits "
         f"{summ['fits']:.2f} s, predictions and metrics {summ['metrics']:.2f} s, "
         f"write {summ['write']:.2f} s"
+    )
+
+    # Amdahl's bound: what simbench does per group before any cell, timed alone
+    data_t = med(g["simulate"] for g in group_runs)
+    ref_t = med(g["reference"] for g in group_runs)
+    print(
+        f"simbench per group, timed alone: data {data_t:.2f} s (the peer's own call), "
+        f"reference fits {ref_t:.2f} s; were the rest of every cell free, the study in "
+        f"process would be at most {_ratio(data_t + ref_t, study[1])} the peer's speed, "
+        f"and with its fits as they are {_ratio(data_t + ref_t + fits[0], study[1])}"
     )
 
     agree = _agreement(sb_runs[-1]["rows"], peer_runs[-1]["rows"])
@@ -818,9 +869,12 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--peer", metavar="SWEEP", help=argparse.SUPPRESS)
     ap.add_argument("--peer-out", metavar="FILE", help=argparse.SUPPRESS)
+    ap.add_argument("--groups", metavar="SWEEP", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.peer:
         return peer_main(args.peer, args.peer_out)
+    if args.groups:
+        return groups_main(args.groups)
     if args.repeat < 1 or args.replicates < 1:
         ap.error("--repeat and --replicates must be at least 1")
 
