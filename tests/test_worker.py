@@ -19,6 +19,7 @@ CONFIGS = {
     "irls": {"hidden": [], "optimizer": "irls"},
     "squared": {"hidden": [], "optimizer": "lbfgs", "loss": "squared_error", "epochs": 500},
     "mlp": {"hidden": [4], "optimizer": "adam", "lr": 0.01, "epochs": 30},
+    "glm-adam": {"hidden": [], "optimizer": "adam", "lr": 0.01, "epochs": 30},
     "hinge": {"hidden": [], "optimizer": "gd", "loss": "hinge", "epochs": 20},
     # passes validation but cannot split 300 rows: train raises a ValidationError
     "no_split": {
@@ -293,9 +294,9 @@ def test_prepare_compiles_what_a_task_needs_before_its_cells(monkeypatch):
     monkeypatch.undo()
     # only what the cells use: the GLM projection when a network needs it, the AUC for
     # binary data; never a multi-threaded variant (workers run on one thread)
-    assert worker._WARM_PARTS == {"core", "common"}
+    assert worker._WARM_PARTS == {"core", "reference", "metrics"}
     worker.run_group.prepare(_task(["mlp"], family="bernoulli"))
-    assert worker._WARM_PARTS == {"core", "common", "auc", "projection"}
+    assert worker._WARM_PARTS == {"core", "reference", "metrics", "auc", "projection"}
 
 
 def test_a_reused_config_id_with_other_settings_is_not_trusted():
@@ -321,13 +322,18 @@ def test_prepare_offers_the_longest_units_first(monkeypatch):
     seen = []
     monkeypatch.setattr(worker, "run_shared", lambda units: seen.extend(k for k, _ in units))
     worker.clear_warm_cache()
-    worker.run_group.prepare(_task(["lbfgs", "irls", "newton", "mlp"], family="bernoulli"))
+    worker.run_group.prepare(
+        _task(["lbfgs", "irls", "newton", "mlp", "glm-adam"], family="bernoulli")
+    )
     assert seen[0] == ("part", "core")  # what every other unit needs
     assert seen[1][:2] == ("adam", (4,))  # hidden layers
-    assert seen[2] == ("part", "common")  # the reference fit and the metrics
+    assert seen[2] == ("part", "reference")
     assert seen[3][0] == "newton"
-    assert {k[0] for k in seen[4:6]} == {"lbfgs", "irls"}
-    assert set(seen[6:]) == {("part", "auc"), ("part", "projection")}
+    assert seen[4] == ("part", "metrics")
+    assert seen[5][:2] == ("adam", ())  # compiled epochs without hidden layers
+    # what reuses the code of Newton and of the reference fit, then the smaller parts
+    assert {k[0] for k in seen[6:8]} == {"lbfgs", "irls"}
+    assert set(seen[8:]) == {("part", "auc"), ("part", "projection")}
     worker.clear_warm_cache()
 
 
@@ -495,7 +501,8 @@ def test_preload_sweep_loads_what_the_tasks_need_and_compiles_nothing(tmp_path):
     assert res.returncode == 0, res.stderr
     got = _preload_in_fresh_process(sweep, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
     assert got["begun"] == 0  # everything came from the cache
-    assert got["structures"] == ["irls", "newton"] and got["parts"] == ["common", "core"]
+    assert got["structures"] == ["irls", "newton"]
+    assert got["parts"] == ["core", "metrics", "reference"]
     assert not got["left"]  # a task of the sweep finds nothing to prepare
     assert got["threads"][1] == got["threads"][0]
     assert got["compiler_set_up"] is False  # the workers only load: nobody needs it
@@ -549,7 +556,7 @@ def test_preload_sweep_plans_the_auc_of_a_later_binary_scenario_with_the_first_t
     sweep.write_text(both)
     got = _preload_in_fresh_process(sweep, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     assert got["sweep_parts"] == ["auc"]
-    assert got["planned"] == ["auc", "common", "core"]
+    assert got["planned"] == ["auc", "core", "metrics", "reference"]
 
 
 _CELLS_LOAD_NOTHING = """
