@@ -559,6 +559,27 @@ def test_preload_sweep_plans_the_auc_of_a_later_binary_scenario_with_the_first_t
     assert got["planned"] == ["auc", "core", "metrics", "reference"]
 
 
+_METRICS_ALONE = """
+import simbench
+from simbench.kernels.irls import irls_pass
+from simbench.kernels.metrics import glm_fit_small, mean_function_passes
+from simbench.sweep import worker
+
+d = simbench.simulate({"family": "poisson", "n": 200, "n_test": 300, "p": 3}, seed=1)
+worker._warm_part("metrics", d)
+print(len(irls_pass.signatures), len(mean_function_passes.signatures),
+      len(glm_fit_small.signatures))
+"""
+
+
+def test_the_metrics_unit_does_not_wait_for_the_reference_fit(tmp_path):
+    """From an empty cache the metrics' code compiles without the reference fit's (the
+    IRLS passes): the two are separate units that two workers can share."""
+    from cli_support import printed_from_an_empty_cache
+
+    assert printed_from_an_empty_cache(_METRICS_ALONE, tmp_path) == ["0", "1", "1"]
+
+
 _CELLS_LOAD_NOTHING = """
 import gc, sys
 from numba.core.registry import CPUDispatcher

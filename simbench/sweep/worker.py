@@ -508,9 +508,9 @@ def _warm_part(part: str, data) -> None:
     per array type): the reference fit ("reference"), the metrics of a network's own
     coefficients ("metrics"), the AUC of binary families ("auc") and the GLM projection
     ("projection").  The metrics are computed against a stand-in for the reference fit
-    (the truth, with unit information matrices: arrays of the types a fit gives), so that
-    they need not wait for the reference fit's code: from an empty cache the two are some
-    9 and 4 s of compiling, which two workers can share.
+    (the truth, with identity information matrices: arrays of the types a fit gives), so
+    that they need not wait for the reference fit's code: from an empty cache the two are
+    some 9 and 4 s of compiling, which two workers can share.
 
     "core" is the family, link and loss code for one observation (``loss_eval``, whose
     arguments are scalars, so that a call from here compiles what every fit and metric
