@@ -657,20 +657,21 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], ok_codes=(0,)) -> float:
+def _run(cmd: list[str], ok_codes=(0,)) -> tuple[float, str]:
+    """Run ``cmd`` on one core; return its wall time and what it printed."""
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode not in ok_codes:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"{' '.join(cmd[:4])} ... exited with {proc.returncode}")
-    return wall
+    return wall, proc.stdout
 
 
 def run_simbench(sweep: Path, out: Path) -> dict:
     # exit code 3: some cells failed (e.g. separation); their rows exist and are compared
-    wall = _run([sys.executable, "-m", "simbench", "run", str(sweep), "--jobs", "1",
-                 "--out", str(out)], ok_codes=(0, 3))  # fmt: skip
+    wall, _ = _run([sys.executable, "-m", "simbench", "run", str(sweep), "--jobs", "1",
+                    "--out", str(out)], ok_codes=(0, 3))  # fmt: skip
     import simbench
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -679,8 +680,8 @@ def run_simbench(sweep: Path, out: Path) -> dict:
 
 
 def run_peer(sweep: Path, out: Path) -> dict:
-    wall = _run([sys.executable, str(Path(__file__).resolve()), "--peer", str(sweep),
-                 "--peer-out", str(out)])  # fmt: skip
+    wall, _ = _run([sys.executable, str(Path(__file__).resolve()), "--peer", str(sweep),
+                    "--peer-out", str(out)])  # fmt: skip
     import pandas as pd
 
     summary = json.loads(out.with_suffix(".json").read_text())
@@ -689,10 +690,8 @@ def run_peer(sweep: Path, out: Path) -> dict:
 
 
 def run_groups(sweep: Path) -> dict:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--groups",
-                           str(sweep)], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    return json.loads(proc.stdout.splitlines()[-1])
+    _, printed = _run([sys.executable, str(Path(__file__).resolve()), "--groups", str(sweep)])
+    return json.loads(printed.splitlines()[-1])
 
 
 def _fit_totals(rows) -> dict[str, tuple[int, float]]:
